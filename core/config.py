@@ -1,0 +1,143 @@
+"""Settings: every number Rampart acts on, validated against SPEC ranges when loaded.
+
+Sources, highest priority first: keyword overrides (the CLI), environment variables ``RAMPART_*`` (nested
+with ``__``: ``RAMPART_GATE__MIN_SHARPE=0.8``), a ``.env`` file in the working directory, then the defaults
+below. An invalid value stops the load with a ``ConfigError`` naming the variable and the valid range, so
+nothing runs on a half-valid configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.domain import Instrument
+from core.errors import ConfigError
+from core.gate import GateConfig
+from core.market.candles import TIMEFRAMES
+
+# Binance spot filters (PRICE_FILTER tickSize, LOT_SIZE stepSize, NOTIONAL minNotional) for the symbols Rampart
+# knows. Live sessions replace these with the exchange's own values from exchangeInfo.
+INSTRUMENTS: dict[str, Instrument] = {
+    "BTCUSDT": Instrument("BTCUSDT", tick_size=0.01, lot_step=0.00001, min_notional=5.0),
+    "ETHUSDT": Instrument("ETHUSDT", tick_size=0.01, lot_step=0.0001, min_notional=5.0),
+    "SOLUSDT": Instrument("SOLUSDT", tick_size=0.01, lot_step=0.001, min_notional=5.0),
+    "BNBUSDT": Instrument("BNBUSDT", tick_size=0.01, lot_step=0.001, min_notional=5.0),
+}
+MAX_SYMBOLS = 2  # R2.2: at most two symbols until scaling approves more
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PaperConfig(_Frozen):
+    """The simulated broker: starting cash, fees and the slippage model."""
+
+    starting_cash: float = Field(10_000.0, gt=0, le=1e9, description="USDT at session start")
+    taker_fee: float = Field(0.001, ge=0, le=0.01, description="fee rate of market and stop orders (0.1 %)")
+    maker_fee: float = Field(0.001, ge=0, le=0.01, description="fee rate of limit orders")
+    slippage_bps: float = Field(2.0, ge=0, le=500, description="market/stop fills this many bps worse")
+
+
+class SizingConfig(_Frozen):
+    """How big an entry is. Paper validation measures the strategy at its own full scale (R1 / issue 2)."""
+
+    mode: Literal["risk", "all_in"] = Field("risk", description="risk: SPEC formula; all_in: spend all cash")
+    risk_per_trade: float = Field(0.01, gt=0, le=0.05, description="equity fraction lost if the stop is hit")
+    exposure_cap: float = Field(1.0, gt=0, le=1.0, description="open notional / equity at most")
+
+
+class StrategyConfig(_Frozen):
+    name: str = Field("trend", description="one of: trend, mean_reversion, sma_cross")
+    params: dict[str, Any] = Field(default_factory=dict, description="overrides of the strategy's defaults")
+
+
+class MarketConfig(_Frozen):
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    allowed_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    timeframe: str = "15m"
+
+    @field_validator("symbols", "allowed_symbols", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [s for s in (p.strip().upper() for p in value.split(",")) if s]
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        if value not in TIMEFRAMES:
+            raise ValueError(f"unknown timeframe '{value}'; use one of {', '.join(TIMEFRAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _allowed(self) -> MarketConfig:
+        check_symbols(self.symbols, self.allowed_symbols)
+        return self
+
+
+def check_symbols(symbols: tuple[str, ...] | list[str], allowed: tuple[str, ...] | list[str]) -> None:
+    """R2.2: only known, allow-listed symbols, at most two, no duplicates; ValueError says which one and why."""
+    if not symbols:
+        raise ValueError("no symbols given; use e.g. BTCUSDT,ETHUSDT")
+    for sym in symbols:
+        if sym not in INSTRUMENTS:
+            raise ValueError(f"unknown symbol '{sym}'; known: {', '.join(INSTRUMENTS)}")
+        if sym not in allowed:
+            raise ValueError(f"symbol '{sym}' is not on the allow-list ({', '.join(allowed)})")
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"duplicate symbol in {', '.join(symbols)}")
+    if len(symbols) > MAX_SYMBOLS:
+        raise ValueError(f"{len(symbols)} symbols given; at most {MAX_SYMBOLS} may trade (R2.2)")
+
+
+class Settings(BaseSettings):
+    """All of Rampart's settings. Build with ``load_settings()`` to get readable errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAMPART_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True,
+    )
+
+    data_dir: Path = Field(Path("data"), description="runtime files: database, reports, logs")
+    paper: PaperConfig = PaperConfig()
+    sizing: SizingConfig = SizingConfig()
+    gate: GateConfig = GateConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    market: MarketConfig = MarketConfig()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "rampart.duckdb"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings from overrides, environment and .env; ConfigError lists each bad value and what to fix."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {describe_validation(exc)}") from None
+    from core.strategy import build_params
+
+    build_params(settings.strategy.name, settings.strategy.params)  # raises ConfigError with the parameter
+    return settings
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """One line per problem, named as the environment variable that sets it (RAMPART_GATE__MIN_SHARPE)."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        name = "RAMPART_" + "__".join(loc).upper() if loc else "settings"
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        parts.append(f"{name}: {err['msg']}{got}")
+    return "; ".join(parts)

@@ -1,0 +1,287 @@
+"""The trading engine: one loop for backtest, paper and live — only the broker differs (R1.1).
+
+Per bar, in this order: the broker reports fills (market orders at the open, stops and limits intrabar),
+the portfolio books them and protective stops are placed, equity is marked at the close, then each
+symbol's strategy decides and the risk engine sizes or refuses every signal. Decisions, orders, fills,
+trades and the equity curve are kept in memory and handed to the store as frames at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from core.domain import (
+    Instrument, Mode, Order, OrderDenied, OrderFilled, OrderTag, OrderType, Position, Side, Signal, Trade,
+    dt_to_ms, ms_to_dt,
+)
+from core.execution.broker import Broker, client_order_id
+from core.market.candles import CandleSet
+from core.portfolio import Portfolio
+from core.risk.engine import EntryApproved, RiskEngine
+from core.strategy.base import Strategy
+
+
+class BarContext:
+    """One symbol's view for its strategy: candle lists, the open position and working orders."""
+
+    __slots__ = ("close", "high", "instrument", "low", "n_market", "open", "position", "strategy", "symbol", "ts",
+                 "volume", "wake_high", "wake_low", "working")
+
+    def __init__(self, symbol: str, instrument: Instrument, strategy: Strategy, frame: pl.DataFrame) -> None:
+        self.symbol = symbol
+        self.instrument = instrument
+        self.strategy = strategy
+        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_numpy().tolist()
+        self.open: list[float] = frame["open"].to_numpy().tolist()
+        self.high: list[float] = frame["high"].to_numpy().tolist()
+        self.low: list[float] = frame["low"].to_numpy().tolist()
+        self.close: list[float] = frame["close"].to_numpy().tolist()
+        self.volume: list[float] = frame["volume"].to_numpy().tolist()
+        self.position: Position | None = None
+        self.working: list[Order] = []
+        # Kept by the broker so the loop only calls it when something can happen on this bar: market orders
+        # waiting, or the bar's low/high reaching a working stop or limit. A live broker sets wake_low = inf.
+        self.n_market = 0
+        self.wake_low = -math.inf
+        self.wake_high = math.inf
+
+
+@dataclass
+class SessionResult:
+    """Everything a session produced, ready for metrics, the gate and the store."""
+
+    session_id: str
+    mode: Mode
+    strategy: str
+    config_hash: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    starting_equity: float
+    started_at: datetime
+    ended_at: datetime | None = None
+    final_equity: float = 0.0
+    ts: list[int] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    cash: list[float] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    fills: list[OrderFilled] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    open_positions: dict[str, Position] = field(default_factory=dict)
+    fees_paid: float = 0.0
+    loop_seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.errors else "completed"
+
+    def equity_frame(self) -> pl.DataFrame:
+        eq = pl.Series("equity", self.equity, pl.Float64)
+        cash = pl.Series("cash", self.cash, pl.Float64)
+        return pl.DataFrame({
+            "ts": pl.Series("ts", self.ts[: len(self.equity)], pl.Int64).cast(pl.Datetime("ms", "UTC")),
+            "equity": eq, "cash": cash,
+            # long-only spot: everything that is not cash is open notional
+            "exposure": ((eq - cash) / eq).fill_nan(0.0),
+        })
+
+    def trades_frame(self) -> pl.DataFrame:
+        rows = [t.to_row() for t in self.trades]
+        return pl.DataFrame(rows, schema=TRADE_SCHEMA) if rows else pl.DataFrame(schema=TRADE_SCHEMA)
+
+
+TRADE_SCHEMA: dict[str, Any] = {
+    "trade_id": pl.String, "symbol": pl.String, "entry_time": pl.Datetime("us", "UTC"),
+    "exit_time": pl.Datetime("us", "UTC"), "entry_price": pl.Float64, "exit_price": pl.Float64, "qty": pl.Float64,
+    "fees": pl.Float64, "gross_pnl": pl.Float64, "net_pnl": pl.Float64, "return_pct": pl.Float64,
+    "entry_reason": pl.String, "exit_reason": pl.String, "exit_kind": pl.String,
+}
+
+
+class Engine:
+    """Runs strategies over aligned candles through a RiskEngine and a Broker, booking into a Portfolio."""
+
+    def __init__(self, *, session_id: str, mode: Mode, strategies: dict[str, Strategy],
+                 instruments: dict[str, Instrument], risk: RiskEngine, broker: Broker, portfolio: Portfolio,
+                 config_hash: str, timeframe: str, strategy_name: str, record_decisions: bool = True) -> None:
+        self.session_id = session_id
+        self.risk = risk
+        self.broker = broker
+        self.portfolio = portfolio
+        self.strategies = strategies
+        self.instruments = instruments
+        self.record_decisions = record_decisions
+        self.books: list[BarContext] = []
+        self._orders: dict[str, Order] = {}
+        self._i: int | None = None
+        self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
+                                    portfolio.starting_cash, datetime.now(UTC))
+
+    # --- running -------------------------------------------------------------------------------------------
+    def run(self, candle_sets: list[CandleSet]) -> SessionResult:
+        """Backtest/paper: prepare indicators once, run every bar, return the result (errors recorded, R1.5)."""
+        t0 = time.perf_counter()
+        try:
+            self.load(candle_sets)
+            self.step_range(0, len(self.books[0].ts) if self.books else 0)
+        except Exception as exc:  # R1.5: any error fails the session, with its context, never silently
+            self.record_error(exc)
+        self.result.loop_seconds = time.perf_counter() - t0
+        return self.finish()
+
+    def load(self, candle_sets: list[CandleSet]) -> None:
+        """Build each symbol's BarContext from aligned candle sets and let its strategy compute indicators."""
+        lengths = {len(cs.frame) for cs in candle_sets}
+        if len(lengths) > 1:
+            raise ValueError(f"candle sets are not aligned (lengths {sorted(lengths)}); align them first")
+        self.books = []
+        for cs in candle_sets:
+            strategy = self.strategies[cs.symbol]
+            strategy.prepare(cs.frame)
+            self.books.append(BarContext(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
+        self.result.ts = self.books[0].ts if self.books else []
+
+    def step_range(self, start: int, end: int) -> None:
+        """The hot loop over bars [start, end). Keep per-bar work to a few attribute reads."""
+        books = self.books
+        port = self.portfolio
+        on_bar = self.broker.on_bar
+        eq_append = self.result.equity.append
+        cash_append = self.result.cash.append
+        self._i = start
+        for i in range(start, end):
+            self._i = i
+            for bar in books:
+                if bar.working and (bar.n_market or bar.low[i] <= bar.wake_low or bar.high[i] >= bar.wake_high):
+                    fills = on_bar(bar, i)
+                    while fills:  # a stop placed on an entry fill is live for the rest of this bar
+                        fills = on_bar(bar, i) if self._book_fills(bar, fills) else None
+            equity = port.cash
+            for bar in books:
+                if bar.position is not None:
+                    equity += bar.position.qty * bar.close[i]
+            eq_append(equity)
+            cash_append(port.cash)
+            for bar in books:
+                signal = bar.strategy.on_bar(i, bar)
+                if signal is not None:
+                    self._on_signal(bar, signal, i, equity)
+
+    # --- fills ---------------------------------------------------------------------------------------------
+    def _book_fills(self, bar: BarContext, fills: list[OrderFilled]) -> bool:
+        """Book fills into the portfolio; place the protective stop after an entry. True if a stop was placed."""
+        placed = False
+        for fill in fills:
+            order = self._orders[fill.client_order_id]
+            self.result.fills.append(fill)
+            kind = "stop" if fill.tag is OrderTag.STOP else "signal"
+            trade = self.portfolio.apply_fill(fill, order.reason, kind)
+            bar.position = self.portfolio.positions.get(bar.symbol)
+            if fill.tag is OrderTag.ENTRY and not order.is_open and bar.position is not None:
+                placed = self._place_stop(bar, order, fill.ts)
+            elif trade is not None:
+                for other in [o for o in bar.working if o.tag is OrderTag.STOP]:
+                    self.broker.cancel(other, bar, fill.ts)
+        return placed
+
+    def _place_stop(self, bar: BarContext, entry: Order, ts: int) -> bool:
+        pos = bar.position
+        if pos is None or entry.stop_price is None:
+            return False
+        pos.stop = entry.stop_price
+        order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop"), bar.symbol, Side.SELL,
+                      OrderType.STOP, pos.qty, OrderTag.STOP, ts,
+                      reason=f"protective stop {entry.stop_price:.2f} hit", stop_price=entry.stop_price)
+        self._submit(bar, order, ts)
+        return True
+
+    # --- decisions -----------------------------------------------------------------------------------------
+    def _on_signal(self, bar: BarContext, signal: Signal, i: int, equity: float) -> None:
+        ts = bar.ts[i]
+        price = bar.close[i]
+        if any(o.tag is not OrderTag.STOP for o in bar.working):
+            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts))
+            return
+        if signal.action == "exit":
+            pos = bar.position
+            if pos is None:
+                return
+            order = Order(client_order_id(self.session_id, bar.symbol, ts, "exit"), bar.symbol, Side.SELL,
+                          OrderType.MARKET, pos.qty, OrderTag.EXIT, ts, reason=signal.reason)
+            self._submit(bar, order, ts)
+            self._decide(ts, signal, order)
+            return
+        open_notional = equity - self.portfolio.cash
+        verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash, open_notional, ts)
+        if isinstance(verdict, OrderDenied):
+            self._decide(ts, signal, verdict)
+            return
+        order = Order(client_order_id(self.session_id, bar.symbol, ts, "entry"), bar.symbol, Side.BUY,
+                      OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
+                      stop_price=signal.stop, quote_qty=verdict.quote_qty)
+        self._submit(bar, order, ts)
+        self._decide(ts, signal, order, verdict)
+
+    def _submit(self, bar: BarContext, order: Order, ts: int) -> None:
+        self._orders[order.client_order_id] = order
+        self.result.orders.append(order)
+        self.broker.submit(order, bar, ts)
+
+    def _decide(self, ts: int, signal: Signal, outcome: Order | OrderDenied,
+                approved: EntryApproved | None = None) -> None:
+        if not self.record_decisions:
+            return
+        details: dict[str, Any] = {"indicators": signal.indicators, "stop": signal.stop, "target": signal.target,
+                                   "state": self.risk.state.value}
+        if isinstance(outcome, OrderDenied):
+            kind, code, details["denied"] = "denied", outcome.code, outcome.detail
+        else:
+            kind, code = "order", "SUBMITTED"
+            details["order"] = {"client_order_id": outcome.client_order_id, "side": outcome.side.value,
+                                "type": outcome.type.value, "qty": outcome.qty, "quote_qty": outcome.quote_qty}
+        if approved is not None:
+            details["sizing"] = approved.inputs
+            details["checks"] = list(approved.checks)
+        self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
+                                      "ts": ts, "symbol": signal.symbol, "kind": kind, "action": signal.action,
+                                      "code": code, "reason": signal.reason, "details": details})
+
+    # --- errors and end ------------------------------------------------------------------------------------
+    def record_error(self, exc: BaseException) -> None:
+        i = self._i
+        where = ""
+        if i is not None and self.books and i < len(self.books[0].ts):
+            where = f" at bar {i} ({ms_to_dt(self.books[0].ts[i]).isoformat()})"
+        message = f"{type(exc).__name__}{where}: {exc}"
+        self.result.errors.append(message)
+        self.record_event("error", "SESSION_ERROR", message, {"traceback": traceback.format_exc(limit=8)})
+
+    def record_event(self, severity: str, code: str, message: str, details: dict[str, Any] | None = None,
+                     ts: int | None = None) -> None:
+        when = ts if ts is not None else dt_to_ms(datetime.now(UTC))
+        self.result.events.append({"ts": when, "kind": "session", "severity": severity, "code": code,
+                                   "message": message, "details": details or {}})
+
+    def finish(self) -> SessionResult:
+        res = self.result
+        notices = getattr(self.broker, "notices", [])
+        for ts, code, message in notices:
+            severity = "error" if code == "INSUFFICIENT_BALANCE" else "info"
+            self.record_event(severity, code, message, ts=ts)
+            if severity == "error":  # an unexpected order rejection fails the session (R1.5)
+                res.errors.append(f"{code}: {message}")
+        res.final_equity = res.equity[-1] if res.equity else self.portfolio.cash
+        res.trades = list(self.portfolio.trades)
+        res.fees_paid = self.portfolio.fees_paid
+        res.open_positions = dict(self.portfolio.positions)
+        res.ended_at = datetime.now(UTC)
+        return res

@@ -1,0 +1,71 @@
+"""Rampart's one exception tree: every error a caller may need to handle derives from RampartError.
+
+Exchange and library errors are translated once, at the adapter boundary, into one of these
+(`raise ConfigError(...) from exc`). Each message says what is wrong and what to do about it.
+A risk refusal is *not* an exception: it is a returned ``OrderDenied`` event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RampartError(Exception):
+    """Base class of every error Rampart raises on purpose."""
+
+
+class ConfigError(RampartError):
+    """A setting or command-line argument is invalid; the message names it and the valid range."""
+
+
+class DataError(RampartError):
+    """Market data could not be read or is unusable (missing file, unknown format, bad columns)."""
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """One failed data-quality check: which check, on which rows, with a short explanation."""
+
+    check: str
+    symbol: str
+    rows: tuple[int, ...]
+    timestamps: tuple[str, ...]
+    detail: str
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"row {r} ({t})" for r, t in zip(self.rows[:5], self.timestamps[:5]))
+        more = f" and {len(self.rows) - 5} more" if len(self.rows) > 5 else ""
+        return f"{self.symbol} {self.check}: {self.detail} at {shown}{more}"
+
+
+class DataQualityError(DataError):
+    """A batch of candles failed the data-quality suite; ``problems`` names each failed check and row."""
+
+    def __init__(self, problems: list[DataProblem]) -> None:
+        self.problems = list(problems)
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{len(self.problems)} data-quality problem(s): {lines}")
+
+
+class StoreError(RampartError):
+    """The DuckDB store could not be opened, migrated or written (e.g. locked by another process)."""
+
+
+class SessionError(RampartError):
+    """A trading session failed; the session is recorded as errored and the gate fails (R1.5)."""
+
+
+class OrderError(RampartError):
+    """An order could not be built or was rejected by the broker for a reason that is not a risk denial."""
+
+
+class ExchangeError(RampartError):
+    """The exchange (or the sandbox) failed or refused a request. Subclasses say whether a retry can help."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """Network error, timeout, 5xx or rate limit: transient, a retry may succeed."""
+
+
+class AuthenticationError(ExchangeError):
+    """Credentials are missing, malformed or refused by the exchange: fix the keys; never retried."""

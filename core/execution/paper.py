@@ -1,0 +1,142 @@
+"""PaperBroker: simulated fills from candles, the only thing that differs between paper and live (R1.1).
+
+Fill model (taker fee 0.1 % by default):
+- market orders fill at the next bar's open, made worse by the slippage model;
+- stop (sell) orders trigger when the bar's low reaches the stop and fill at the stop, or at the open when the
+  bar gaps through it (worse), then slippage;
+- limit orders fill at the limit, or at the open when it is better, with the maker fee and no slippage.
+A buy larger than the cash available is reduced to what the cash pays for (``ENTRY_CLAMPED``), as a
+quote-quantity market order on Binance would be.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.domain import Order, OrderFilled, OrderStatus, OrderType, Side
+
+if TYPE_CHECKING:
+    from core.engine import BarContext
+    from core.portfolio import Portfolio
+
+
+@dataclass(frozen=True, slots=True)
+class FillModelConfig:
+    taker_fee: float = 0.001
+    maker_fee: float = 0.001
+    slippage_bps: float = 0.0
+
+
+class PaperBroker:
+    """Matches working orders against each bar's open/high/low; books nothing itself (the engine does)."""
+
+    def __init__(self, config: FillModelConfig, portfolio: Portfolio) -> None:
+        self.config = config
+        self.portfolio = portfolio
+        self._slip = config.slippage_bps / 10_000.0
+        self.notices: list[tuple[int, str, str]] = []  # (ts, code, message) for the session's event log
+
+    def submit(self, order: Order, bar: BarContext, ts: int) -> None:
+        order.apply(OrderStatus.SUBMITTED, ts)
+        order.apply(OrderStatus.ACCEPTED, ts)
+        bar.working.append(order)
+        _rewake(bar)
+
+    def cancel(self, order: Order, bar: BarContext, ts: int) -> None:
+        if order.is_open:
+            order.apply(OrderStatus.CANCELED, ts)
+        if order in bar.working:
+            bar.working.remove(order)
+            _rewake(bar)
+
+    def on_bar(self, bar: BarContext, i: int) -> list[OrderFilled]:
+        fills: list[OrderFilled] = []
+        ts = bar.ts[i]
+        op = bar.open[i]
+        for order in [o for o in bar.working if o.type is OrderType.MARKET]:
+            self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
+                       op, ts, fills, taker=True)
+        low = bar.low[i]
+        high = bar.high[i]
+        for order in [o for o in bar.working if o.type is not OrderType.MARKET]:
+            if order.type is OrderType.STOP:
+                stop = order.stop_price or 0.0
+                if order.side is Side.SELL and low <= stop:
+                    ref = min(op, stop)
+                    self._fill(bar, order, ref * (1.0 - self._slip), ref, ts, fills, taker=True)
+                elif order.side is Side.BUY and high >= stop:
+                    ref = max(op, stop)
+                    self._fill(bar, order, ref * (1.0 + self._slip), ref, ts, fills, taker=True)
+            elif order.type is OrderType.LIMIT:
+                limit = order.price or 0.0
+                if order.side is Side.BUY and low <= limit:
+                    px = min(op, limit)
+                    self._fill(bar, order, px, px, ts, fills, taker=False)
+                elif order.side is Side.SELL and high >= limit:
+                    px = max(op, limit)
+                    self._fill(bar, order, px, px, ts, fills, taker=False)
+        _rewake(bar)
+        return fills
+
+    def _fill(self, bar: BarContext, order: Order, price: float, ref: float, ts: int,
+              fills: list[OrderFilled], *, taker: bool) -> None:
+        fee_rate = self.config.taker_fee if taker else self.config.maker_fee
+        qty = order.remaining
+        if order.side is Side.BUY:
+            qty = self._affordable(bar, order, qty, price, fee_rate, ts)
+            if qty <= 0:
+                order.apply(OrderStatus.REJECTED, ts)
+                bar.working.remove(order)
+                self.notices.append((ts, "INSUFFICIENT_BALANCE",
+                                     f"{order.client_order_id}: no cash for {order.symbol} at {price:.2f}"))
+                return
+        else:
+            pos = self.portfolio.positions.get(order.symbol)
+            qty = min(qty, pos.qty) if pos is not None else 0.0
+            if qty <= 0:
+                order.apply(OrderStatus.CANCELED, ts)
+                bar.working.remove(order)
+                return
+        fee = qty * price * fee_rate
+        order.record_fill(qty, price, ts)
+        if not order.is_open:
+            bar.working.remove(order)
+        slippage = abs(price - ref) * qty
+        fills.append(OrderFilled(f"{order.client_order_id}-{len(fills) + 1}", order.client_order_id,
+                                 order.symbol, order.side, qty, price, fee, ts, order.tag,
+                                 "taker" if taker else "maker", slippage))
+
+    def _affordable(self, bar: BarContext, order: Order, qty: float, price: float, fee_rate: float,
+                    ts: int) -> float:
+        """Quote-sized orders spend their quote amount; any buy is cut to the cash available."""
+        cash = self.portfolio.cash
+        budget = min(order.quote_qty, cash) if order.quote_qty else cash
+        max_qty = bar.instrument.round_qty(budget / (price * (1.0 + fee_rate)))
+        if order.quote_qty:
+            order.qty = order.filled_qty + max_qty  # the quantity follows from the fill price
+            return max_qty
+        if qty > max_qty:
+            self.notices.append((ts, "ENTRY_CLAMPED", f"{order.client_order_id}: {qty:.8f} {order.symbol} cut to "
+                                 f"{max_qty:.8f}, the cash available at {price:.2f}"))
+            order.qty = order.filled_qty + max_qty
+            return max_qty
+        return qty
+
+
+def _rewake(bar: BarContext) -> None:
+    """Recompute the prices at which this bar's working orders can trigger (see BarContext.wake_low)."""
+    n_market = 0
+    wake_low = -math.inf
+    wake_high = math.inf
+    for o in bar.working:
+        if o.type is OrderType.MARKET:
+            n_market += 1
+        elif (o.type is OrderType.STOP) is (o.side is Side.SELL):  # sell stop or buy limit: fires on the low
+            wake_low = max(wake_low, (o.stop_price if o.type is OrderType.STOP else o.price) or 0.0)
+        else:  # buy stop or sell limit: fires on the high
+            wake_high = min(wake_high, (o.stop_price if o.type is OrderType.STOP else o.price) or math.inf)
+    bar.n_market = n_market
+    bar.wake_low = wake_low
+    bar.wake_high = wake_high

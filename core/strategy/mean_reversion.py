@@ -1,0 +1,67 @@
+"""Mean reversion: buy a stretched dip (z-score and RSI), take profit at the mean, ATR protective stop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+from pydantic import Field
+
+from core.domain import Signal
+from core.strategy.base import Strategy, StrategyParams, atr, column, rolling_std, rsi, sma
+
+if TYPE_CHECKING:
+    from core.engine import BarContext
+
+
+class MeanReversionParams(StrategyParams):
+    window: int = Field(40, ge=5, le=2000, description="moving-average and deviation window, bars")
+    entry_z: float = Field(2.0, gt=0, le=6, description="buy when the close is this many deviations below the mean")
+    rsi: int = Field(14, ge=2, le=200, description="RSI length, bars")
+    rsi_max: float = Field(35.0, gt=0, lt=100, description="only buy when RSI is below this")
+    exit_z: float = Field(0.0, ge=-3, le=3, description="take profit when the z-score recovers to this")
+    atr: int = Field(14, ge=2, le=500, description="ATR length, bars")
+    stop_atr: float = Field(3.0, gt=0, le=20, description="protective stop distance in ATRs")
+    max_bars: int = Field(96, ge=1, le=100000, description="give up and exit after this many bars")
+
+
+class MeanReversion(Strategy):
+    """Buy when close < mean - entry_z x std and RSI < rsi_max; exit at the mean, on the stop, or after max_bars."""
+
+    name = "mean_reversion"
+    Params = MeanReversionParams
+
+    @property
+    def warmup(self) -> int:
+        return int(max(self.p.window, self.p.rsi, self.p.atr)) + 1
+
+    def prepare(self, candles: pl.DataFrame) -> None:
+        self.mean = column(candles, sma("close", self.p.window))
+        self.std = column(candles, rolling_std("close", self.p.window))
+        self.rsi = column(candles, rsi("close", self.p.rsi))
+        self.atr = column(candles, atr(self.p.atr))
+        self.entry_bar = -1
+
+    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+        close, mean, std = bar.close[i], self.mean[i], self.std[i]
+        if not std > 0:
+            return None
+        z = (close - mean) / std
+        if bar.position is None:
+            if z < -self.p.entry_z and self.rsi[i] < self.p.rsi_max:
+                a = self.atr[i]
+                stop = close - self.p.stop_atr * a
+                self.entry_bar = i
+                return Signal.enter(
+                    bar.symbol, stop,
+                    f"close {close:.2f} is {-z:.2f} std below SMA{self.p.window} {mean:.2f}, RSI {self.rsi[i]:.1f} "
+                    f"< {self.p.rsi_max:g}; target {mean:.2f}, stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR {a:.2f}",
+                    target=mean, zscore=z, sma=mean, rsi=self.rsi[i], atr=a, close=close,
+                )
+        elif z >= self.p.exit_z:
+            return Signal.exit(bar.symbol, f"close {close:.2f} back to SMA{self.p.window} {mean:.2f} (z {z:.2f}): "
+                               "target reached", zscore=z, sma=mean, close=close)
+        elif self.entry_bar >= 0 and i - self.entry_bar >= self.p.max_bars:
+            return Signal.exit(bar.symbol, f"no reversion after {i - self.entry_bar} bars (z {z:.2f}, close "
+                               f"{close:.2f}): time exit", zscore=z, close=close)
+        return None

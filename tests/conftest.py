@@ -1,0 +1,30 @@
+"""Shared fixtures: where ../shared lives (tests that need it skip cleanly without it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder beside the project; skips the test when it is not there."""
+    path = Path(os.environ.get("RAMPART_SHARED_DIR", ROOT.parent / "shared"))
+    if not (path / "SPEC.md").is_file():
+        pytest.skip(f"../shared not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def market_data_dir(shared_dir: Path) -> Path:
+    """The real Binance candles in ../shared/market-data/binance-spot (skip when absent)."""
+    path = shared_dir / "market-data" / "binance-spot"
+    if not path.is_dir():
+        pytest.skip(f"market data not found at {path}")
+    return path
