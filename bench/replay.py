@@ -1,0 +1,93 @@
+"""Replay benchmark (../shared/bench): the full Rampart engine and backtesting.py on the same 500k bars.
+
+Usage: ``python bench/replay.py [N]`` (default 500000). Generates the data with the shared gen_data.py when
+missing, times Rampart's engine (indicator preparation + the bar loop: strategy → risk → broker →
+portfolio, decisions recorded) and backtesting.py's ``run()`` in a subprocess of this same run, and prints
+one JSON line: each engine's bars_per_s, trades and final_equity, and the speed ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED_BENCH = Path(os.environ.get("RAMPART_SHARED_DIR", ROOT.parent / "shared")) / "bench"
+DATA = ROOT / "bench" / "data" / "data_500k.npz"
+
+
+def ensure_data() -> Path:
+    if not DATA.exists():
+        DATA.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(SHARED_BENCH / "gen_data.py"), "500000", str(DATA)], check=True)
+    return DATA
+
+
+def bench_frame(n: int) -> pl.DataFrame:
+    d = np.load(ensure_data())
+    return pl.DataFrame({
+        "ts": pl.Series(d["ts"][:n] // 1_000_000).cast(pl.Datetime("ms", "UTC")),
+        **{k: d[k][:n] for k in ("open", "high", "low", "close", "volume")},
+    })
+
+
+def run_rampart(frame: pl.DataFrame) -> dict[str, float]:
+    """The benchmark workload on the full engine: all-in, next-open fills, fee 0.1 %, no slippage."""
+    from core.config import load_settings
+    from core.domain import Instrument, Mode
+    from core.market.candles import CandleSet
+    from core.session import build_paper_engine
+
+    settings = load_settings(
+        strategy={"name": "sma_cross", "params": {"fast": 20, "slow": 50, "stop_pct": 0.5}},
+        market={"symbols": ["BTCUSDT"], "timeframe": "1m"},
+        paper={"starting_cash": 1_000_000.0, "taker_fee": 0.001, "slippage_bps": 0.0},
+        sizing={"mode": "all_in"},
+    )
+    # Fractional quantities and no minimum notional, as the shared workload defines it.
+    engine = build_paper_engine(settings, Mode.BACKTEST, instruments={"BTCUSDT": Instrument("BTCUSDT", 0.01, 0.0, 0.0)})
+    t0 = time.perf_counter()
+    result = engine.run([CandleSet("BTCUSDT", "1m", frame)])
+    wall = time.perf_counter() - t0
+    if result.errors:
+        raise SystemExit(f"engine errors: {result.errors}")
+    return {"bars": frame.height, "wall_s": round(wall, 4), "bars_per_s": round(frame.height / wall),
+            "trades": len(result.trades), "final_equity": round(result.final_equity, 2),
+            "decisions": len(result.decisions),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+
+
+def run_backtesting_py(n: int) -> dict[str, float] | None:
+    env = {**os.environ, "BENCH_DATA": str(ensure_data())}
+    proc = subprocess.run([sys.executable, str(SHARED_BENCH / "peer_backtesting_py.py"), str(n)],
+                          capture_output=True, text=True, env=env, cwd=SHARED_BENCH)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        print(f"backtesting.py run failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    r = json.loads(line[len("RESULT "):])
+    return {k: r[k] for k in ("bars", "wall_s", "bars_per_s", "trades", "final_equity", "peak_rss_mb")}
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
+    frame = bench_frame(n)
+    run_rampart(frame.head(5_000))  # warm imports and code paths once
+    ours = run_rampart(frame)
+    peer = run_backtesting_py(n)
+    ratio = round(ours["bars_per_s"] / peer["bars_per_s"], 2) if peer else None
+    print(json.dumps({"workload": "sma20/50 all-in next-open fee 0.1%", "rampart": ours, "backtesting.py": peer,
+                      "ratio_vs_backtesting_py": ratio}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The ``rampart`` command: paper validation and backtests from the terminal.
+
+Exit codes: 0 the gate passed (or the backtest ran), 3 the gate failed, 1 an error (one line on stderr that
+says what to fix), 2 a malformed command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from core.errors import RampartError
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  help="Rampart: prove a strategy on paper, then trade it live with capital protection.")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED = 0, 1, 2, 3
+
+SourceOpt = Annotated[list[str], typer.Option(
+    "--source", help="'synthetic' (seeded generated market) or candle files (Feather/Parquet/CSV), one per "
+                     "symbol; repeat the option or separate with commas.")]
+SymbolsOpt = Annotated[str, typer.Option(help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT (allow-list, at most 2)")]
+DaysOpt = Annotated[float | None, typer.Option(
+    help="days of candles: synthetic length (default 120), or the last N days of the files (default all)")]
+SeedOpt = Annotated[int, typer.Option(help="seed of the synthetic market (same seed, same candles)")]
+StrategyOpt = Annotated[str | None, typer.Option(help="trend | mean_reversion | sma_cross (default from settings)")]
+TimeframeOpt = Annotated[str | None, typer.Option(help="candle size, e.g. 5m, 15m, 1h (default from settings)")]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", help="strategy parameter override NAME=VALUE, repeatable (e.g. --param fast=10)")]
+DataDirOpt = Annotated[Path | None, typer.Option(help="where the database and reports go (default ./data)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as one JSON object instead of a table")]
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise _fail(f"--param '{item}' must look like NAME=VALUE, e.g. --param fast=10")
+        try:
+            params[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name.strip()] = raw
+    return params
+
+
+def _settings(symbols: str, strategy: str | None, timeframe: str | None, params: list[str] | None,
+              data_dir: Path | None) -> Any:
+    from core.config import load_settings
+
+    market: dict[str, Any] = {"symbols": symbols}
+    if timeframe:
+        market["timeframe"] = timeframe
+    overrides: dict[str, Any] = {"market": market}
+    parsed = _parse_params(params)
+    if strategy or parsed:
+        overrides["strategy"] = {"params": parsed, **({"name": strategy} if strategy else {})}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return load_settings(**overrides)
+
+
+def _sources(source: list[str]) -> str | list[str]:
+    items = [s.strip() for part in source for s in part.split(",") if s.strip()]
+    if not items:
+        raise _fail("--source is empty; use 'synthetic' or candle file paths")
+    if items == ["synthetic"]:
+        return "synthetic"
+    if "synthetic" in items:
+        raise _fail("--source synthetic cannot be mixed with files")
+    for item in items:
+        if not Path(item).is_file():
+            raise _fail(f"candle file not found: {item}; check the path")
+    return items
+
+
+def _check_days(days: float | None) -> None:
+    if days is not None and not days > 0:
+        raise _fail(f"--days must be a positive number of days, got {days:g}")
+
+
+@app.command()
+def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHUSDT",  # noqa: B006
+          days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
+          param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error."""
+    from core.reporting.paper_report import format_verdict
+    from core.validation import run_paper_validation
+
+    _check_days(days)
+    src = _sources(source)
+    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    out = run_paper_validation(settings, src, days=days, seed=seed)
+    if as_json:
+        typer.echo(json.dumps({"passed": out.verdict.passed, "session_id": out.session_id,
+                               "config_hash": out.config_hash, "reasons": list(out.verdict.reasons),
+                               "metrics": out.metrics.to_dict(), "report": str(out.report_paths.get("json")),
+                               "database": str(out.db_path)}))
+    else:
+        typer.echo(format_verdict(out.metrics, out.verdict))
+        for problem in out.problems:
+            typer.echo(f"  data problem: {problem}")
+        typer.echo(f"Session  {out.session_id}")
+        typer.echo(f"Report   {out.report_paths.get('json')}")
+        typer.echo(f"Database {out.db_path}")
+    raise typer.Exit(EXIT_OK if out.verdict.passed else EXIT_GATE_FAILED)
+
+
+@app.command()
+def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHUSDT",  # noqa: B006
+             days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
+             param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the same engine over the candles without the gate; prints the metrics and stores the session."""
+    from core.backtest import run_backtest
+    from core.reporting.paper_report import format_metrics
+
+    _check_days(days)
+    src = _sources(source)
+    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    out = run_backtest(settings, src, days=days, seed=seed)
+    if as_json:
+        typer.echo(json.dumps({"session_id": out.session_id, "metrics": out.metrics.to_dict(),
+                               "errors": out.errors, "database": str(settings.db_path)}))
+    else:
+        typer.echo(format_metrics(out.metrics))
+        for err in out.errors:
+            typer.echo(f"  error: {err}")
+        typer.echo(f"Session  {out.session_id}\nDatabase {settings.db_path}")
+    raise typer.Exit(EXIT_ERROR if out.errors else EXIT_OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and turns every Rampart error into one line on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return EXIT_USAGE
+    except click.UsageError as exc:
+        hint = f" (see 'rampart {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        typer.echo("error: aborted", err=True)
+        return EXIT_ERROR
+    except RampartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

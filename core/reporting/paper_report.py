@@ -1,0 +1,222 @@
+"""The report of one paper-validation cycle (SPEC R1.3): JSON + CSV files and a terminal summary.
+
+Every file is written atomically (temp file, fsync, ``os.replace``), CSVs first and ``report.json``
+last, so a crash leaves either the previous file or the new one, never half a file, and a present
+``report.json`` means its CSVs were written too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from core.errors import DataError
+from core.gate import GateCheck, GateVerdict
+from core.reporting.metrics import Metrics
+
+SCHEMA_VERSION = 1
+FILES = {"json": "report.json", "trades": "trades.csv", "metrics": "metrics.csv", "equity": "equity.csv"}
+
+_LABELS = {
+    "win_rate": "win rate",
+    "sharpe": "sharpe",
+    "max_drawdown": "max drawdown",
+    "trades": "trades",
+    "errors": "errors",
+}
+_PERCENT_CHECKS = frozenset({"win_rate", "max_drawdown"})
+_COUNT_CHECKS = frozenset({"trades", "errors"})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types: NaN/inf -> None, datetimes -> ISO 8601, paths/enums -> str."""
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return json_safe(float(value))
+    if isinstance(value, Enum):
+        return json_safe(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe(dataclasses.asdict(value))
+    # Anything else (Path, UUID, ...) is shown by its text rather than failing the whole report.
+    return str(value)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV cannot hold nested values: lists/structs/objects become JSON text; NaN becomes empty."""
+    fixes: list[pl.Expr | pl.Series] = []
+    for name, dtype in frame.schema.items():
+        if dtype.is_nested() or dtype == pl.Object:
+            texts = [json.dumps(json_safe(v)) for v in frame.get_column(name).to_list()]
+            fixes.append(pl.Series(name, texts, dtype=pl.String))
+        elif dtype.is_float():
+            fixes.append(pl.col(name).fill_nan(None))
+    return frame.with_columns(fixes) if fixes else frame
+
+
+def _metrics_frame(metrics: Metrics) -> pl.DataFrame:
+    numeric = {k: v for k, v in dataclasses.asdict(metrics).items() if not isinstance(v, str)}
+    values = [None if isinstance(v, float) and math.isnan(v) else float(v) for v in numeric.values()]
+    schema = {"metric": pl.String, "value": pl.Float64}
+    return pl.DataFrame({"metric": list(numeric), "value": values}, schema=schema)
+
+
+def _equity_frame(equity: pl.DataFrame) -> pl.DataFrame:
+    missing = [c for c in ("ts", "equity") if c not in equity.columns]
+    if missing:
+        raise DataError(f"equity curve needs columns ts and equity; missing {missing}")
+    return equity.select("ts", "equity")
+
+
+def _gate_section(verdict: GateVerdict) -> dict[str, Any]:
+    return {
+        "passed": verdict.passed,
+        "config_hash": verdict.config_hash,
+        "thresholds": dict(verdict.thresholds),
+        "checks": [dataclasses.asdict(c) for c in verdict.checks],
+        "reasons": list(verdict.reasons),
+    }
+
+
+def write_paper_report(
+    out_dir: Path,
+    *,
+    session: Mapping[str, Any],
+    metrics: Metrics,
+    verdict: GateVerdict,
+    trades: pl.DataFrame,
+    equity: pl.DataFrame,
+    errors: Sequence[str],
+) -> dict[str, Path]:
+    """Write report.json, trades.csv, metrics.csv and equity.csv into ``out_dir`` (created if needed).
+
+    Returns the written paths keyed "json", "trades", "metrics", "equity".
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {key: out_dir / name for key, name in FILES.items()}
+    equity_out = _equity_frame(equity)
+    _atomic_write(paths["trades"], _csv_ready(trades).write_csv)
+    _atomic_write(paths["metrics"], _metrics_frame(metrics).write_csv)
+    _atomic_write(paths["equity"], _csv_ready(equity_out).write_csv)
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC),
+        "session": dict(session),
+        "metrics": metrics.to_dict(),
+        "gate": _gate_section(verdict),
+        "errors": list(errors),
+        "trades": trades.to_dicts(),
+        "files": {k: v for k, v in FILES.items() if k != "json"},
+    }
+    text = json.dumps(json_safe(document), indent=2, allow_nan=False)
+    _atomic_write(paths["json"], lambda p: _write_text(p, text + "\n"))
+    return paths
+
+
+def _fmt_check_value(name: str, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if name in _PERCENT_CHECKS:
+        return f"{value * 100:.1f} %"
+    if name in _COUNT_CHECKS:
+        return f"{int(value)}"
+    return f"{value:.2f}"
+
+
+def _check_row(check: GateCheck) -> str:
+    label = _LABELS.get(check.name, check.name.replace("_", " "))
+    value = _fmt_check_value(check.name, check.value)
+    threshold = f"{check.op} {_fmt_check_value(check.name, check.threshold)}"
+    result = "ok" if check.passed else "FAIL"
+    return f"  {label:<16} {value:>8}     {threshold:<11} {result}"
+
+
+def _fmt_ratio(value: float) -> str:
+    return "n/a" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+def _summary(metrics: Metrics, quote: str) -> str:
+    exposure = "n/a" if math.isnan(metrics.exposure) else f"{metrics.exposure * 100:.0f} %"
+    return " · ".join(
+        (
+            f"Trades {metrics.trades}",
+            f"Net P&L {metrics.net_pnl:+,.2f} {quote} ({metrics.return_pct:+.1f} %)",
+            f"Fees {metrics.fees:,.2f}",
+            f"Profit factor {_fmt_ratio(metrics.profit_factor)}",
+            f"Expectancy {metrics.expectancy:,.2f}",
+            f"Sortino {_fmt_ratio(metrics.sortino)}",
+            f"Exposure {exposure}",
+        )
+    )
+
+
+def format_verdict(metrics: Metrics, verdict: GateVerdict, *, quote: str = "USDT") -> str:
+    """A fixed-width table of the gate checks for the terminal, a one-line summary, and the reasons."""
+    state = "PASSED" if verdict.passed else "FAILED"
+    lines = [
+        f"Paper validation: {state}   (config {verdict.config_hash[:8]})",
+        f"  {'check':<16} {'value':>8}     {'threshold':<11} result",
+        *(_check_row(c) for c in verdict.checks),
+        _summary(metrics, quote),
+    ]
+    if verdict.reasons:
+        lines.append("Reasons:")
+        lines.extend(f"  - {reason}" for reason in verdict.reasons)
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: Metrics, *, quote: str = "USDT") -> str:
+    """The R1.3 metric set for a backtest (no gate), one readable block for the terminal."""
+    dd = "n/a" if math.isnan(metrics.max_drawdown) else f"{metrics.max_drawdown * 100:.1f} %"
+    win = "n/a" if math.isnan(metrics.win_rate) else f"{metrics.win_rate * 100:.1f} %"
+    return "\n".join((
+        "Backtest",
+        f"  win rate {win} · Sharpe {_fmt_ratio(metrics.sharpe)} ({metrics.period}, {metrics.periods} periods)"
+        f" · max drawdown {dd}",
+        _summary(metrics, quote),
+    ))

@@ -1,0 +1,267 @@
+"""Versioned schema migrations for the Rampart DuckDB store.
+
+``MIGRATIONS`` is the ordered history of the schema; ``migrate`` applies the ones a database lacks,
+each in its own transaction, and records them in ``schema_migrations``. A database that carries a
+version this code does not know was written by newer code and is refused rather than guessed at.
+Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import duckdb
+
+from core.errors import StoreError
+
+
+class Migration(NamedTuple):
+    """One schema step: applied once, in ``version`` order."""
+
+    version: int
+    name: str
+    sql: str
+
+
+_SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name VARCHAR,
+    applied_at TIMESTAMPTZ
+)
+"""
+
+# Operators query these tables by name: keep table and column names stable.
+_V1_CORE_TABLES = """
+CREATE TABLE sessions (
+    id VARCHAR PRIMARY KEY,
+    mode VARCHAR NOT NULL CHECK (mode IN ('backtest', 'paper', 'live')),
+    started_at TIMESTAMPTZ NOT NULL,
+    ended_at TIMESTAMPTZ,
+    strategy VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    symbols VARCHAR[],
+    timeframe VARCHAR,
+    status VARCHAR NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+    error VARCHAR,
+    starting_equity DOUBLE,
+    final_equity DOUBLE,
+    settings JSON
+);
+
+CREATE TABLE orders (
+    session_id VARCHAR NOT NULL,
+    client_order_id VARCHAR NOT NULL,
+    exchange_order_id VARCHAR,
+    symbol VARCHAR,
+    side VARCHAR,
+    type VARCHAR,
+    qty DOUBLE,
+    price DOUBLE,
+    stop_price DOUBLE,
+    status VARCHAR,
+    filled_qty DOUBLE,
+    avg_fill_price DOUBLE,
+    created_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ,
+    tag VARCHAR,            -- 'entry' | 'exit' | 'stop'
+    reason VARCHAR,
+    PRIMARY KEY (session_id, client_order_id)
+);
+
+CREATE TABLE fills (
+    session_id VARCHAR NOT NULL,
+    fill_id VARCHAR NOT NULL,
+    client_order_id VARCHAR,
+    symbol VARCHAR,
+    side VARCHAR,
+    qty DOUBLE,
+    price DOUBLE,
+    fee DOUBLE,
+    fee_asset VARCHAR,
+    liquidity VARCHAR,
+    slippage DOUBLE,        -- quote-currency cost versus the reference price
+    ts TIMESTAMPTZ,
+    PRIMARY KEY (session_id, fill_id)
+);
+
+CREATE TABLE trades (
+    session_id VARCHAR NOT NULL,
+    trade_id VARCHAR NOT NULL,
+    mode VARCHAR,
+    symbol VARCHAR,
+    entry_time TIMESTAMPTZ,
+    exit_time TIMESTAMPTZ,
+    entry_price DOUBLE,
+    exit_price DOUBLE,
+    qty DOUBLE,
+    fees DOUBLE,
+    gross_pnl DOUBLE,
+    net_pnl DOUBLE,
+    return_pct DOUBLE,
+    entry_reason VARCHAR,
+    exit_reason VARCHAR,
+    exit_kind VARCHAR,      -- 'signal' | 'stop' | 'target' | 'emergency' | 'end'
+    PRIMARY KEY (session_id, trade_id)
+);
+
+-- No key: a session writes 100k+ rows here and bulk-insert speed matters more than uniqueness.
+CREATE TABLE equity (
+    session_id VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    equity DOUBLE,
+    cash DOUBLE,
+    exposure DOUBLE
+);
+
+CREATE TABLE decisions (
+    session_id VARCHAR NOT NULL,
+    decision_id VARCHAR,
+    ts TIMESTAMPTZ,
+    symbol VARCHAR,
+    kind VARCHAR,           -- 'signal' | 'denied' | 'order'
+    action VARCHAR,
+    code VARCHAR,
+    reason VARCHAR,
+    details JSON
+);
+
+CREATE TABLE events (
+    event_id VARCHAR PRIMARY KEY,
+    session_id VARCHAR,
+    ts TIMESTAMPTZ,
+    kind VARCHAR,
+    severity VARCHAR CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+    code VARCHAR,
+    message VARCHAR,
+    details JSON
+);
+
+CREATE TABLE gate_results (
+    id VARCHAR PRIMARY KEY,
+    session_id VARCHAR,
+    strategy VARCHAR,
+    passed BOOLEAN,
+    win_rate DOUBLE,
+    sharpe DOUBLE,
+    sortino DOUBLE,
+    max_drawdown DOUBLE,
+    profit_factor DOUBLE,
+    trades INTEGER,
+    thresholds JSON,
+    reasons JSON,
+    metrics JSON,
+    config_hash VARCHAR,
+    created_at TIMESTAMPTZ
+);
+"""
+
+_V2_INDEXES_AND_SUMMARY = """
+CREATE INDEX idx_trades_session ON trades (session_id);
+CREATE INDEX idx_gate_results_hash_time ON gate_results (config_hash, created_at);
+
+-- win_rate follows R1.3: closed trades with net P&L > 0 / closed trades (NULL when there are none).
+CREATE VIEW v_session_summary AS
+SELECT
+    s.id AS session_id,
+    s.mode,
+    s.strategy,
+    s.status,
+    s.started_at,
+    s.ended_at,
+    coalesce(t.trades, 0) AS trades,
+    coalesce(t.net_pnl, 0.0) AS net_pnl,
+    t.win_rate,
+    s.final_equity
+FROM sessions AS s
+LEFT JOIN (
+    SELECT
+        session_id,
+        count(*) AS trades,
+        sum(net_pnl) AS net_pnl,
+        avg(CASE WHEN net_pnl > 0 THEN 1.0 ELSE 0.0 END) AS win_rate
+    FROM trades
+    GROUP BY session_id
+) AS t ON t.session_id = s.id;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables", _V1_CORE_TABLES),
+    Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _check_ordered(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)) or any(v < 1 for v in versions):
+        raise StoreError(f"migration versions must be unique, positive and ascending, got {versions}")
+
+
+def applied_versions(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Versions recorded in ``schema_migrations`` (empty for a fresh database)."""
+    conn.execute(_SCHEMA_MIGRATIONS_DDL)
+    rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    return [row[0] for row in rows]
+
+
+def current_version(conn: duckdb.DuckDBPyConnection) -> int:
+    """Highest applied version, 0 for a fresh database. Works on read-only connections."""
+    # fetchall, not fetchone: DuckDB 2.0 refuses further work on a connection with an unfinished result.
+    tables = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchall()
+    if tables[0][0] == 0:
+        return 0
+    rows = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()
+    return int(rows[0][0])
+
+
+def migrate(
+    conn: duckdb.DuckDBPyConnection, migrations: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
+    """Apply the missing migrations in order, each in its own transaction; return the versions applied.
+
+    ``conn`` must be writable and not inside a transaction. Raises StoreError when the database holds a
+    version this code does not know (it was written by newer code) or a migration fails (that
+    migration is rolled back; earlier ones stay applied).
+    """
+    _check_ordered(migrations)
+    try:
+        done = applied_versions(conn)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read schema_migrations: {exc}") from exc
+    known = {m.version for m in migrations}
+    unknown = sorted(set(done) - known)
+    if unknown:
+        raise StoreError(
+            f"database schema has version(s) {unknown} unknown to this code (it knows up to "
+            f"{max(known, default=0)}): it was written by a newer Rampart; upgrade Rampart or use "
+            "another RAMPART_DATA_DIR"
+        )
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        _apply_one(conn, migration)
+        applied.append(migration.version)
+    return applied
+
+
+def _apply_one(conn: duckdb.DuckDBPyConnection, migration: Migration) -> None:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(migration.sql)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            [migration.version, migration.name, datetime.now(UTC)],
+        )
+        conn.execute("COMMIT")
+    except duckdb.Error as exc:
+        conn.execute("ROLLBACK")
+        raise StoreError(
+            f"migration {migration.version} ({migration.name}) failed and was rolled back: {exc}"
+        ) from exc

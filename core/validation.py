@@ -1,0 +1,217 @@
+"""Paper validation, step by step: load candles → check them → run the paper session → metrics → gate →
+store → report. The Prefect flow (flows/paper_validation.py) and the CLI compose these same steps.
+
+A data-quality failure or any error during the session fails the gate (R1.5) with the problems listed;
+the session, its rows and the gate record are written in one transaction each, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from core.config import Settings
+from core.domain import Mode, ms_to_dt
+from core.engine import SessionResult
+from core.errors import ConfigError, DataError, DataProblem
+from core.gate import GateVerdict, evaluate_gate
+from core.market import CandleSet, align, check_candles, generate, load_candles, resample
+from core.market.candles import timeframe_ms
+from core.reporting.metrics import Metrics, compute_metrics
+from core.reporting.paper_report import write_paper_report
+from core.session import config_hash, new_session_id, run_paper_session
+from core.store import Store
+
+log = logging.getLogger("rampart.validation")
+
+
+@dataclass
+class ValidationOutcome:
+    """What a paper validation produced: the verdict, its numbers and where everything was written."""
+
+    session_id: str
+    config_hash: str
+    metrics: Metrics
+    verdict: GateVerdict
+    problems: list[DataProblem]
+    result: SessionResult | None
+    db_path: Path
+    report_paths: dict[str, Path] = field(default_factory=dict)
+
+
+def load_market(source: str | Sequence[str | Path], settings: Settings, *, days: float | None = None,
+                seed: int = 7) -> list[CandleSet]:
+    """Candles for ``settings.market.symbols`` at its timeframe: synthetic, or from files (one per symbol).
+
+    Files at a finer timeframe are resampled; ``days`` keeps the last N days of a file. Errors say what to fix.
+    """
+    symbols = list(settings.market.symbols)
+    tf = settings.market.timeframe
+    if isinstance(source, str) and source == "synthetic":
+        return generate(symbols, tf, days if days is not None else 120.0, seed)
+    paths = [source] if isinstance(source, str | Path) else list(source)
+    sets = {}
+    for path in paths:
+        cs = load_candles(path)
+        if cs.symbol in sets:
+            raise ConfigError(f"two files for {cs.symbol}: give one file per symbol")
+        sets[cs.symbol] = _to_timeframe(cs, tf)
+    missing = [s for s in symbols if s not in sets]
+    if missing:
+        raise ConfigError(f"no file for {', '.join(missing)} among {', '.join(str(p) for p in paths)}; "
+                          f"pass one file per symbol or choose --symbols {','.join(sets)}")
+    chosen = [sets[s] for s in symbols]
+    if days is not None:
+        chosen = [_last_days(cs, days) for cs in chosen]
+    return chosen
+
+
+def _to_timeframe(cs: CandleSet, tf: str) -> CandleSet:
+    if cs.timeframe == tf:
+        return cs
+    if timeframe_ms(cs.timeframe) > timeframe_ms(tf):
+        raise ConfigError(f"{cs.symbol} candles are {cs.timeframe}, coarser than the timeframe {tf}; "
+                          f"use --timeframe {cs.timeframe} or finer data")
+    return CandleSet(cs.symbol, tf, resample(cs.frame, cs.timeframe, tf))
+
+
+def _last_days(cs: CandleSet, days: float) -> CandleSet:
+    if cs.frame.height == 0:
+        return cs
+    end = cs.frame["ts"].max()
+    cutoff = pl.lit(end).cast(cs.frame["ts"].dtype) - pl.duration(milliseconds=int(days * 86_400_000))
+    return CandleSet(cs.symbol, cs.timeframe, cs.frame.filter(pl.col("ts") > cutoff))
+
+
+def check_market(sets: list[CandleSet]) -> list[DataProblem]:
+    """Run the data-quality suite on every batch; an empty list means every check passed."""
+    problems: list[DataProblem] = []
+    for cs in sets:
+        problems.extend(check_candles(cs))
+    return problems
+
+
+def run_session(sets: list[CandleSet], settings: Settings, mode: Mode = Mode.PAPER,
+                session_id: str | None = None) -> SessionResult:
+    """Align the symbols on one timeline and run the paper session."""
+    aligned = align(sets) if len(sets) > 1 else sets
+    return run_paper_session(aligned, settings, mode, session_id)
+
+
+def evaluate(result: SessionResult | None, settings: Settings, problems: Sequence[DataProblem],
+             chash: str) -> tuple[Metrics, GateVerdict]:
+    """R1.3 metrics of the session and the R1.4/R1.5 verdict; data problems and session errors fail it."""
+    errors = [f"DATA_QUALITY {p}" for p in problems]
+    if result is None:
+        start = settings.paper.starting_cash
+        equity = pl.DataFrame({"ts": [datetime.now(UTC)], "equity": [start], "exposure": [0.0]})
+        trades = pl.DataFrame({"net_pnl": [], "fees": []}, schema={"net_pnl": pl.Float64, "fees": pl.Float64})
+        metrics = compute_metrics(equity, trades, starting_equity=start, period=settings.gate.period)
+    else:
+        errors.extend(result.errors)
+        equity = result.equity_frame()
+        if equity.height == 0:
+            equity = pl.DataFrame({"ts": [datetime.now(UTC)], "equity": [result.starting_equity],
+                                   "exposure": [0.0]})
+        metrics = compute_metrics(equity, result.trades_frame(), starting_equity=result.starting_equity,
+                                  fees=result.fees_paid, period=settings.gate.period)
+    return metrics, evaluate_gate(metrics, errors, settings.gate, chash)
+
+
+def session_row(session_id: str, mode: Mode, settings: Settings, chash: str, started_at: datetime) -> dict[str, Any]:
+    return {
+        "id": session_id, "mode": mode.value, "started_at": started_at, "strategy": settings.strategy.name,
+        "config_hash": chash, "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
+        "starting_equity": settings.paper.starting_cash,
+        "settings": json.loads(settings.model_dump_json(include={"strategy", "market", "paper", "sizing", "gate"})),
+    }
+
+
+def session_frames(result: SessionResult) -> dict[str, pl.DataFrame]:
+    """The session's rows as frames for the store (orders, fills, trades, equity, decisions, events)."""
+    frames: dict[str, pl.DataFrame] = {
+        "equity": result.equity_frame(),
+        "trades": result.trades_frame(),
+    }
+    if result.orders:
+        frames["orders"] = pl.DataFrame([o.to_row() for o in result.orders], infer_schema_length=None)
+    if result.fills:
+        frames["fills"] = pl.DataFrame([f.to_row() for f in result.fills], infer_schema_length=None)
+    if result.decisions:
+        frames["decisions"] = pl.DataFrame([
+            {**d, "ts": ms_to_dt(d["ts"]), "details": json.dumps(d["details"], default=str)}
+            for d in result.decisions
+        ], infer_schema_length=None)
+    if result.events:
+        frames["events"] = pl.DataFrame([
+            {**e, "event_id": f"{result.session_id[:8]}-ev{n}", "ts": ms_to_dt(e["ts"]),
+             "details": json.dumps(e["details"], default=str)}
+            for n, e in enumerate(result.events, 1)
+        ], infer_schema_length=None)
+    return frames
+
+
+def persist(store: Store, session_id: str, result: SessionResult | None, verdict: GateVerdict,
+            metrics: Metrics, settings: Settings, problems: Sequence[DataProblem], *, record_gate: bool = True) -> None:
+    """Close the session (one transaction with all its rows) and record the gate result (paper only)."""
+    errors = [f"DATA_QUALITY {p}" for p in problems] + (result.errors if result else [])
+    frames = session_frames(result) if result is not None else {}
+    store.finish_session(
+        session_id, status="failed" if errors else "completed", ended_at=datetime.now(UTC),
+        final_equity=result.final_equity if result else settings.paper.starting_cash,
+        error="; ".join(errors)[:4000] or None, frames=frames,
+    )
+    if record_gate:
+        store.record_gate(verdict.to_record(session_id, settings.strategy.name, metrics))
+
+
+def run_paper_validation(settings: Settings, source: str | Sequence[str | Path], *, days: float | None = None,
+                         seed: int = 7, store: Store | None = None) -> ValidationOutcome:
+    """The whole cycle for the CLI (the flow runs the same steps as tasks). Raises only on bad input."""
+    store = store or Store(settings.db_path)
+    chash = config_hash(settings)
+    sets = load_market(source, settings, days=days, seed=seed)
+    session_id = new_session_id()
+    started = datetime.now(UTC)
+    store.begin_session(session_row(session_id, Mode.PAPER, settings, chash, started))
+    problems = check_market(sets)
+    for p in problems:
+        log.error("data-quality problem, session %s: %s", session_id, p)
+    result = None if problems else run_session(sets, settings, Mode.PAPER, session_id)
+    for err in result.errors if result else []:
+        log.error("paper session %s error: %s", session_id, err)
+    metrics, verdict = evaluate(result, settings, problems, chash)
+    persist(store, session_id, result, verdict, metrics, settings, problems)
+    paths = write_report(settings, session_id, chash, result, metrics, verdict, problems)
+    return ValidationOutcome(session_id, chash, metrics, verdict, problems, result, settings.db_path, paths)
+
+
+def write_report(settings: Settings, session_id: str, chash: str, result: SessionResult | None, metrics: Metrics,
+                 verdict: GateVerdict, problems: Sequence[DataProblem]) -> dict[str, Path]:
+    """report.json + trades/metrics/equity CSV under data/reports/paper/<session id>/."""
+    errors = [f"DATA_QUALITY {p}" for p in problems] + (result.errors if result else [])
+    session = {"id": session_id, "mode": "paper", "strategy": settings.strategy.name,
+               "params": settings.strategy.params, "config_hash": chash,
+               "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
+               "starting_equity": settings.paper.starting_cash,
+               "open_positions": {s: {"qty": p.qty, "avg_price": p.avg_price}
+                                  for s, p in (result.open_positions.items() if result else [])}}
+    if result is not None:
+        trades, equity = result.trades_frame(), result.equity_frame()
+    else:
+        trades = pl.DataFrame(schema={"trade_id": pl.String, "net_pnl": pl.Float64, "fees": pl.Float64})
+        equity = pl.DataFrame(schema={"ts": pl.Datetime("ms", "UTC"), "equity": pl.Float64})
+    out = settings.reports_dir / "paper" / session_id
+    return write_paper_report(out, session=session, metrics=metrics, verdict=verdict, trades=trades,
+                              equity=equity, errors=errors)
+
+
+__all__ = ["DataError", "ValidationOutcome", "check_market", "evaluate", "load_market", "persist",
+           "run_paper_validation", "run_session", "session_frames", "session_row", "write_report"]

@@ -1,0 +1,60 @@
+"""Small builders for tests: scripted candle frames and scripted strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from core.domain import Signal
+from core.engine import BarContext
+from core.market.candles import CandleSet, timeframe_ms
+from core.strategy.base import Strategy
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def candles(rows: Sequence[tuple[float, float, float, float]], symbol: str = "BTCUSDT", tf: str = "1h",
+            start: datetime = T0, volume: float = 10.0) -> CandleSet:
+    """A CandleSet from (open, high, low, close) rows, one candle per timeframe step."""
+    step = timeframe_ms(tf)
+    t0 = int(start.timestamp() * 1000)
+    frame = pl.DataFrame({
+        "ts": pl.Series([t0 + k * step for k in range(len(rows))]).cast(pl.Datetime("ms", "UTC")),
+        "open": [float(r[0]) for r in rows], "high": [float(r[1]) for r in rows],
+        "low": [float(r[2]) for r in rows], "close": [float(r[3]) for r in rows],
+        "volume": [volume] * len(rows),
+    })
+    return CandleSet(symbol, tf, frame)
+
+
+def flat(price: float, n: int) -> list[tuple[float, float, float, float]]:
+    return [(price, price, price, price)] * n
+
+
+class Scripted(Strategy):
+    """Emits the signals a test scripts: ``script[i]`` is called with (i, bar) and returns a Signal or None."""
+
+    name = "scripted"
+
+    def __init__(self, script: dict[int, Callable[[int, BarContext], Signal | None]]) -> None:
+        super().__init__(Strategy.Params())
+        self.script = script
+
+    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+        fn = self.script.get(i)
+        return fn(i, bar) if fn else None
+
+
+def enter(stop: float, reason: str = "scripted entry") -> Callable[[int, BarContext], Signal]:
+    return lambda i, bar: Signal.enter(bar.symbol, stop, reason)
+
+
+def leave(reason: str = "scripted exit") -> Callable[[int, BarContext], Signal]:
+    return lambda i, bar: Signal.exit(bar.symbol, reason)
+
+
+def kwargs(**overrides: Any) -> dict[str, Any]:
+    return overrides
