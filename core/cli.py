@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+
+# typer 0.29 ships its own click; its usage errors are these classes, not the click package's.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from core.errors import RampartError
 
@@ -144,23 +146,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns every Rampart error into one line on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of typer.Exit instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except NoArgsIsHelpError as exc:
         typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return EXIT_USAGE
-    except click.UsageError as exc:
+    except UsageError as exc:
         hint = f" (see 'rampart {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
         return EXIT_USAGE
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("error: aborted", err=True)
         return EXIT_ERROR
     except RampartError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_ERROR
-    return EXIT_OK
+    return code if isinstance(code, int) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -139,5 +139,6 @@ def describe_validation(exc: ValidationError) -> str:
         loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
         name = "RAMPART_" + "__".join(loc).upper() if loc else "settings"
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        parts.append(f"{name}: {err['msg']}{got}")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{name}: {msg}{got}")
     return "; ".join(parts)

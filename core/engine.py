@@ -163,8 +163,9 @@ class Engine:
             for bar in books:
                 if bar.working and (bar.n_market or bar.low[i] <= bar.wake_low or bar.high[i] >= bar.wake_high):
                     fills = on_bar(bar, i)
-                    while fills:  # a stop placed on an entry fill is live for the rest of this bar
-                        fills = on_bar(bar, i) if self._book_fills(bar, fills) else None
+                    while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
+                        self._book_fills(bar, fills)
+                        fills = on_bar(bar, i)
             equity = port.cash
             for bar in books:
                 if bar.position is not None:
@@ -177,9 +178,8 @@ class Engine:
                     self._on_signal(bar, signal, i, equity)
 
     # --- fills ---------------------------------------------------------------------------------------------
-    def _book_fills(self, bar: BarContext, fills: list[OrderFilled]) -> bool:
-        """Book fills into the portfolio; place the protective stop after an entry. True if a stop was placed."""
-        placed = False
+    def _book_fills(self, bar: BarContext, fills: list[OrderFilled]) -> None:
+        """Book fills into the portfolio; place the protective stop after an entry, cancel it after an exit."""
         for fill in fills:
             order = self._orders[fill.client_order_id]
             self.result.fills.append(fill)
@@ -187,22 +187,20 @@ class Engine:
             trade = self.portfolio.apply_fill(fill, order.reason, kind)
             bar.position = self.portfolio.positions.get(bar.symbol)
             if fill.tag is OrderTag.ENTRY and not order.is_open and bar.position is not None:
-                placed = self._place_stop(bar, order, fill.ts)
+                self._place_stop(bar, order, fill.ts)
             elif trade is not None:
                 for other in [o for o in bar.working if o.tag is OrderTag.STOP]:
                     self.broker.cancel(other, bar, fill.ts)
-        return placed
 
-    def _place_stop(self, bar: BarContext, entry: Order, ts: int) -> bool:
+    def _place_stop(self, bar: BarContext, entry: Order, ts: int) -> None:
         pos = bar.position
         if pos is None or entry.stop_price is None:
-            return False
+            return
         pos.stop = entry.stop_price
         order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop"), bar.symbol, Side.SELL,
                       OrderType.STOP, pos.qty, OrderTag.STOP, ts,
                       reason=f"protective stop {entry.stop_price:.2f} hit", stop_price=entry.stop_price)
         self._submit(bar, order, ts)
-        return True
 
     # --- decisions -----------------------------------------------------------------------------------------
     def _on_signal(self, bar: BarContext, signal: Signal, i: int, equity: float) -> None:

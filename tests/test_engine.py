@@ -208,3 +208,16 @@ def test_two_symbols_share_one_equity_curve() -> None:
     assert res.equity[-1] == pytest.approx(eng.portfolio.cash + btc_qty * 110 + eth_qty * 45)
     frame = res.equity_frame()
     assert frame.height == 4 and not math.isnan(frame["exposure"][-1]) and frame["exposure"][-1] > 0
+
+
+@pytest.mark.req("R1.2")
+def test_exit_at_the_open_and_a_stop_in_the_same_bar_sell_once() -> None:
+    # exit decided on bar 2, fills at bar 3's open; bar 3 then trades through the stop: only one sell may happen
+    rows = [(100, 100, 100, 100), (100, 101, 99, 100), (100, 101, 99, 100), (99, 99, 90, 91), *flat(91, 2)]
+    eng = make_engine({"BTCUSDT": Scripted({0: enter(stop=95.0), 2: leave()})})
+    res = eng.run([candles(rows)])
+    assert res.errors == []
+    (trade,) = res.trades
+    assert trade.exit_kind == "signal" and trade.exit_price == pytest.approx(99.0)
+    assert [f.side for f in res.fills] == [Side.BUY, Side.SELL]
+    assert eng.portfolio.cash == pytest.approx(10_000 + trade.net_pnl)

@@ -52,12 +52,17 @@ class PaperBroker:
             _rewake(bar)
 
     def on_bar(self, bar: BarContext, i: int) -> list[OrderFilled]:
+        """Two passes per bar: market orders at the open first; then, called again by the engine once those
+        fills are booked, stops and limits against the bar's range. Returns [] when nothing more can fill."""
         fills: list[OrderFilled] = []
         ts = bar.ts[i]
         op = bar.open[i]
         for order in [o for o in bar.working if o.type is OrderType.MARKET]:
             self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
                        op, ts, fills, taker=True)
+        if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
+            _rewake(bar)
+            return fills
         low = bar.low[i]
         high = bar.high[i]
         for order in [o for o in bar.working if o.type is not OrderType.MARKET]:

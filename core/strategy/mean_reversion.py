@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from core.domain import Signal
-from core.strategy.base import Strategy, StrategyParams, atr, column, rolling_std, rsi, sma
+from core.strategy.base import Strategy, StrategyParams, atr, column, ema, rolling_std, rsi, sma
 
 if TYPE_CHECKING:
     from core.engine import BarContext
@@ -23,6 +23,8 @@ class MeanReversionParams(StrategyParams):
     atr: int = Field(14, ge=2, le=500, description="ATR length, bars")
     stop_atr: float = Field(3.0, gt=0, le=20, description="protective stop distance in ATRs")
     max_bars: int = Field(96, ge=1, le=100000, description="give up and exit after this many bars")
+    trend: int = Field(0, ge=0, le=5000, description="only buy dips while EMA(trend) is rising; 0 = no filter")
+    trend_lookback: int = Field(24, ge=1, le=5000, description="bars over which EMA(trend) must have risen")
 
 
 class MeanReversion(Strategy):
@@ -40,6 +42,7 @@ class MeanReversion(Strategy):
         self.std = column(candles, rolling_std("close", self.p.window))
         self.rsi = column(candles, rsi("close", self.p.rsi))
         self.atr = column(candles, atr(self.p.atr))
+        self.trend = column(candles, ema("close", self.p.trend)) if self.p.trend else None
         self.entry_bar = -1
 
     def on_bar(self, i: int, bar: BarContext) -> Signal | None:
@@ -48,7 +51,7 @@ class MeanReversion(Strategy):
             return None
         z = (close - mean) / std
         if bar.position is None:
-            if z < -self.p.entry_z and self.rsi[i] < self.p.rsi_max:
+            if z < -self.p.entry_z and self.rsi[i] < self.p.rsi_max and self._uptrend(i):
                 a = self.atr[i]
                 stop = close - self.p.stop_atr * a
                 self.entry_bar = i
@@ -65,3 +68,9 @@ class MeanReversion(Strategy):
             return Signal.exit(bar.symbol, f"no reversion after {i - self.entry_bar} bars (z {z:.2f}, close "
                                f"{close:.2f}): time exit", zscore=z, close=close)
         return None
+
+    def _uptrend(self, i: int) -> bool:
+        if self.trend is None:
+            return True
+        back = i - self.p.trend_lookback
+        return back >= 0 and self.trend[i] > self.trend[back]

@@ -1,0 +1,46 @@
+"""The Prefect flows on Prefect's test harness: they compose the same steps and publish the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.mark.req("R1.3", "R1.4")
+def test_paper_validation_flow_records_the_verdict_and_publishes_it(prefect_harness: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from core.store import Store
+    from flows.paper_validation import paper_validation
+
+    out = paper_validation(source="synthetic", days=30, seed=3, data_dir=str(tmp_path))
+    assert set(out) >= {"passed", "reasons", "session_id", "config_hash", "metrics", "report"}
+    assert Path(out["report"]).exists()
+    gate = Store(tmp_path / "rampart.duckdb").latest_gate(out["config_hash"])
+    assert gate is not None and gate["passed"] is out["passed"] and gate["session_id"] == out["session_id"]
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["paper-gate-verdict"])))
+    assert arts and "Paper validation:" in str(arts[0].data)
+
+
+@pytest.mark.req("R1.1", "R1.2")
+def test_backtest_flow_runs_the_same_engine_without_a_gate(prefect_harness: None, tmp_path: Path) -> None:
+    from core.store import Store
+    from flows.backtest import backtest
+
+    out = backtest(source="synthetic", days=20, seed=3, data_dir=str(tmp_path))
+    store = Store(tmp_path / "rampart.duckdb")
+    assert store.query("select mode from sessions").item() == "backtest"
+    assert store.query("select count(*) from gate_results").item() == 0
+    assert out["metrics"]["trades"] == store.query("select count(*) from trades").item()
