@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## run: paper-validate the default strategy on a synthetic market (offline), print the verdict and paths
 run: install
-	$(VENV)/bin/rampart paper --source synthetic --symbols BTCUSDT,ETHUSDT --days 120 --seed 7
+	$(VENV)/bin/rampart paper --source synthetic --symbols BTCUSDT,ETHUSDT --days 120 --seed 5
 
 ## test: every test (needs ../shared for the real-data tests; they skip without it)
 test: install

@@ -2,8 +2,11 @@
 
 Usage: ``python bench/replay.py [N]`` (default 500000). Generates the data with the shared gen_data.py when
 missing, times Rampart's engine (indicator preparation + the bar loop: strategy → risk → broker →
-portfolio, decisions recorded) and backtesting.py's ``run()`` in a subprocess of this same run, and prints
-one JSON line: each engine's bars_per_s, trades and final_equity, and the speed ratio.
+portfolio, decisions recorded) and backtesting.py's ``run()``, and prints one JSON line: each engine's
+bars_per_s, trades, final_equity and peak RSS, and the speed ratio.
+
+Each engine runs in its own child process of this lean parent: Linux carries a parent's peak RSS into a
+forked child, so a child of a parent that had loaded the data would report the parent's memory as its own.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +37,9 @@ def ensure_data() -> Path:
 
 
 def bench_frame(n: int) -> pl.DataFrame:
+    import numpy as np
+    import polars as pl
+
     d = np.load(ensure_data())
     return pl.DataFrame({
         "ts": pl.Series(d["ts"][:n] // 1_000_000).cast(pl.Datetime("ms", "UTC")),
@@ -40,7 +47,7 @@ def bench_frame(n: int) -> pl.DataFrame:
     })
 
 
-def run_rampart(frame: pl.DataFrame) -> dict[str, float]:
+def run_rampart(frame: pl.DataFrame) -> dict[str, Any]:
     """The benchmark workload on the full engine: all-in, next-open fills, fee 0.1 %, no slippage."""
     from core.config import load_settings
     from core.domain import Instrument, Mode
@@ -66,24 +73,35 @@ def run_rampart(frame: pl.DataFrame) -> dict[str, float]:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
 
 
-def run_backtesting_py(n: int) -> dict[str, float] | None:
+def child(argv: list[str], cwd: Path) -> dict[str, Any] | None:
+    """Run one engine in a child process and parse its ``RESULT {json}`` line."""
     env = {**os.environ, "BENCH_DATA": str(ensure_data())}
-    proc = subprocess.run([sys.executable, str(SHARED_BENCH / "peer_backtesting_py.py"), str(n)],
-                          capture_output=True, text=True, env=env, cwd=SHARED_BENCH)
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, cwd=cwd)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if line is None:
-        print(f"backtesting.py run failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
+        print(f"{argv[0]} failed: {proc.stderr.strip()[-800:]}", file=sys.stderr)
         return None
-    r = json.loads(line[len("RESULT "):])
-    return {k: r[k] for k in ("bars", "wall_s", "bars_per_s", "trades", "final_equity", "peak_rss_mb")}
+    r: dict[str, Any] = json.loads(line[len("RESULT "):])
+    keys = ("bars", "wall_s", "bars_per_s", "trades", "final_equity", "decisions", "peak_rss_mb")
+    return {k: r[k] for k in keys if k in r}
+
+
+def rampart_child(n: int) -> None:
+    frame = bench_frame(n)
+    run_rampart(frame.head(5_000))  # warm imports and code paths once
+    print("RESULT " + json.dumps(run_rampart(frame)))
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--rampart-child"]:
+        rampart_child(int(sys.argv[2]))
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
-    frame = bench_frame(n)
-    run_rampart(frame.head(5_000))  # warm imports and code paths once
-    ours = run_rampart(frame)
-    peer = run_backtesting_py(n)
+    ensure_data()
+    ours = child([str(Path(__file__).resolve()), "--rampart-child", str(n)], ROOT)
+    peer = child([str(SHARED_BENCH / "peer_backtesting_py.py"), str(n)], SHARED_BENCH)
+    if ours is None:
+        raise SystemExit(1)
     ratio = round(ours["bars_per_s"] / peer["bars_per_s"], 2) if peer else None
     print(json.dumps({"workload": "sma20/50 all-in next-open fee 0.1%", "rampart": ours, "backtesting.py": peer,
                       "ratio_vs_backtesting_py": ratio}))

@@ -52,14 +52,14 @@ class SizingConfig(_Frozen):
 
 
 class StrategyConfig(_Frozen):
-    name: str = Field("trend", description="one of: trend, mean_reversion, sma_cross")
+    name: str = Field("mean_reversion", description="one of: mean_reversion, trend, sma_cross")
     params: dict[str, Any] = Field(default_factory=dict, description="overrides of the strategy's defaults")
 
 
 class MarketConfig(_Frozen):
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
     allowed_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
-    timeframe: str = "15m"
+    timeframe: str = "1h"
 
     @field_validator("symbols", "allowed_symbols", mode="before")
     @classmethod

@@ -18,8 +18,19 @@ from typing import Any
 import polars as pl
 
 from core.domain import (
-    Instrument, Mode, Order, OrderDenied, OrderFilled, OrderTag, OrderType, Position, Side, Signal, Trade,
-    dt_to_ms, ms_to_dt,
+    Instrument,
+    Mode,
+    Order,
+    OrderDenied,
+    OrderFilled,
+    OrderTag,
+    OrderType,
+    Position,
+    Side,
+    Signal,
+    Trade,
+    dt_to_ms,
+    ms_to_dt,
 )
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet

@@ -33,7 +33,7 @@ class DataProblem:
     detail: str
 
     def __str__(self) -> str:
-        shown = ", ".join(f"row {r} ({t})" for r, t in zip(self.rows[:5], self.timestamps[:5]))
+        shown = ", ".join(f"row {r} ({t})" for r, t in zip(self.rows[:5], self.timestamps[:5], strict=False))
         more = f" and {len(self.rows) - 5} more" if len(self.rows) > 5 else ""
         return f"{self.symbol} {self.check}: {self.detail} at {shown}{more}"
 

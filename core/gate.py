@@ -32,10 +32,10 @@ _BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "l
 _RANGED_FIELDS = ("min_win_rate", "min_sharpe", "max_drawdown", "min_trades", "max_age_days")
 
 
-class GateConfig(BaseModel, frozen=True):
+class GateConfig(BaseModel):
     """Gate thresholds (R1.4 defaults). Out-of-range values fail with the field and its valid range."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # `default=` by keyword: mypy (without the pydantic plugin) then sees every field as optional.
     min_win_rate: float = Field(default=0.45, ge=0, le=1, description="win rate must be above (fraction)")

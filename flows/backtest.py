@@ -8,8 +8,13 @@ from prefect import flow
 
 from flows.paper_validation import settings_overrides
 from tasks.paper import (
-    begin_session_task, check_candles_task, evaluate_gate_task, load_candles_task, load_settings_task,
-    run_session_task, store_results_task,
+    begin_session_task,
+    check_candles_task,
+    evaluate_gate_task,
+    load_candles_task,
+    load_settings_task,
+    run_session_task,
+    store_results_task,
 )
 
 

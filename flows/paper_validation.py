@@ -7,8 +7,16 @@ from typing import Any
 from prefect import flow
 
 from tasks.paper import (
-    begin_session_task, check_candles_task, evaluate_gate_task, load_candles_task, load_settings_task,
-    notify_task, publish_verdict_task, run_session_task, store_results_task, write_report_task,
+    begin_session_task,
+    check_candles_task,
+    evaluate_gate_task,
+    load_candles_task,
+    load_settings_task,
+    notify_task,
+    publish_verdict_task,
+    run_session_task,
+    store_results_task,
+    write_report_task,
 )
 
 

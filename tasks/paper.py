@@ -95,4 +95,5 @@ def publish_verdict_task(metrics: Metrics, verdict: GateVerdict, report: dict[st
 def notify_task(verdict: GateVerdict, session_id: str) -> None:
     # Slack delivery arrives with the notification outbox; until then the verdict goes to the run log.
     state = "PASSED" if verdict.passed else "FAILED"
-    get_run_logger().info("paper gate %s for session %s: %s", state, session_id, "; ".join(verdict.reasons) or "all checks met")
+    reasons = "; ".join(verdict.reasons) or "all checks met"
+    get_run_logger().info("paper gate %s for session %s: %s", state, session_id, reasons)

@@ -48,7 +48,7 @@ def test_bad_cli_input_is_one_line_that_says_what_to_fix(
     args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = tmp_path / "data"
-    code, out, err = run_cli([*args, "--data-dir", str(data_dir)], capsys)
+    code, _, err = run_cli([*args, "--data-dir", str(data_dir)], capsys)
     assert code in (1, 2)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err

@@ -8,7 +8,16 @@ import pytest
 
 from core.config import INSTRUMENTS
 from core.domain import (
-    ORDER_TRANSITIONS, Instrument, Mode, Order, OrderStatus, OrderTag, OrderType, Reason, Side, Signal,
+    ORDER_TRANSITIONS,
+    Instrument,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderTag,
+    OrderType,
+    Reason,
+    Side,
+    Signal,
 )
 from core.engine import Engine
 from core.errors import OrderError

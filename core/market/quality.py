@@ -10,6 +10,7 @@ so a null/NaN row is reported once, under ``not_null``, and not again by every c
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +109,9 @@ def _gx() -> _Gx:
     global _cache
     if _cache is None:
         import great_expectations as gx
+
+        # GX pins one module's logger to INFO to announce its temporary docs folder; operators need none of it.
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")

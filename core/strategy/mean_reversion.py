@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 
 class MeanReversionParams(StrategyParams):
     window: int = Field(40, ge=5, le=2000, description="moving-average and deviation window, bars")
-    entry_z: float = Field(2.0, gt=0, le=6, description="buy when the close is this many deviations below the mean")
+    entry_z: float = Field(1.5, gt=0, le=6, description="buy when the close is this many deviations below the mean")
     rsi: int = Field(14, ge=2, le=200, description="RSI length, bars")
-    rsi_max: float = Field(35.0, gt=0, lt=100, description="only buy when RSI is below this")
+    rsi_max: float = Field(45.0, gt=0, lt=100, description="only buy when RSI is below this")
     exit_z: float = Field(0.0, ge=-3, le=3, description="take profit when the z-score recovers to this")
     atr: int = Field(14, ge=2, le=500, description="ATR length, bars")
     stop_atr: float = Field(3.0, gt=0, le=20, description="protective stop distance in ATRs")
     max_bars: int = Field(96, ge=1, le=100000, description="give up and exit after this many bars")
-    trend: int = Field(0, ge=0, le=5000, description="only buy dips while EMA(trend) is rising; 0 = no filter")
+    trend: int = Field(48, ge=0, le=5000, description="only buy dips while EMA(trend) is rising; 0 = no filter")
     trend_lookback: int = Field(24, ge=1, le=5000, description="bars over which EMA(trend) must have risen")
 
 
@@ -58,7 +58,8 @@ class MeanReversion(Strategy):
                 return Signal.enter(
                     bar.symbol, stop,
                     f"close {close:.2f} is {-z:.2f} std below SMA{self.p.window} {mean:.2f}, RSI {self.rsi[i]:.1f} "
-                    f"< {self.p.rsi_max:g}; target {mean:.2f}, stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR {a:.2f}",
+                    f"< {self.p.rsi_max:g}{self._trend_text(i)}; target {mean:.2f}, "
+                    f"stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR {a:.2f}",
                     target=mean, zscore=z, sma=mean, rsi=self.rsi[i], atr=a, close=close,
                 )
         elif z >= self.p.exit_z:
@@ -68,6 +69,13 @@ class MeanReversion(Strategy):
             return Signal.exit(bar.symbol, f"no reversion after {i - self.entry_bar} bars (z {z:.2f}, close "
                                f"{close:.2f}): time exit", zscore=z, close=close)
         return None
+
+    def _trend_text(self, i: int) -> str:
+        if self.trend is None:
+            return ""
+        back = i - self.p.trend_lookback
+        return (f", EMA{self.p.trend} rising {self.trend[back]:.2f} -> {self.trend[i]:.2f} over "
+                f"{self.p.trend_lookback} bars")
 
     def _uptrend(self, i: int) -> bool:
         if self.trend is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -20,6 +21,7 @@ class TrendParams(StrategyParams):
     trend: int = Field(192, ge=3, le=5000, description="trend-filter EMA length: only buy above it")
     atr: int = Field(14, ge=2, le=500, description="ATR length, bars")
     stop_atr: float = Field(3.0, gt=0, le=20, description="protective stop distance in ATRs")
+    target_atr: float = Field(0.0, ge=0, le=50, description="take profit this many ATRs above entry; 0 = none")
 
     @model_validator(mode="after")
     def _ordered(self) -> TrendParams:
@@ -43,6 +45,7 @@ class TrendFollower(Strategy):
         self.slow = column(candles, ema("close", self.p.slow))
         self.trend = column(candles, ema("close", self.p.trend))
         self.atr = column(candles, atr(self.p.atr))
+        self.target = math.inf
 
     def on_bar(self, i: int, bar: BarContext) -> Signal | None:
         if i < 1:
@@ -53,12 +56,18 @@ class TrendFollower(Strategy):
             if f > s and pf <= ps and close > self.trend[i]:
                 a = self.atr[i]
                 stop = close - self.p.stop_atr * a
+                self.target = close + self.p.target_atr * a if self.p.target_atr else math.inf
                 return Signal.enter(
                     bar.symbol, stop,
                     f"EMA{self.p.fast} {f:.2f} crossed above EMA{self.p.slow} {s:.2f}, close {close:.2f} above "
-                    f"EMA{self.p.trend} {self.trend[i]:.2f}; stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR {a:.2f}",
+                    f"EMA{self.p.trend} {self.trend[i]:.2f}; stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR "
+                    f"{a:.2f}",
                     ema_fast=f, ema_slow=s, ema_trend=self.trend[i], atr=a, close=close,
                 )
+        elif close >= self.target:
+            return Signal.exit(bar.symbol, f"close {close:.2f} reached the target {self.target:.2f} "
+                               f"({self.p.target_atr:g} ATR above entry): take profit", close=close,
+                               target=self.target)
         elif f < s and pf >= ps:
             return Signal.exit(
                 bar.symbol,
