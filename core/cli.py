@@ -142,6 +142,69 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,E
     raise typer.Exit(EXIT_ERROR if out.errors else EXIT_OK)
 
 
+@app.command()
+def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) or binance (real money)")] = "sandbox",
+         sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+         duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until "
+                                                         "SIGTERM/Ctrl-C)")] = None,
+         max_bars: Annotated[int | None, typer.Option(help="stop after this many bars")] = None,
+         poll: Annotated[float, typer.Option(help="seconds between polls for a new closed candle")] = 0.25,
+         symbols: SymbolsOpt = "BTCUSDT,ETHUSDT", strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
+         param: ParamOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Trade live (R2): preflight (recent passed gate for this config, credentials, exchange, clock, markets,
+    allow-list), reconcile, then trade at the first rung until stopped. Keys: RAMPART_API_KEY/RAMPART_API_SECRET."""
+    import signal
+    import threading
+
+    from core.live.runner import open_live
+    from core.live.session import LiveOptions, summary_text
+
+    if duration is not None and not duration > 0:
+        raise _fail(f"--duration must be a positive number of seconds, got {duration:g}")
+    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars)
+    session = open_live(settings, exchange, sandbox_url, options)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo(f"Live session {session.session_id} on {exchange}: trading {symbols} (stop with Ctrl-C)")
+    summary = session.run(stop)
+    typer.echo(summary_text(summary))
+    raise typer.Exit(EXIT_ERROR if summary.stopped_because.startswith("error") else EXIT_OK)
+
+
+data_app = typer.Typer(help="Market data: download candle history.", rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g. BTCUSDT")],
+                  since: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC)")],
+                  timeframe: Annotated[str, typer.Option(help="candle size, e.g. 1m, 5m, 1h")] = "1m",
+                  until: Annotated[str | None, typer.Option(help="stop before this day (default: now)")] = None,
+                  exchange: Annotated[str, typer.Option(help="binance or sandbox")] = "binance",
+                  sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+                  out: Annotated[Path | None, typer.Option(help="folder (default DATA_DIR/candles)")] = None) -> None:
+    """Download candles via ccxt into DATA_DIR/candles/SYMBOL-TF.parquet; run again to resume."""
+    from core.config import INSTRUMENTS, load_settings
+    from core.execution.ccxt_client import make_binance
+    from core.market.candles import timeframe_ms
+    from core.market.download import download_candles, parse_since
+
+    symbol = symbol.strip().upper()
+    if symbol not in INSTRUMENTS:
+        raise _fail(f"unknown symbol '{symbol}'; known: {', '.join(INSTRUMENTS)}")
+    if exchange not in ("binance", "sandbox"):
+        raise _fail(f"unknown exchange '{exchange}'; use binance or sandbox")
+    timeframe_ms(timeframe)
+    start, end = parse_since(since), parse_since(until) if until else None
+    folder = out or load_settings().data_dir / "candles"
+    client = make_binance(base_url=sandbox_url if exchange == "sandbox" else None)  # public data: no keys
+    result = download_candles(client, symbol, timeframe, start, folder, end)
+    typer.echo(f"{result.path}: {result.rows} candles ({result.new_rows} new), {result.first} -> {result.last}, "
+               "data checks passed")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns every Rampart error into one line on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -49,12 +49,7 @@ class BarContext:
         self.symbol = symbol
         self.instrument = instrument
         self.strategy = strategy
-        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_numpy().tolist()
-        self.open: list[float] = frame["open"].to_numpy().tolist()
-        self.high: list[float] = frame["high"].to_numpy().tolist()
-        self.low: list[float] = frame["low"].to_numpy().tolist()
-        self.close: list[float] = frame["close"].to_numpy().tolist()
-        self.volume: list[float] = frame["volume"].to_numpy().tolist()
+        self.refresh(frame)
         self.position: Position | None = None
         self.working: list[Order] = []
         # Kept by the broker so the loop only calls it when something can happen on this bar: market orders
@@ -62,6 +57,15 @@ class BarContext:
         self.n_market = 0
         self.wake_low = -math.inf
         self.wake_high = math.inf
+
+    def refresh(self, frame: pl.DataFrame) -> None:
+        """Take the candle lists from ``frame`` (live: the window of closed candles, one bar longer)."""
+        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_numpy().tolist()
+        self.open: list[float] = frame["open"].to_numpy().tolist()
+        self.high: list[float] = frame["high"].to_numpy().tolist()
+        self.low: list[float] = frame["low"].to_numpy().tolist()
+        self.close: list[float] = frame["close"].to_numpy().tolist()
+        self.volume: list[float] = frame["volume"].to_numpy().tolist()
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Engine:
         self._i: int | None = None
         self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
                                     portfolio.starting_cash, datetime.now(UTC))
+        self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
 
     # --- running -------------------------------------------------------------------------------------------
     def run(self, candle_sets: list[CandleSet]) -> SessionResult:
@@ -143,7 +148,8 @@ class Engine:
         t0 = time.perf_counter()
         try:
             self.load(candle_sets)
-            self.step_range(0, len(self.books[0].ts) if self.books else 0)
+            self.result.ts = self.books[0].ts if self.books else []
+            self.step_range(0, len(self.result.ts))
         except Exception as exc:  # R1.5: any error fails the session, with its context, never silently
             self.record_error(exc)
         self.result.loop_seconds = time.perf_counter() - t0
@@ -159,7 +165,40 @@ class Engine:
             strategy = self.strategies[cs.symbol]
             strategy.prepare(cs.frame)
             self.books.append(BarContext(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
-        self.result.ts = self.books[0].ts if self.books else []
+
+    def advance(self, candle_sets: list[CandleSet]) -> None:
+        """Live: each symbol's window of closed candles has one new bar at the end; prepare and run it."""
+        by_symbol = {cs.symbol: cs for cs in candle_sets}
+        for bar in self.books:
+            frame = by_symbol[bar.symbol].frame
+            bar.refresh(frame)
+            bar.strategy.prepare(frame)
+        i = len(self.books[0].ts) - 1
+        self.result.ts.append(self.books[0].ts[i])
+        try:
+            self.step_range(i, i + 1)
+        except Exception as exc:  # recorded, and the session fails closed: no new entries after an error
+            self.record_error(exc)
+            raise
+
+    def restore(self, position: Position | None, orders: list[Order], symbol: str,
+                known: list[Order] | None = None) -> None:
+        """After a restart: put a reconciled position and its working orders back on the symbol's book;
+        ``known`` are orders that filled while away (their fills are booked with ``book``)."""
+        bar = self._book(symbol)
+        if position is not None:
+            self.portfolio.positions[symbol] = position
+        bar.position = position
+        for order in known or []:
+            self._orders[order.client_order_id] = order
+            self.result.orders.append(order)
+        for order in orders:
+            self._orders[order.client_order_id] = order
+            self.result.orders.append(order)
+            bar.working.append(order)
+        if orders:
+            bar.wake_low = math.inf
+            bar.n_market = len(bar.working)
 
     def step_range(self, start: int, end: int) -> None:
         """The hot loop over bars [start, end). Keep per-bar work to a few attribute reads."""
@@ -187,6 +226,27 @@ class Engine:
                 signal = bar.strategy.on_bar(i, bar)
                 if signal is not None:
                     self._on_signal(bar, signal, i, equity)
+
+    def book(self, symbol: str, fills: list[OrderFilled]) -> None:
+        """Book fills that happened outside the loop (while the process was down)."""
+        self._book_fills(self._book(symbol), fills)
+
+    def set_position_qty(self, symbol: str, qty: float) -> None:
+        """Reconciliation's repair: the exchange's quantity wins over Rampart's books."""
+        bar = self._book(symbol)
+        pos = self.portfolio.positions.get(symbol)
+        if qty <= 0:
+            self.portfolio.positions.pop(symbol, None)
+            bar.position = None
+        elif pos is None:
+            bar.position = self.portfolio.positions[symbol] = Position(
+                symbol, qty, bar.close[-1] if bar.close else 0.0, bar.ts[-1] if bar.ts else 0,
+                "adopted from the exchange at reconciliation")
+        else:
+            pos.qty = qty
+
+    def _book(self, symbol: str) -> BarContext:
+        return next(b for b in self.books if b.symbol == symbol)
 
     # --- fills ---------------------------------------------------------------------------------------------
     def _book_fills(self, bar: BarContext, fills: list[OrderFilled]) -> None:

@@ -69,3 +69,11 @@ class ExchangeUnavailable(ExchangeError):
 
 class AuthenticationError(ExchangeError):
     """Credentials are missing, malformed or refused by the exchange: fix the keys; never retried."""
+
+
+class ExchangeRejected(ExchangeError):
+    """The exchange refused the request itself (filters, balance, unknown symbol): retrying will not help."""
+
+
+class OrderNotFound(ExchangeError):
+    """The exchange does not know this order (never accepted, or already purged)."""

@@ -135,6 +135,22 @@ class Store:
         with self._unit(f"append to {table}") as conn:
             _insert_frame(conn, table, prepared, ignore_conflicts=on_conflict == "ignore")
 
+    def append_many(self, frames: Mapping[str, pl.DataFrame], *, replace: Sequence[str] = ("orders",)) -> None:
+        """Insert several tables' rows in ONE transaction (a live session's increment of one bar).
+
+        Tables in ``replace`` are upserts by primary key (an order's row follows its state machine);
+        the others must be new rows. Nothing is kept if any insert fails.
+        """
+        unknown = sorted(set(frames) - set(APPEND_TABLES))
+        if unknown:
+            raise StoreError(f"cannot append to table(s) {unknown}; use {APPEND_TABLES}")
+        prepared = {t: _prepare_frame(t, f, self._table(t)) for t, f in frames.items() if f.height}
+        if not prepared:
+            return
+        with self._unit(f"append to {', '.join(prepared)}") as conn:
+            for table, frame in prepared.items():
+                _insert_frame(conn, table, frame, replace=table in replace)
+
     def record_event(
         self,
         *,
@@ -328,11 +344,12 @@ def _prepare_frame(table: str, frame: pl.DataFrame, columns: Mapping[str, _Colum
 
 
 def _insert_frame(
-    conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool = False
+    conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, ignore_conflicts: bool = False,
+    replace: bool = False,
 ) -> None:
     if frame.height == 0:
         return
-    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
     # The table name comes from APPEND_TABLES/SESSION_TABLES, never from the caller's free text.
     conn.register(_FRAME_VIEW, frame)
     try:

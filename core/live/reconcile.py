@@ -1,0 +1,124 @@
+"""Reconciliation: compare what Rampart believes (the live state) with what the exchange says, and repair.
+
+Run before any new order at start (R6.4) and periodically. The exchange is the authority:
+- an order Rampart journalled but the exchange never received is dropped;
+- an order that filled while Rampart was down is reported as fills to book (a stop that fired closes the
+  position and records the trade);
+- an order on the account that Rampart did not place is left alone and raised (``UNEXPLAINED_ORDER``);
+- a base-asset balance that Rampart's positions do not explain is raised (``POSITION_MISMATCH``) and the
+  managed position is repaired to the exchange's quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.domain import Order, OrderFilled, Position, Side
+from core.errors import ExchangeUnavailable, OrderNotFound
+from core.execution.ccxt_broker import CcxtBroker
+from core.live.state import LiveState
+from core.market.candles import symbol_to_ccxt
+
+OUR_PREFIX = "rp"
+
+
+@dataclass
+class ReconcileReport:
+    orders: dict[str, list[Order]] = field(default_factory=dict)  # symbol -> our working orders
+    fills: dict[str, list[tuple[Order, OrderFilled]]] = field(default_factory=dict)  # filled while away
+    positions: dict[str, Position | None] = field(default_factory=dict)
+    cash: float = 0.0
+    repairs: dict[str, float] = field(default_factory=dict)  # symbol -> managed qty to set after booking fills
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(self, severity: str, code: str, message: str, **details: Any) -> None:
+        self.events.append({"severity": severity, "code": code, "message": message, "details": details})
+
+
+def base_asset(symbol: str) -> str:
+    return symbol_to_ccxt(symbol).split("/")[0]
+
+
+def reconcile(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str = "USDT") -> ReconcileReport:
+    """Compare journalled orders, open orders and balances with the exchange; the report says what to restore."""
+    report = ReconcileReport()
+    for sym in symbols:
+        report.orders[sym] = []
+        report.fills[sym] = []
+        report.positions[sym] = state.position(sym)
+    _journalled_orders(broker, state, report)
+    _open_orders(broker, state, symbols, report)
+    _balances(broker, state, symbols, quote, report)
+    return report
+
+
+def _journalled_orders(broker: CcxtBroker, state: LiveState, report: ReconcileReport) -> None:
+    for cid in list(state.orders):
+        order = state.order(cid)
+        if order.symbol not in report.orders:
+            continue
+        was_filled = order.filled_qty
+        try:
+            info = broker.fetch(order)
+        except OrderNotFound:
+            report.event("info", "ORDER_NEVER_SENT", f"{cid} never reached the exchange; dropped", order=cid)
+            del state.orders[cid]
+            continue
+        broker._adopt(order, info, order.created_ts)
+        if order.filled_qty > was_filled:
+            fills: list[OrderFilled] = []
+            broker._value[cid] = was_filled * (order.avg_fill_price if was_filled else 0.0)
+            broker._reported[cid] = (was_filled, 0.0)
+            broker._emit_new(order, info, fills)
+            report.fills[order.symbol].extend((order, f) for f in fills)
+            report.event("warning", "FILLED_WHILE_AWAY", f"{cid} ({order.tag.value}) filled while Rampart was down",
+                         order=cid, qty=order.filled_qty - was_filled, price=order.avg_fill_price)
+        if order.is_open:
+            report.orders[order.symbol].append(order)
+        else:
+            del state.orders[cid]
+
+
+def _open_orders(broker: CcxtBroker, state: LiveState, symbols: list[str], report: ReconcileReport) -> None:
+    known = {o.client_order_id for orders in report.orders.values() for o in orders}
+    for sym in symbols:
+        try:
+            open_orders = broker.call("fetch_open_orders", broker.client.fetch_open_orders, symbol_to_ccxt(sym))
+        except ExchangeUnavailable as exc:
+            report.event("error", "RECONCILE_INCOMPLETE", f"open orders of {sym} unknown: {exc}", symbol=sym)
+            continue
+        for info in open_orders:
+            cid = str(info.get("clientOrderId") or "")
+            if cid in known:
+                continue
+            if cid.startswith(OUR_PREFIX):
+                report.event("warning", "ORDER_NOT_JOURNALLED",
+                             f"open order {cid} looks like Rampart's but was not journalled; left working",
+                             order=cid, symbol=sym)
+            else:
+                report.event("critical", "UNEXPLAINED_ORDER",
+                             f"open order {info.get('id')} ({info.get('side')} {info.get('amount')} {sym} at "
+                             f"{info.get('price')}) was not placed by Rampart", order=info.get("id"),
+                             client_order_id=cid, symbol=sym)
+
+
+def _balances(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str,
+              report: ReconcileReport) -> None:
+    """Expected managed quantity = journalled position + what filled while away; the exchange must agree."""
+    balance = broker.call("fetch_balance", broker.client.fetch_balance)
+    totals = balance.get("total", {})
+    report.cash = float(totals.get(quote) or 0.0)
+    for sym in symbols:
+        asset = base_asset(sym)
+        held = float(totals.get(asset) or 0.0) - float(state.baseline.get(asset, 0.0))
+        pos = report.positions[sym]
+        expected = pos.qty if pos else 0.0
+        for _, fill in report.fills[sym]:
+            expected += fill.qty if fill.side is Side.BUY else -fill.qty
+        expected = max(expected, 0.0)
+        if abs(held - expected) > max(1e-9, expected * 1e-6):
+            report.event("critical", "POSITION_MISMATCH",
+                         f"{sym}: the exchange holds {held:.8f} {asset} for Rampart, its books say {expected:.8f}; "
+                         "repaired to the exchange's quantity", symbol=sym, exchange=held, expected=expected)
+            report.repairs[sym] = max(held, 0.0)

@@ -1,0 +1,34 @@
+"""Open a live session from settings: credentials, the ccxt client (Binance or the sandbox), preflight, start."""
+
+from __future__ import annotations
+
+from core.config import Settings
+from core.errors import AuthenticationError, ConfigError
+from core.execution.ccxt_client import make_binance
+from core.live.credentials import Credentials, load_credentials
+from core.live.session import LiveOptions, LiveSession
+
+EXCHANGES = ("sandbox", "binance")
+
+
+def open_live(settings: Settings, exchange: str, base_url: str | None = None,
+              options: LiveOptions | None = None, timeout_ms: int = 10_000) -> LiveSession:
+    """Preflight and start a live session; raises PreflightFailed (with every reason) when it may not trade."""
+    if exchange not in EXCHANGES:
+        raise ConfigError(f"unknown exchange '{exchange}'; use one of: {', '.join(EXCHANGES)}")
+    if exchange == "sandbox" and not base_url:
+        raise ConfigError("the sandbox exchange needs its URL, e.g. --sandbox-url http://127.0.0.1:8765")
+    credentials: Credentials | None
+    try:
+        credentials = load_credentials()
+    except AuthenticationError:
+        credentials = None  # preflight reports it together with anything else that is wrong
+    client = make_binance(
+        base_url=base_url if exchange == "sandbox" else None, timeout_ms=timeout_ms,
+        api_key=credentials.api_key.get_secret_value() if credentials else "",
+        secret=credentials.secret.get_secret_value() if credentials else "",
+    )
+    session = LiveSession(settings, client, credentials, options)
+    instruments = session.preflight()
+    session.start(instruments)
+    return session

@@ -1,0 +1,292 @@
+"""LiveSession: preflight, reconcile, then the engine bar by bar on the exchange, until told to stop.
+
+The loop is the paper engine's; only the broker (``CcxtBroker``) and the feed (closed exchange candles)
+differ. It always starts on the first rung of the ladder (R2.1, R6.4) and keeps SAFE_MODE/HALTED from the
+saved state. Each bar's rows go to DuckDB in one transaction and the state file is saved, so a crash loses
+nothing that reconciliation cannot rebuild. Stopping (SIGTERM, Prefect cancellation, the duration) takes no
+new entries, leaves protective stops on the exchange and flushes everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from core.config import Settings
+from core.domain import Instrument, Mode, Order, TradingState
+from core.engine import Engine
+from core.errors import AuthenticationError, ExchangeError, RampartError
+from core.execution.ccxt_broker import CcxtBroker
+from core.gate import check_go_live
+from core.live.credentials import Credentials
+from core.live.feed import ExchangeFeed
+from core.live.reconcile import base_asset, reconcile
+from core.live.state import LiveState, load_state, save_state
+from core.portfolio import Portfolio
+from core.risk.engine import RiskConfig, RiskEngine
+from core.risk.ladder import rung
+from core.session import config_hash, new_session_id
+from core.store import Store
+from core.strategy import build_params, make_strategy
+from core.validation import session_frames, session_row
+
+log = logging.getLogger("rampart.live")
+
+
+class PreflightFailed(RampartError):
+    """Live trading refused to start; the message lists every failed check and what to do."""
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    poll_interval_s: float = 0.25
+    duration_s: float | None = None
+    max_bars: int | None = None
+    reconcile_every: int = 50
+    max_clock_skew_ms: int = 2_000
+
+
+@dataclass
+class LiveSummary:
+    session_id: str
+    bars: int
+    trades: int
+    net_pnl: float
+    equity: float
+    state: str
+    stopped_because: str
+
+
+class LiveSession:
+    """One live session on one account. Build, ``preflight()``, ``start()``, then ``run(stop_event)``."""
+
+    def __init__(self, settings: Settings, client: Any, credentials: Credentials | None,
+                 options: LiveOptions | None = None, store: Store | None = None) -> None:
+        self.settings = settings
+        self.options = options or LiveOptions()
+        self.client = client
+        self.credentials = credentials
+        self.store = store or Store(settings.db_path)
+        self.state_path = settings.data_dir / "live" / "state.json"
+        self.broker = CcxtBroker(client, before_submit=self._journal)
+        self.chash = config_hash(settings)
+        self.session_id = new_session_id()
+        self.symbols = list(settings.market.symbols)
+        self.state = LiveState()
+        self.engine: Engine | None = None
+        self.feed: ExchangeFeed | None = None
+        self.bars = 0
+        self._written: dict[str, int] = {}
+        self._order_marks: dict[str, tuple[str, float]] = {}
+
+    # --- before trading ------------------------------------------------------------------------------------
+    def preflight(self) -> dict[str, Instrument]:
+        """Every check of issue 3 / R1.5 / R2.2; raises PreflightFailed naming each failure."""
+        failures: list[str] = []
+        ok, why = check_go_live(self.store.latest_gate(self.chash), self.chash, datetime.now(UTC),
+                                self.settings.gate)
+        if not ok:
+            failures.append(why)
+        if self.credentials is None:
+            failures.append("NO_CREDENTIALS: set RAMPART_API_KEY and RAMPART_API_SECRET")
+        instruments: dict[str, Instrument] = {}
+        try:
+            server = self.broker.call("fetch_time", self.client.fetch_time)
+            skew = int(server) - int(time.time() * 1000)
+            if abs(skew) > self.options.max_clock_skew_ms:
+                failures.append(f"CLOCK_SKEW: local clock is {skew} ms off the exchange's; sync it (chrony/ntp)")
+            instruments = self.broker.instruments(self.symbols)
+            if self.credentials is not None:
+                self.broker.call("fetch_balance", self.client.fetch_balance)  # a signed read proves the keys
+        except AuthenticationError as exc:
+            failures.append(f"CREDENTIALS_REFUSED: the exchange refused the API key or secret ({exc}); "
+                            "check RAMPART_API_KEY / RAMPART_API_SECRET")
+        except ExchangeError as exc:
+            failures.append(f"EXCHANGE_UNREACHABLE: {exc}")
+        if failures:
+            raise PreflightFailed("live trading refused: " + "; ".join(failures))
+        return instruments
+
+    def start(self, instruments: dict[str, Instrument]) -> None:
+        """Open the session, reconcile with the exchange before any order, restore positions and stops."""
+        self.state = load_state(self.state_path)
+        first_start = self.state.session_id is None
+        if first_start:  # holdings already on the account are not Rampart's to manage
+            totals = self.broker.call("fetch_balance", self.client.fetch_balance).get("total", {})
+            self.state.baseline = {base_asset(s): float(totals.get(base_asset(s)) or 0.0) for s in self.symbols}
+        self.state.rung = 0  # R6.4: every (re)start trades at the first rung until an approval raises it
+        report = reconcile(self.broker, self.state, self.symbols)
+        engine = self._build_engine(instruments, report.cash)
+        self.engine = engine
+        self.store.begin_session({**session_row(self.session_id, Mode.LIVE, self.settings, self.chash,
+                                                datetime.now(UTC)), "starting_equity": report.cash})
+        window = max(2 * max(s.warmup for s in engine.strategies.values()), 60)
+        self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe, window)
+        sets = self.feed.closed_window()
+        self.feed.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000) if sets[0].frame.height else None
+        engine.load(sets)
+        engine.result.ts = []
+        self._restore(report)
+        for ev in report.events:
+            engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
+            log.warning("reconcile %s: %s", ev["code"], ev["message"])
+        engine.record_event("info", "SESSION_STARTED", f"live session started at rung 1 (risk "
+                            f"{engine.risk.config.risk_per_trade:.2%}, exposure cap "
+                            f"{engine.risk.config.exposure_cap:.0%}), state {engine.risk.state}",
+                            {"restart": not first_start, "previous_session": self.state.session_id})
+        self.state.session_id = self.session_id
+        self._flush()
+
+    def _build_engine(self, instruments: dict[str, Instrument], cash: float) -> Engine:
+        first = rung(0)
+        params = build_params(self.settings.strategy.name, self.settings.strategy.params)
+        risk = RiskEngine(RiskConfig(
+            allowed_symbols=self.settings.market.allowed_symbols, instruments=instruments,
+            risk_per_trade=first.risk_per_trade, exposure_cap=first.exposure_cap, sizing_mode="risk",
+            fee_rate=self.settings.paper.taker_fee,
+        ))
+        risk.state = TradingState(self.state.trading_state)  # SAFE_MODE and HALTED survive restarts
+        return Engine(session_id=self.session_id, mode=Mode.LIVE,
+                      strategies={s: make_strategy(self.settings.strategy.name, params) for s in self.symbols},
+                      instruments=instruments, risk=risk, broker=self.broker, portfolio=Portfolio(cash),
+                      config_hash=self.chash, timeframe=self.settings.market.timeframe,
+                      strategy_name=self.settings.strategy.name)
+
+    def _restore(self, report: Any) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        for sym in self.symbols:
+            engine.restore(report.positions.get(sym), report.orders.get(sym, []), sym,
+                           known=[o for o, _ in report.fills.get(sym, [])])
+            fills = [f for _, f in report.fills.get(sym, [])]
+            if fills:
+                engine.book(sym, fills)
+            if sym in report.repairs:
+                engine.set_position_qty(sym, report.repairs[sym])
+
+    # --- trading -------------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> LiveSummary:
+        """Trade bar by bar until ``stop`` is set, the duration passes or max_bars are done."""
+        stop = stop or threading.Event()
+        deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
+        reason = "stopped"
+        try:
+            while True:
+                if stop.is_set():
+                    reason = "stop requested"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    reason = "duration reached"
+                    break
+                if self.options.max_bars is not None and self.bars >= self.options.max_bars:
+                    reason = "max bars reached"
+                    break
+                if not self.step():
+                    stop.wait(self.options.poll_interval_s)
+        except RampartError as exc:
+            reason = f"error: {exc}"
+            log.error("live session %s stopped on error: %s", self.session_id, exc)
+            if self.engine is not None and not self.engine.result.errors:
+                self.engine.record_error(exc)
+        finally:
+            summary = self.shutdown(reason)
+        return summary
+
+    def step(self) -> bool:
+        """One poll: when a new closed bar is there, run it through the engine and flush. True if traded."""
+        if self.engine is None or self.feed is None:
+            raise RampartError("start() the session before stepping it")
+        try:
+            sets = self.feed.poll()
+        except ExchangeError as exc:  # transient: the bar will be there on the next poll
+            self.engine.record_event("warning", "FEED_UNAVAILABLE", str(exc)[:300])
+            return False
+        if sets is None:
+            return False
+        self.engine.advance(sets)
+        self.bars += 1
+        if self.bars % self.options.reconcile_every == 0:
+            self._check_reconcile()
+        self._flush()
+        return True
+
+    def _check_reconcile(self) -> None:
+        report = reconcile(self.broker, self.state, self.symbols)
+        for ev in report.events:
+            if self.engine is not None and ev["code"] != "ORDER_NEVER_SENT":
+                self.engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
+
+    def shutdown(self, reason: str) -> LiveSummary:
+        """No new entries; protective stops stay on the exchange; rows and state flushed; session closed."""
+        engine = self.engine
+        if engine is None:
+            return LiveSummary(self.session_id, 0, 0, 0.0, 0.0, self.state.trading_state, reason)
+        engine.record_event("info", "SESSION_STOPPED", f"live session stopped: {reason}; protective stops stay "
+                            "on the exchange")
+        res = engine.finish()
+        self._flush()
+        self.store.finish_session(self.session_id, status="failed" if res.errors else "completed",
+                                  ended_at=datetime.now(UTC), final_equity=res.final_equity,
+                                  error="; ".join(res.errors)[:4000] or None, frames={})
+        net = sum(t.net_pnl for t in res.trades)
+        return LiveSummary(self.session_id, self.bars, len(res.trades), net, res.final_equity,
+                           engine.risk.state.value, reason)
+
+    # --- durability ----------------------------------------------------------------------------------------
+    def _journal(self, order: Order) -> None:
+        """Called by the broker before an order is sent: after a crash, reconciliation knows to look for it."""
+        self.state.remember_order(order)
+        save_state(self.state_path, self.state)
+
+    def _flush(self) -> None:
+        """This bar's new rows into DuckDB (one transaction) and the state file."""
+        engine = self.engine
+        if engine is None:
+            return
+        res = engine.result
+        frames = session_frames(res)
+        new: dict[str, pl.DataFrame] = {}
+        for table in ("fills", "trades", "decisions", "events", "equity"):
+            frame = frames.get(table)
+            if frame is None:
+                continue
+            done = self._written.get(table, 0)
+            if frame.height > done:
+                new[table] = frame.slice(done).with_columns(pl.lit(self.session_id).alias("session_id"))
+                self._written[table] = frame.height
+        changed = [o for o in res.orders if self._order_marks.get(o.client_order_id) != (o.status, o.filled_qty)]
+        if changed:
+            new["orders"] = pl.DataFrame([o.to_row() for o in changed], infer_schema_length=None).with_columns(
+                pl.lit(self.session_id).alias("session_id"))
+            self._order_marks.update({o.client_order_id: (o.status, o.filled_qty) for o in changed})
+        if "trades" in new:
+            new["trades"] = new["trades"].with_columns(pl.lit(Mode.LIVE.value).alias("mode"))
+        self.store.append_many(new)
+        self._save_state()
+
+    def _save_state(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        self.state.trading_state = engine.risk.state.value
+        self.state.orders = {}
+        for bar in engine.books:
+            self.state.remember_position(bar.position, bar.symbol)
+            for order in bar.working:
+                self.state.remember_order(order)
+        save_state(self.state_path, self.state)
+
+
+def summary_text(s: LiveSummary) -> str:
+    return (f"Live session {s.session_id[:8]}: {s.bars} bars, {s.trades} closed trades, net P&L {s.net_pnl:+,.2f} "
+            f"USDT, equity {s.equity:,.2f}, state {s.state} ({s.stopped_because})")
+
+
+__all__ = ["LiveOptions", "LiveSession", "LiveSummary", "PreflightFailed", "summary_text"]
