@@ -18,6 +18,7 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from core.errors import RampartError
+from core.sandbox.cli import sandbox as sandbox_command
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Rampart: prove a strategy on paper, then trade it live with capital protection.")
@@ -172,6 +173,8 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
     typer.echo(summary_text(summary))
     raise typer.Exit(EXIT_ERROR if summary.stopped_because.startswith("error") else EXIT_OK)
 
+
+app.command("sandbox")(sandbox_command)
 
 data_app = typer.Typer(help="Market data: download candle history.", rich_markup_mode=None)
 app.add_typer(data_app, name="data")

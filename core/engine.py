@@ -23,6 +23,7 @@ from core.domain import (
     Order,
     OrderDenied,
     OrderFilled,
+    OrderStatus,
     OrderTag,
     OrderType,
     Position,
@@ -258,19 +259,19 @@ class Engine:
             trade = self.portfolio.apply_fill(fill, order.reason, kind)
             bar.position = self.portfolio.positions.get(bar.symbol)
             if fill.tag is OrderTag.ENTRY and not order.is_open and bar.position is not None:
-                self._place_stop(bar, order, fill.ts)
+                self._place_stop(bar, order.stop_price, fill.ts)
             elif trade is not None:
                 for other in [o for o in bar.working if o.tag is OrderTag.STOP]:
                     self.broker.cancel(other, bar, fill.ts)
 
-    def _place_stop(self, bar: BarContext, entry: Order, ts: int) -> None:
+    def _place_stop(self, bar: BarContext, stop: float | None, ts: int, seq: int = 0) -> None:
         pos = bar.position
-        if pos is None or entry.stop_price is None:
+        if pos is None or stop is None:
             return
-        pos.stop = entry.stop_price
-        order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop"), bar.symbol, Side.SELL,
-                      OrderType.STOP, pos.qty, OrderTag.STOP, ts,
-                      reason=f"protective stop {entry.stop_price:.2f} hit", stop_price=entry.stop_price)
+        pos.stop = stop
+        order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop", seq), bar.symbol, Side.SELL,
+                      OrderType.STOP, pos.qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
+                      stop_price=stop)
         self._submit(bar, order, ts)
 
     # --- decisions -----------------------------------------------------------------------------------------
@@ -284,10 +285,15 @@ class Engine:
             pos = bar.position
             if pos is None:
                 return
+            # On the exchange the stop holds the coins: cancel it, sell, and put it back if the sell is refused.
+            for stop in [o for o in bar.working if o.tag is OrderTag.STOP]:
+                self.broker.cancel(stop, bar, ts)
             order = Order(client_order_id(self.session_id, bar.symbol, ts, "exit"), bar.symbol, Side.SELL,
                           OrderType.MARKET, pos.qty, OrderTag.EXIT, ts, reason=signal.reason)
             self._submit(bar, order, ts)
             self._decide(ts, signal, order)
+            if order.status is OrderStatus.REJECTED:
+                self._place_stop(bar, pos.stop, ts, seq=1)
             return
         open_notional = equity - self.portfolio.cash
         verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash, open_notional, ts)

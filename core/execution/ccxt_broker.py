@@ -113,6 +113,9 @@ class CcxtBroker:
             bar.working.remove(order)
             self.notices.append((ts, "ORDER_REJECTED", f"{order.client_order_id}: {exc}"))
             return
+        except ExchangeUnavailable as exc:  # stays working: the next poll asks the exchange for this id
+            self.notices.append((ts, "ORDER_OUTCOME_UNKNOWN", f"{order.client_order_id}: {exc}"))
+            return
         self._adopt(order, response, ts)
         self._unread[order.client_order_id] = response
 
@@ -138,6 +141,12 @@ class CcxtBroker:
                     info = self.fetch(order)
                 except ExchangeUnavailable:
                     continue  # ask again next time; a protective stop stays on the exchange meanwhile
+                except OrderNotFound:
+                    if order.status is OrderStatus.SUBMITTED:  # it never arrived: nothing to fill or cancel
+                        order.apply(OrderStatus.REJECTED, bar.ts[i])
+                        bar.working.remove(order)
+                        self.notices.append((bar.ts[i], "ORDER_NEVER_ARRIVED", order.client_order_id))
+                    continue
                 self._adopt(order, info, bar.ts[i])
             self._emit_new(order, info, fills)
             if not order.is_open:
@@ -194,7 +203,7 @@ class CcxtBroker:
         when = int(info.get("lastUpdateTimestamp") or info.get("timestamp") or ts)
         if order.status is OrderStatus.SUBMITTED and status in ("open", "closed", "canceled", "expired"):
             order.apply(OrderStatus.ACCEPTED, when)
-        if filled > order.filled_qty + 1e-12:
+        if order.is_open and filled - order.filled_qty > max(1e-12, filled * 1e-9):
             price = float(info.get("average") or info.get("price") or 0.0)
             delta = filled - order.filled_qty
             prev_value = order.avg_fill_price * order.filled_qty

@@ -1,7 +1,12 @@
-"""Build the real ``ccxt.binance`` client, for Binance itself or pointed at the local sandbox.
+"""Build the real ``ccxt.binance`` client: for Binance itself, or pointed at another host (the sandbox).
 
-For the sandbox only the host of every ``urls['api']`` entry is rewritten (paths stay Binance's), and
-``load_markets`` is limited to spot exchangeInfo. ccxt is never put in verbose mode: it would print keys.
+``rewrite_api_hosts`` keeps every path of ``urls['api']`` and swaps scheme and host, so ccxt signs and
+parses exactly as for Binance. ``SPOT_ONLY_OPTIONS`` make ``load_markets`` call only /api/v3/exchangeInfo.
+ccxt is never put in verbose mode: it would print keys.
+
+Caveat: ccxt picks its spot-specific error table by the URL's host. Against another host it uses the shared
+table only, which still maps every code Binance and the sandbox send (-1022/-2015 → AuthenticationError,
+insufficient balance → InsufficientFunds, -2011/-2013 → OrderNotFound, 429 → DDoSProtection …).
 """
 
 from __future__ import annotations
@@ -9,35 +14,52 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from core.errors import ConfigError
 
-def rewrite_host(urls: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Every URL in ``urls`` (nested) with scheme and host taken from ``base_url``, the path kept."""
+SPOT_ONLY_OPTIONS: dict[str, Any] = {
+    "defaultType": "spot",
+    "fetchMarkets": {"types": ["spot"]},
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+    "adjustForTimeDifference": False,
+    "warnOnFetchOpenOrdersWithoutSymbol": False,
+}
+
+
+def rewrite_api_hosts(exchange: Any, base_url: str) -> None:
+    """Point every ``exchange.urls['api']`` entry at ``base_url``'s scheme and host, keeping the paths."""
     target = urlsplit(base_url)
-    out: dict[str, Any] = {}
-    for key, value in urls.items():
-        if isinstance(value, dict):
-            out[key] = rewrite_host(value, base_url)
-        elif isinstance(value, str) and value.startswith("http"):
-            parts = urlsplit(value)
-            out[key] = urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
+    if target.scheme not in ("http", "https") or not target.netloc:
+        raise ConfigError(f"exchange URL {base_url!r} must look like http://127.0.0.1:8765")
+    api = exchange.urls.get("api")
+    if not isinstance(api, dict):
+        raise ConfigError(f"{exchange.id} has no urls['api'] table to rewrite")
+    rewritten = {}
+    for name, url in api.items():
+        if isinstance(url, str):
+            parts = urlsplit(url)
+            rewritten[name] = urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
         else:
-            out[key] = value
-    return out
+            rewritten[name] = url
+    exchange.urls["api"] = rewritten
 
 
-def make_binance(*, base_url: str | None = None, api_key: str = "", secret: str = "", timeout_ms: int = 10_000,
-                 **extra: Any) -> Any:
-    """A ``ccxt.binance`` client; ``base_url`` (e.g. http://127.0.0.1:8765) points it at a sandbox."""
+def make_binance(*, base_url: str | None = None, api_key: str | None = None, secret: str | None = None,
+                 timeout_ms: int = 10_000, **kw: Any) -> Any:
+    """A ``ccxt.binance`` client; ``base_url`` (e.g. http://127.0.0.1:8765) points it at a sandbox.
+
+    ``kw`` goes to the ccxt constructor (e.g. ``enableRateLimit=False``); ``options`` in it are merged over
+    SPOT_ONLY_OPTIONS."""
     import ccxt
 
-    config: dict[str, Any] = {
-        "apiKey": api_key, "secret": secret, "timeout": timeout_ms, "enableRateLimit": True,
-        "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False,
-                    "defaultType": "spot", "adjustForTimeDifference": False},
-        **extra,
-    }
+    config: dict[str, Any] = {"timeout": timeout_ms, "enableRateLimit": True, **kw,
+                              "options": {**SPOT_ONLY_OPTIONS, **kw.get("options", {})}}
+    if api_key:
+        config["apiKey"] = api_key
+    if secret:
+        config["secret"] = secret
     client = ccxt.binance(config)
     client.verbose = False
     if base_url:
-        client.urls["api"] = rewrite_host(client.urls["api"], base_url)
+        rewrite_api_hosts(client, base_url)
     return client

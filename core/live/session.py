@@ -251,6 +251,10 @@ class LiveSession:
         if engine is None:
             return
         res = engine.result
+        for ts, code, message in self.broker.notices:
+            severity = "warning" if code in ("ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED") else "error"
+            engine.record_event(severity, code, message, ts=ts)
+        self.broker.notices.clear()
         frames = session_frames(res)
         new: dict[str, pl.DataFrame] = {}
         for table in ("fills", "trades", "decisions", "events", "equity"):

@@ -1,0 +1,76 @@
+"""A Binance-spot-compatible exchange on localhost, for rehearsing the live path with the real ccxt client.
+
+    config = SandboxConfig(clock="manual")            # or speed=60 for a realtime market x60
+    with SandboxServer(config) as server:             # uvicorn on 127.0.0.1, a free port
+        client = ccxt_client(server.url, DEMO_API_KEY, DEMO_API_SECRET)
+        client.create_order("BTC/USDT", "market", "buy", 0.001)
+        server.exchange.advance(60_000)               # manual clock: move the market a minute
+        server.stats()["auth_calls"]                  # authenticated calls per API key
+
+Modules: config (settings), market (price path and clock), quotes (book, klines, tickers), symbols
+(filters, exchangeInfo), order_params / orders / matching / exchange / account_api (the matching engine
+and the signed endpoints, no HTTP), auth (signatures, recvWindow, weights, counters), faults, app /
+private / control (HTTP), service (one running sandbox), server / cli (serving it), client (ccxt).
+Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades),
+userDataStream/WebSocket, and Ed25519/RSA keys (HMAC only).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real types for type checkers; at runtime __getattr__ imports on first use
+    from core.sandbox.app import create_app
+    from core.sandbox.binance_errors import BinanceError
+    from core.sandbox.client import SPOT_ONLY_OPTIONS, ccxt_client, rewrite_api_hosts
+    from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
+    from core.sandbox.exchange import SandboxExchange
+    from core.sandbox.faults import FaultConfig, FaultInjector, parse_faults
+    from core.sandbox.market import Market
+    from core.sandbox.server import SandboxServer, serve
+    from core.sandbox.service import SandboxService
+
+# Exports load lazily, so importing core.sandbox.config does not pull in FastAPI, uvicorn and ccxt.
+_EXPORTS: dict[str, str] = {
+    "create_app": "core.sandbox.app",
+    "BinanceError": "core.sandbox.binance_errors",
+    "SPOT_ONLY_OPTIONS": "core.sandbox.client",
+    "ccxt_client": "core.sandbox.client",
+    "rewrite_api_hosts": "core.sandbox.client",
+    "DEMO_API_KEY": "core.sandbox.config",
+    "DEMO_API_SECRET": "core.sandbox.config",
+    "SandboxConfig": "core.sandbox.config",
+    "SandboxExchange": "core.sandbox.exchange",
+    "FaultConfig": "core.sandbox.faults",
+    "FaultInjector": "core.sandbox.faults",
+    "parse_faults": "core.sandbox.faults",
+    "Market": "core.sandbox.market",
+    "SandboxServer": "core.sandbox.server",
+    "serve": "core.sandbox.server",
+    "SandboxService": "core.sandbox.service",
+}
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_API_SECRET",
+    "SPOT_ONLY_OPTIONS",
+    "BinanceError",
+    "FaultConfig",
+    "FaultInjector",
+    "Market",
+    "SandboxConfig",
+    "SandboxExchange",
+    "SandboxServer",
+    "SandboxService",
+    "ccxt_client",
+    "create_app",
+    "parse_faults",
+    "rewrite_api_hosts",
+    "serve",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core.sandbox' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,57 @@
+"""``rampart sandbox``: serve the Binance-spot-compatible sandbox exchange in the foreground.
+
+The API key and secret come from RAMPART_SANDBOX__API_KEY / RAMPART_SANDBOX__API_SECRET; without them the
+documented demo pair (core.sandbox.config.DEMO_API_KEY / DEMO_API_SECRET) is used, which opens nothing but
+this local sandbox. Bad arguments raise ConfigError with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from core.errors import ConfigError
+from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
+from core.sandbox.faults import parse_faults
+
+KEY_ENV, SECRET_ENV = "RAMPART_SANDBOX__API_KEY", "RAMPART_SANDBOX__API_SECRET"
+
+
+def build_config(port: int = 8765, speed: float = 60.0, source: str = "synthetic", faults: str = "",
+                 clock: str = "realtime", seed: int = 7, days: float = 30.0, warmup_days: float = 7.0,
+                 host: str = "127.0.0.1") -> SandboxConfig:
+    """The SandboxConfig the command line describes (keys from the environment)."""
+    items = [s.strip() for s in source.split(",") if s.strip()]
+    if not items:
+        raise ConfigError("--source is empty; use 'synthetic' or candle file paths separated by commas")
+    if clock not in ("realtime", "manual"):
+        raise ConfigError(f"--clock {clock!r} must be 'realtime' or 'manual'")
+    api_key = os.environ.get(KEY_ENV) or DEMO_API_KEY
+    secret = os.environ.get(SECRET_ENV) or DEMO_API_SECRET
+    return SandboxConfig(
+        host=host, port=port, speed=speed, clock="manual" if clock == "manual" else "realtime",
+        source="synthetic" if items == ["synthetic"] else tuple(items), seed=seed, synthetic_days=days,
+        warmup_days=warmup_days, api_keys={api_key: secret}, faults=parse_faults(faults),
+    )
+
+
+def sandbox(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0 picks a free one)")] = 8765,
+    speed: Annotated[float, typer.Option(help="market seconds per wall second, e.g. 60")] = 60.0,
+    source: Annotated[str, typer.Option(help="'synthetic' or candle files (one per symbol), comma-separated")] = (
+        "synthetic"),
+    faults: Annotated[str, typer.Option(
+        help="fault spec, e.g. latency=0.5,error5xx=0.1,timeout=0.05,lost_response=0.1,partial_fill=0.2,"
+             "rate_limit=0.05")] = "",
+    clock: Annotated[str, typer.Option(help="realtime (x speed) or manual (advanced via /sandbox/advance)")] = (
+        "realtime"),
+    seed: Annotated[int, typer.Option(help="seed of the synthetic market")] = 7,
+    days: Annotated[float, typer.Option(help="days of synthetic candles (warm-up included)")] = 30.0,
+    warmup_days: Annotated[float, typer.Option(help="days of candles before the market clock starts")] = 7.0,
+) -> None:
+    """Serve a Binance-spot-compatible exchange on localhost for rehearsing the live path with ccxt."""
+    from core.sandbox.server import serve
+
+    serve(build_config(port, speed, source, faults, clock, seed, days, warmup_days))

@@ -1,0 +1,134 @@
+"""SandboxConfig: every setting of the sandbox exchange, validated once (ConfigError names what to fix).
+
+Secrets: ``api_keys`` maps API key -> secret. The secrets never appear in ``repr`` or in any response.
+The demo key/secret below are public, documented defaults for local rehearsal only (they unlock nothing
+anywhere but this sandbox); override them with RAMPART_SANDBOX__API_KEY / RAMPART_SANDBOX__API_SECRET.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from core.errors import ConfigError
+from core.market.candles import CandleSet, timeframe_ms
+from core.sandbox.faults import FaultConfig
+
+DEMO_API_KEY = "rampart-sandbox-demo-key"
+DEMO_API_SECRET = "rampart-sandbox-demo-secret"
+
+Source = str | Path | CandleSet
+Clock = Literal["realtime", "manual"]
+
+
+def _default_keys() -> dict[str, str]:
+    return {DEMO_API_KEY: DEMO_API_SECRET}
+
+
+def _default_balances() -> dict[str, float]:
+    return {"USDT": 10_000.0}
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How the sandbox runs. ``source`` is "synthetic", candle file path(s) or CandleSets (tests).
+
+    Market time = ``start`` (default: the first candle + ``warmup_days``) + wall time elapsed × ``speed``
+    with ``clock="realtime"``; with ``clock="manual"`` market time moves only by ``advance(ms)``.
+    ``symbols`` and ``seed``/``synthetic_days`` apply to the synthetic source; files and CandleSets bring
+    their own symbols and timeframe.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = pick a free port
+    speed: float = 60.0  # market seconds per wall second
+    clock: Clock = "realtime"
+    source: Source | Sequence[Source] = "synthetic"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    timeframe: str = "1m"  # of the synthetic candles (files bring their own)
+    seed: int = 7
+    synthetic_days: float = 30.0  # length of the synthetic market, warm-up included
+    warmup_days: float = 7.0  # candles before the start that klines can already serve
+    start: datetime | None = None
+    balances: Mapping[str, float] = field(default_factory=_default_balances)
+    taker_fee: float = 0.001
+    maker_fee: float = 0.001
+    api_keys: Mapping[str, str] = field(default_factory=_default_keys, repr=False)
+    recv_window_max: int = 60_000
+    weight_limit: int = 6_000  # request weight per minute, as Binance spot
+    spread_bps: float = 1.0  # bid/ask spread around the path price (at least one tick)
+    book_level_notional: float = 20_000.0  # typical quote value of one synthetic book level
+    match_hz: float = 20.0  # background matching rate in realtime mode
+    unique_client_order_ids: Literal["open", "all"] = "open"  # Binance: unique among OPEN orders only
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65_535:
+            raise ConfigError(f"sandbox port {self.port!r} must be 0 (pick a free one) to 65535")
+        if not (math.isfinite(self.speed) and 0 < self.speed <= 1_000_000):
+            raise ConfigError(f"sandbox speed {self.speed} must be > 0 market seconds per wall second")
+        if self.clock not in ("realtime", "manual"):
+            raise ConfigError(f"sandbox clock {self.clock!r} must be 'realtime' or 'manual'")
+        timeframe_ms(self.timeframe)
+        self._check_source()
+        self._check_money()
+        self._check_keys()
+        if not 1_000 <= self.recv_window_max <= 60_000:
+            raise ConfigError(f"recv_window_max {self.recv_window_max} must be 1000..60000 ms")
+        if self.weight_limit < 1:
+            raise ConfigError(f"weight_limit {self.weight_limit} must be >= 1 per minute")
+        if not 0 <= self.spread_bps <= 1_000 or self.book_level_notional <= 0 or not 0 < self.match_hz <= 1000:
+            raise ConfigError("spread_bps must be 0..1000, book_level_notional > 0 and match_hz in (0, 1000]")
+        if self.unique_client_order_ids not in ("open", "all"):
+            raise ConfigError("unique_client_order_ids must be 'open' (Binance) or 'all'")
+        if self.start is not None and self.start.tzinfo is None:
+            raise ConfigError("sandbox start must be timezone-aware (UTC)")
+
+    def _check_source(self) -> None:
+        items = self.sources()
+        if not items:
+            raise ConfigError("sandbox source is empty; use 'synthetic', candle file paths or CandleSets")
+        if any(isinstance(s, str) and s == "synthetic" for s in items) and len(items) > 1:
+            raise ConfigError("sandbox source 'synthetic' cannot be mixed with files")
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
+            raise ConfigError(f"sandbox symbols {self.symbols!r} must be distinct, e.g. ('BTCUSDT', 'ETHUSDT')")
+        if not (self.synthetic_days > 0 and 0 <= self.warmup_days < self.synthetic_days):
+            raise ConfigError("synthetic_days must be > 0 and warmup_days in [0, synthetic_days)")
+
+    def _check_money(self) -> None:
+        for asset, amount in self.balances.items():
+            if not asset.isalnum() or not asset.isupper() or not (math.isfinite(amount) and amount >= 0):
+                raise ConfigError(f"start balance {asset}={amount} must be an upper-case asset and an amount >= 0")
+        for name in ("taker_fee", "maker_fee"):
+            if not 0.0 <= getattr(self, name) <= 0.01:
+                raise ConfigError(f"sandbox {name}={getattr(self, name)} must be between 0 and 0.01")
+
+    def _check_keys(self) -> None:
+        if not self.api_keys:
+            raise ConfigError("sandbox needs at least one API key (api_keys={key: secret})")
+        for key, secret in self.api_keys.items():
+            if not key or not secret or len(key) > 128 or any(c.isspace() for c in key):
+                raise ConfigError("every sandbox API key and secret must be non-empty (keys: no spaces, <= 128)")
+
+    def sources(self) -> list[Source]:
+        """``source`` as a list (a single path, name or CandleSet becomes a one-item list)."""
+        if isinstance(self.source, str | Path | CandleSet):
+            return [self.source]
+        return list(self.source)
+
+    @property
+    def manual(self) -> bool:
+        return self.clock == "manual"
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k}: ***" for k in self.api_keys)
+        return (
+            f"SandboxConfig(host={self.host!r}, port={self.port}, speed={self.speed}, clock={self.clock!r}, "
+            f"symbols={self.symbols!r}, api_keys={{{keys}}}, faults={self.faults.spec()!r})"
+        )
+
+    __str__ = __repr__

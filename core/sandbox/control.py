@@ -1,0 +1,151 @@
+"""Control routes for tests and operators under /sandbox/: unauthenticated, so loopback clients only.
+
+GET  /sandbox/stats          authenticated calls and auth failures per API key, orders placed, faults
+GET  /sandbox/state          market time, prices, balances and open orders of every account
+POST /sandbox/faults         {"spec": "latency=0.5,error5xx=0.1"} (empty spec = no faults)
+POST /sandbox/advance        {"ms": 60000}                 manual clock only
+POST /sandbox/price          {"symbol": "BTCUSDT", "price": 60000.0}  manual clock only (null: back to candles)
+POST /sandbox/foreign-order  an order placed on an account "by someone else" (not counted as the key's call)
+POST /sandbox/deposit        {"account": KEY, "asset": "USDT", "amount": 100.0}  a balance change from outside
+POST /sandbox/keys           {"api_key", "secret", "account"?}  add a key to an account (rotation overlap)
+DELETE /sandbox/keys/{key}   revoke a key
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from core.errors import ConfigError
+from core.sandbox.order_params import new_client_id
+from core.sandbox.service import SandboxService
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+
+
+def loopback_only(request: Request) -> None:
+    """Control routes change money and time: refuse anyone not on this machine."""
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        raise HTTPException(status_code=403, detail="sandbox control routes answer loopback clients only")
+
+
+class FaultsBody(BaseModel):
+    spec: str = ""
+
+
+class AdvanceBody(BaseModel):
+    ms: int = Field(ge=0)
+
+
+class PriceBody(BaseModel):
+    symbol: str
+    price: float | None
+
+
+class KeyBody(BaseModel):
+    api_key: str
+    secret: str = Field(repr=False)
+    account: str | None = None
+
+
+class DepositBody(BaseModel):
+    account: str
+    asset: str
+    amount: float
+
+
+class ForeignOrderBody(BaseModel):
+    """An order someone else places on the account (e.g. from the exchange's web page)."""
+
+    account: str | None = None  # an account id or any of its keys; default the first account
+    symbol: str
+    side: str
+    type: str = "LIMIT"
+    quantity: str | None = None
+    quote_order_qty: str | None = None
+    price: str | None = None
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+
+
+def _bad(exc: ConfigError) -> HTTPException:
+    return HTTPException(status_code=400, detail=str(exc))
+
+
+def control_router(sandbox: SandboxService) -> APIRouter:
+    router = APIRouter(prefix="/sandbox", dependencies=[Depends(loopback_only)])
+    exchange = sandbox.exchange
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return sandbox.stats()
+
+    @router.get("/state")
+    async def state() -> dict[str, Any]:
+        return sandbox.state()
+
+    @router.post("/faults")
+    async def set_faults(body: FaultsBody) -> dict[str, Any]:
+        try:
+            config = sandbox.faults.set_spec(body.spec)
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"faults": config.spec()}
+
+    @router.post("/advance")
+    async def advance(body: AdvanceBody) -> dict[str, Any]:
+        try:
+            return {"market_time": exchange.advance(body.ms)}
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+
+    @router.post("/price")
+    async def price(body: PriceBody) -> dict[str, Any]:
+        try:
+            exchange.set_price(body.symbol.upper(), body.price)
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"market_time": exchange.market.now(), "symbol": body.symbol.upper(), "price": body.price}
+
+    @router.post("/foreign-order")
+    async def foreign_order(body: ForeignOrderBody) -> dict[str, Any]:
+        params = {"symbol": body.symbol.upper(), "side": body.side.upper(), "type": body.type.upper(),
+                  "newClientOrderId": body.client_order_id or "web_" + new_client_id()[:20],
+                  "newOrderRespType": "FULL"}
+        optional = {"quantity": body.quantity, "quoteOrderQty": body.quote_order_qty, "price": body.price,
+                    "timeInForce": body.time_in_force or ("GTC" if params["type"] == "LIMIT" else None)}
+        params |= {k: v for k, v in optional.items() if v is not None}
+        try:
+            account = exchange.account_of(body.account).id if body.account else next(iter(exchange.accounts))
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return exchange.place_order(account, params, foreign=True)
+
+    @router.post("/deposit")
+    async def deposit(body: DepositBody) -> dict[str, Any]:
+        try:
+            exchange.deposit(body.account, body.asset, body.amount)
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"account": exchange.account_of(body.account).id, "asset": body.asset.upper()}
+
+    @router.post("/keys")
+    async def add_key(body: KeyBody) -> dict[str, Any]:
+        try:
+            account = exchange.add_key(body.api_key, body.secret, body.account)
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"api_key": body.api_key, "account": account}
+
+    @router.delete("/keys/{api_key}")
+    async def revoke_key(api_key: str) -> dict[str, Any]:
+        try:
+            exchange.revoke_key(api_key)
+        except ConfigError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        return {"revoked": api_key}
+
+    return router

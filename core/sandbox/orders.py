@@ -1,0 +1,166 @@
+"""Orders and trades of the sandbox exchange, and their JSON exactly as Binance spot shapes it.
+
+Times are market times (epoch ms). Quantities and prices are Decimals; JSON renders them as Binance's
+eight-place decimal strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from core.sandbox.symbols import ZERO, fmt
+
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+LIMIT_TYPES = ("LIMIT", "LIMIT_MAKER")
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One fill of one order, as myTrades lists it. Commission is always charged in the quote asset."""
+
+    id: int
+    order_id: int
+    symbol: str
+    account: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time: int
+    is_buyer: bool
+    is_maker: bool
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol, "id": self.id, "orderId": self.order_id, "orderListId": -1,
+            "price": fmt(self.price), "qty": fmt(self.qty), "quoteQty": fmt(self.quote_qty),
+            "commission": fmt(self.commission), "commissionAsset": self.commission_asset, "time": self.time,
+            "isBuyer": self.is_buyer, "isMaker": self.is_maker, "isBestMatch": True,
+        }
+
+    def fill_json(self) -> dict[str, Any]:
+        """The entry in a FULL new-order response's ``fills``."""
+        return {"price": fmt(self.price), "qty": fmt(self.qty), "commission": fmt(self.commission),
+                "commissionAsset": self.commission_asset, "tradeId": self.id}
+
+
+@dataclass
+class Order:
+    """One order on the book (or done). ``locked`` is what the order still holds of ``locked_asset``."""
+
+    order_id: int
+    account: str
+    symbol: str
+    client_order_id: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    orig_qty: Decimal
+    time: int
+    stop_price: Decimal = ZERO
+    iceberg_qty: Decimal = ZERO
+    orig_quote_qty: Decimal = ZERO
+    trailing_delta: int | None = None
+    stp_mode: str = "EXPIRE_MAKER"
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    status: str = "NEW"
+    update_time: int = 0
+    working_time: int = -1
+    triggered: bool = False
+    trailing_active: bool = False
+    trailing_time: int = -1
+    extreme: float = 0.0  # trailing: highest (sell) or lowest (buy) price since the trail started
+    needs_cross: bool = False  # after a faulted partial fill: the rest waits for the price to cross again
+    locked_asset: str = ""
+    locked: Decimal = ZERO
+    foreign: bool = False
+    trades: list[Trade] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.orig_qty - self.executed_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def is_stop(self) -> bool:
+        return self.type in STOP_TYPES
+
+    @property
+    def rests_as_limit(self) -> bool:
+        """A limit order on the book: LIMIT, LIMIT_MAKER, or a *_LIMIT stop that has triggered."""
+        return self.type in LIMIT_TYPES or (self.triggered and self.type.endswith("_LIMIT"))
+
+    @property
+    def is_working(self) -> bool:
+        return not self.is_stop or self.triggered
+
+    def _optional(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.stop_price > 0:
+            extra["stopPrice"] = fmt(self.stop_price)
+        if self.iceberg_qty > 0:
+            extra["icebergQty"] = fmt(self.iceberg_qty)
+        if self.trailing_delta is not None:
+            extra["trailingDelta"] = self.trailing_delta
+            extra["trailingTime"] = self.trailing_time
+        return extra
+
+    def _core(self) -> dict[str, Any]:
+        return {
+            "price": fmt(self.price), "origQty": fmt(self.orig_qty), "executedQty": fmt(self.executed_qty),
+            "origQuoteOrderQty": fmt(self.orig_quote_qty), "cummulativeQuoteQty": fmt(self.cum_quote),
+            "status": self.status, "timeInForce": self.time_in_force, "type": self.type, "side": self.side,
+        }
+
+    def query_json(self) -> dict[str, Any]:
+        """GET /api/v3/order, openOrders and allOrders entries."""
+        body: dict[str, Any] = {
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": fmt(self.price), "origQty": fmt(self.orig_qty), "executedQty": fmt(self.executed_qty),
+            "cummulativeQuoteQty": fmt(self.cum_quote), "status": self.status,
+            "timeInForce": self.time_in_force, "type": self.type, "side": self.side,
+            "stopPrice": fmt(self.stop_price), "icebergQty": fmt(self.iceberg_qty), "time": self.time,
+            "updateTime": self.update_time, "isWorking": self.is_working, "workingTime": self.working_time,
+            "origQuoteOrderQty": fmt(self.orig_quote_qty), "selfTradePreventionMode": self.stp_mode,
+        }
+        if self.trailing_delta is not None:
+            body["trailingDelta"] = self.trailing_delta
+            body["trailingTime"] = self.trailing_time
+        return body
+
+    def new_json(self, resp_type: str, transact_time: int, fills: list[Trade]) -> dict[str, Any]:
+        """POST /api/v3/order's answer for newOrderRespType ACK, RESULT or FULL."""
+        body: dict[str, Any] = {
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "clientOrderId": self.client_order_id, "transactTime": transact_time,
+        }
+        if resp_type == "ACK":
+            return body
+        body |= self._core()
+        body["workingTime"] = self.working_time
+        body |= self._optional()
+        if resp_type == "FULL":
+            body["fills"] = [t.fill_json() for t in fills]
+        body["selfTradePreventionMode"] = self.stp_mode
+        return body
+
+    def cancel_json(self, cancel_client_id: str, transact_time: int) -> dict[str, Any]:
+        """DELETE /api/v3/order's answer (also each entry of DELETE /api/v3/openOrders)."""
+        body: dict[str, Any] = {
+            "symbol": self.symbol, "origClientOrderId": self.client_order_id, "orderId": self.order_id,
+            "orderListId": -1, "clientOrderId": cancel_client_id, "transactTime": transact_time,
+        }
+        body |= self._core()
+        body |= self._optional()
+        body["selfTradePreventionMode"] = self.stp_mode
+        return body

@@ -1,0 +1,71 @@
+"""The signed Binance spot routes: orders, open orders, all orders, account and trades.
+
+Parameters are read from the query string and the urlencoded body (ccxt sends GET/DELETE parameters in the
+query and POST parameters in the body); the signature covers both exactly as sent (core.sandbox.auth).
+Faults specific to orders apply here: ``partial_fill`` cuts a MARKET/LIMIT order's immediate execution and
+``lost_response`` books the order but answers 503 -1007 "execution status unknown".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+
+from core.sandbox import account_api
+from core.sandbox import binance_errors as be
+from core.sandbox.accounts import Account
+from core.sandbox.market import wall_ms
+from core.sandbox.service import SandboxService
+
+API = "/api/v3"
+Handler = Callable[[Any, Account, dict[str, str]], Any]
+
+
+async def signed_request(sandbox: SandboxService, request: Request) -> tuple[str, Account, dict[str, str]]:
+    """(API key, its account, all parameters) of a properly signed request; BinanceError otherwise."""
+    raw_query = request.scope.get("query_string", b"").decode("latin-1")
+    raw_body = (await request.body()).decode("utf-8", "replace")
+    params = dict(parse_qsl(raw_body, keep_blank_values=True))
+    params.update(parse_qsl(raw_query, keep_blank_values=True))  # the query string wins, as on Binance
+    api_key = sandbox.auth.verify(request.headers.get("x-mbx-apikey"), raw_query, raw_body, params, wall_ms())
+    return api_key, sandbox.exchange.account_of(api_key), params
+
+
+def private_router(sandbox: SandboxService) -> APIRouter:
+    router = APIRouter()
+    exchange = sandbox.exchange
+
+    @router.post(API + "/order")
+    async def new_order(request: Request) -> dict[str, Any]:
+        api_key, _, params = await signed_request(sandbox, request)
+        partial = None
+        if params.get("type", "").upper() in ("MARKET", "LIMIT"):
+            partial = sandbox.faults.partial_fraction()
+        response = exchange.place_order(api_key, params, partial=partial)
+        if sandbox.faults.roll("lost_response"):
+            raise be.status_unknown()
+        return response
+
+    @router.post(API + "/order/test")
+    async def test_order(request: Request) -> dict[str, Any]:
+        api_key, _, params = await signed_request(sandbox, request)
+        return exchange.place_order(api_key, params, test=True)
+
+    def signed(path: str, method: str, handler: Handler) -> None:
+        async def endpoint(request: Request) -> Any:
+            _, account, params = await signed_request(sandbox, request)
+            return handler(exchange, account, params)
+
+        router.add_api_route(API + path, endpoint, methods=[method])
+
+    signed("/order", "GET", account_api.query_order)
+    signed("/order", "DELETE", account_api.cancel_order)
+    signed("/openOrders", "GET", account_api.open_orders)
+    signed("/openOrders", "DELETE", account_api.cancel_open_orders)
+    signed("/allOrders", "GET", account_api.all_orders)
+    signed("/account", "GET", account_api.account_info)
+    signed("/myTrades", "GET", account_api.my_trades)
+    return router
