@@ -85,6 +85,8 @@ def check_symbols(symbols: tuple[str, ...] | list[str], allowed: tuple[str, ...]
     """R2.2: only known, allow-listed symbols, at most two, no duplicates; ValueError says which one and why."""
     if not symbols:
         raise ValueError("no symbols given; use e.g. BTCUSDT,ETHUSDT")
+    if len(symbols) > MAX_SYMBOLS:
+        raise ValueError(f"{len(symbols)} symbols given; at most {MAX_SYMBOLS} may trade (R2.2)")
     for sym in symbols:
         if sym not in INSTRUMENTS:
             raise ValueError(f"unknown symbol '{sym}'; known: {', '.join(INSTRUMENTS)}")
@@ -92,8 +94,6 @@ def check_symbols(symbols: tuple[str, ...] | list[str], allowed: tuple[str, ...]
             raise ValueError(f"symbol '{sym}' is not on the allow-list ({', '.join(allowed)})")
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"duplicate symbol in {', '.join(symbols)}")
-    if len(symbols) > MAX_SYMBOLS:
-        raise ValueError(f"{len(symbols)} symbols given; at most {MAX_SYMBOLS} may trade (R2.2)")
 
 
 class Settings(BaseSettings):

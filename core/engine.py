@@ -228,6 +228,15 @@ class Engine:
                 if signal is not None:
                     self._on_signal(bar, signal, i, equity)
 
+    def collect_fills(self) -> None:
+        """Live: ask the broker once more for every working order's fills and book them (before stopping)."""
+        for bar in self.books:
+            if bar.working and bar.ts:
+                fills = self.broker.on_bar(bar, len(bar.ts) - 1)
+                while fills:
+                    self._book_fills(bar, fills)
+                    fills = self.broker.on_bar(bar, len(bar.ts) - 1)
+
     def book(self, symbol: str, fills: list[OrderFilled]) -> None:
         """Book fills that happened outside the loop (while the process was down)."""
         self._book_fills(self._book(symbol), fills)
@@ -292,7 +301,7 @@ class Engine:
                           OrderType.MARKET, pos.qty, OrderTag.EXIT, ts, reason=signal.reason)
             self._submit(bar, order, ts)
             self._decide(ts, signal, order)
-            if order.status is OrderStatus.REJECTED:
+            if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in bar.working):
                 self._place_stop(bar, pos.stop, ts, seq=1)
             return
         open_notional = equity - self.portfolio.cash

@@ -31,7 +31,7 @@ def assert_nothing_written(data_dir: Path) -> None:
     [
         (["paper", "--symbols", "DOGEUSDT"], "unknown symbol 'DOGEUSDT'"),
         (["paper", "--symbols", "SOLUSDT"], "not on the allow-list"),
-        (["paper", "--symbols", "BTCUSDT,ETHUSDT,BTCUSDT"], "duplicate symbol"),
+        (["paper", "--symbols", "BTCUSDT,BTCUSDT"], "duplicate symbol"),
         (["paper", "--days", "-3"], "--days must be a positive number"),
         (["paper", "--source", "/nonexistent/BTC_USDT-5m.feather"], "candle file not found"),
         (["paper", "--strategy", "martingale"], "unknown strategy 'martingale'"),

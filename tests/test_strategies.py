@@ -77,7 +77,7 @@ def test_unknown_or_out_of_range_parameters_are_refused_by_name() -> None:
         build_params("trend", {"stop_atr": -1})
     with pytest.raises(ConfigError, match="nonsense"):
         build_params("mean_reversion", {"nonsense": 1})
-    with pytest.raises(ConfigError, match="fast .* must be shorter than slow"):
+    with pytest.raises(ConfigError, match=r"fast .* must be shorter than slow"):
         build_params("trend", {"fast": 50, "slow": 20})
 
 

@@ -84,9 +84,21 @@ class CcxtBroker:
             if self._on_latency is not None:
                 self._on_latency(what, elapsed)
 
+    def read(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
+        """An idempotent read, retried with backoff on transient failures (5xx, timeouts, 429)."""
+        attempt = 0
+        while True:
+            try:
+                return self.call(what, fn, *args, **kwargs)
+            except ExchangeUnavailable:
+                attempt += 1
+                if attempt >= attempts:
+                    raise
+                time.sleep(0.25 * 2 ** (attempt - 1))
+
     def instruments(self, symbols: list[str]) -> dict[str, Instrument]:
         """Tick size, lot step and min notional per symbol from the exchange's own filters."""
-        markets = self.call("load_markets", self.client.load_markets)
+        markets = self.read("load_markets", self.client.load_markets)
         out = {}
         for sym in symbols:
             market = markets.get(symbol_to_ccxt(sym))
@@ -121,11 +133,14 @@ class CcxtBroker:
 
     def cancel(self, order: Order, bar: BarContext, ts: int) -> None:
         if order.is_open:
-            try:
-                self.call("cancel_order", self.client.cancel_order, order.exchange_order_id,
+            try:  # cancelling by client id is idempotent: a retry after a lost answer finds it gone
+                self.read("cancel_order", self.client.cancel_order, order.exchange_order_id,
                           symbol_to_ccxt(order.symbol), {"origClientOrderId": order.client_order_id})
             except OrderNotFound:
                 pass  # already gone (filled or cancelled): the next poll tells which
+            except ExchangeUnavailable as exc:  # still working on the exchange; the next poll sees it
+                self.notices.append((ts, "CANCEL_FAILED", f"{order.client_order_id}: {exc}"))
+                return
             else:
                 order.apply(OrderStatus.CANCELED, ts)
         if order in bar.working and not order.is_open:
@@ -155,9 +170,20 @@ class CcxtBroker:
 
     # --- orders --------------------------------------------------------------------------------------------
     def fetch(self, order: Order) -> dict[str, Any]:
-        info: dict[str, Any] = self.call("fetch_order", self.client.fetch_order, order.exchange_order_id,
+        info: dict[str, Any] = self.read("fetch_order", self.client.fetch_order, order.exchange_order_id,
                                          symbol_to_ccxt(order.symbol), {"origClientOrderId": order.client_order_id})
         return info
+
+    def _order_fee(self, order: Order, info: dict[str, Any]) -> float:
+        """The order's total fee in quote. Binance's order lookup carries no commission: ask its trades."""
+        if _has_fees(info) or not order.exchange_order_id:
+            return _fee_quote(info, order.avg_fill_price)
+        try:
+            trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol), None,
+                               None, {"orderId": order.exchange_order_id})
+        except ExchangeUnavailable:
+            return order.filled_qty * order.avg_fill_price * 0.001  # the exchange's base fee until it answers
+        return sum(_fee_quote(t, float(t.get("price") or order.avg_fill_price)) for t in trades)
 
     def _create(self, order: Order, inst: Instrument) -> dict[str, Any]:
         """Send once; on an unknown outcome look the id up, and re-send the same id only if it never arrived."""
@@ -223,13 +249,17 @@ class CcxtBroker:
         if order.filled_qty <= done_qty + 1e-12:
             return
         qty = order.filled_qty - done_qty
-        total_fee = _fee_quote(info, order.avg_fill_price)
+        total_fee = self._order_fee(order, info)
         price = (order.avg_fill_price * order.filled_qty - (self._value.get(cid, 0.0))) / qty
         self._value[cid] = order.avg_fill_price * order.filled_qty
         self._reported[cid] = (order.filled_qty, total_fee)
         fills.append(OrderFilled(f"{cid}-{order.filled_qty:.8f}", cid, order.symbol, order.side, qty, price,
                                  max(total_fee - done_fee, 0.0), order.updated_ts, order.tag,
                                  "maker" if order.type is OrderType.LIMIT else "taker"))
+
+
+def _has_fees(info: dict[str, Any]) -> bool:
+    return bool(info.get("fees") or info.get("fee"))
 
 
 def _fee_quote(info: dict[str, Any], price: float) -> float:

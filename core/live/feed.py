@@ -32,7 +32,7 @@ class ExchangeFeed:
         """The latest ``window`` closed candles per symbol, aligned on their common timestamps."""
         frames = {}
         for sym in self.symbols:
-            rows = self.broker.call("fetch_ohlcv", self.broker.client.fetch_ohlcv, symbol_to_ccxt(sym),
+            rows = self.broker.read("fetch_ohlcv", self.broker.client.fetch_ohlcv, symbol_to_ccxt(sym),
                                     self.timeframe, None, self.window + 1)
             frames[sym] = _frame(rows[:-1])
         common = None
@@ -46,8 +46,17 @@ class ExchangeFeed:
             raise DataQualityError(problems)
         return sets
 
+    def newest_closed(self) -> int | None:
+        """Open time of the newest closed candle of the first symbol: one light request per poll."""
+        rows = self.broker.call("fetch_ohlcv", self.broker.client.fetch_ohlcv, symbol_to_ccxt(self.symbols[0]),
+                                self.timeframe, None, 2)
+        return int(rows[-2][0]) if len(rows) >= 2 else None
+
     def poll(self) -> list[CandleSet] | None:
         """The window when a new closed bar is there for every symbol, else None."""
+        newest = self.newest_closed()
+        if newest is None or (self.last_ts is not None and newest <= self.last_ts):
+            return None
         sets = self.closed_window()
         if not sets or sets[0].frame.height == 0:
             return None

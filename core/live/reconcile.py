@@ -84,7 +84,7 @@ def _open_orders(broker: CcxtBroker, state: LiveState, symbols: list[str], repor
     known = {o.client_order_id for orders in report.orders.values() for o in orders}
     for sym in symbols:
         try:
-            open_orders = broker.call("fetch_open_orders", broker.client.fetch_open_orders, symbol_to_ccxt(sym))
+            open_orders = broker.read("fetch_open_orders", broker.client.fetch_open_orders, symbol_to_ccxt(sym))
         except ExchangeUnavailable as exc:
             report.event("error", "RECONCILE_INCOMPLETE", f"open orders of {sym} unknown: {exc}", symbol=sym)
             continue
@@ -106,7 +106,7 @@ def _open_orders(broker: CcxtBroker, state: LiveState, symbols: list[str], repor
 def _balances(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str,
               report: ReconcileReport) -> None:
     """Expected managed quantity = journalled position + what filled while away; the exchange must agree."""
-    balance = broker.call("fetch_balance", broker.client.fetch_balance)
+    balance = broker.read("fetch_balance", broker.client.fetch_balance)
     totals = balance.get("total", {})
     report.cash = float(totals.get(quote) or 0.0)
     for sym in symbols:

@@ -39,6 +39,9 @@ from core.validation import session_frames, session_row
 log = logging.getLogger("rampart.live")
 
 
+TRANSIENT_NOTICES = frozenset({"ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED", "CANCEL_FAILED"})
+
+
 class PreflightFailed(RampartError):
     """Live trading refused to start; the message lists every failed check and what to do."""
 
@@ -97,13 +100,13 @@ class LiveSession:
             failures.append("NO_CREDENTIALS: set RAMPART_API_KEY and RAMPART_API_SECRET")
         instruments: dict[str, Instrument] = {}
         try:
-            server = self.broker.call("fetch_time", self.client.fetch_time)
+            server = self.broker.read("fetch_time", self.client.fetch_time)
             skew = int(server) - int(time.time() * 1000)
             if abs(skew) > self.options.max_clock_skew_ms:
                 failures.append(f"CLOCK_SKEW: local clock is {skew} ms off the exchange's; sync it (chrony/ntp)")
             instruments = self.broker.instruments(self.symbols)
             if self.credentials is not None:
-                self.broker.call("fetch_balance", self.client.fetch_balance)  # a signed read proves the keys
+                self.broker.read("fetch_balance", self.client.fetch_balance)  # a signed read proves the keys
         except AuthenticationError as exc:
             failures.append(f"CREDENTIALS_REFUSED: the exchange refused the API key or secret ({exc}); "
                             "check RAMPART_API_KEY / RAMPART_API_SECRET")
@@ -118,7 +121,7 @@ class LiveSession:
         self.state = load_state(self.state_path)
         first_start = self.state.session_id is None
         if first_start:  # holdings already on the account are not Rampart's to manage
-            totals = self.broker.call("fetch_balance", self.client.fetch_balance).get("total", {})
+            totals = self.broker.read("fetch_balance", self.client.fetch_balance).get("total", {})
             self.state.baseline = {base_asset(s): float(totals.get(base_asset(s)) or 0.0) for s in self.symbols}
         self.state.rung = 0  # R6.4: every (re)start trades at the first rung until an approval raises it
         report = reconcile(self.broker, self.state, self.symbols)
@@ -228,6 +231,10 @@ class LiveSession:
         engine = self.engine
         if engine is None:
             return LiveSummary(self.session_id, 0, 0, 0.0, 0.0, self.state.trading_state, reason)
+        try:
+            engine.collect_fills()  # the last bar's orders may have filled since the last poll
+        except RampartError as exc:
+            engine.record_event("error", "FINAL_SYNC_FAILED", f"fills of the last bar not collected: {exc}")
         engine.record_event("info", "SESSION_STOPPED", f"live session stopped: {reason}; protective stops stay "
                             "on the exchange")
         res = engine.finish()
@@ -252,7 +259,7 @@ class LiveSession:
             return
         res = engine.result
         for ts, code, message in self.broker.notices:
-            severity = "warning" if code in ("ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED") else "error"
+            severity = "warning" if code in TRANSIENT_NOTICES else "error"
             engine.record_event(severity, code, message, ts=ts)
         self.broker.notices.clear()
         frames = session_frames(res)
