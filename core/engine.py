@@ -139,6 +139,7 @@ class Engine:
         self.books: list[BarContext] = []
         self._orders: dict[str, Order] = {}
         self._i: int | None = None
+        self._start_ts: int | None = None
         self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
                                     portfolio.starting_cash, datetime.now(UTC))
         self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
@@ -167,20 +168,31 @@ class Engine:
             strategy.prepare(cs.frame)
             self.books.append(BarContext(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
 
-    def advance(self, candle_sets: list[CandleSet]) -> None:
-        """Live: each symbol's window of closed candles has one new bar at the end; prepare and run it."""
+    def advance(self, candle_sets: list[CandleSet]) -> int:
+        """Live: the windows of closed candles have new bars at the end; prepare and run each of them, in order
+        (a loop that fell behind never skips a bar). Returns how many bars were run."""
         by_symbol = {cs.symbol: cs for cs in candle_sets}
         for bar in self.books:
             frame = by_symbol[bar.symbol].frame
             bar.refresh(frame)
             bar.strategy.prepare(frame)
-        i = len(self.books[0].ts) - 1
-        self.result.ts.append(self.books[0].ts[i])
-        try:
-            self.step_range(i, i + 1)
-        except Exception as exc:  # recorded, and the session fails closed: no new entries after an error
-            self.record_error(exc)
-            raise
+        ts = self.books[0].ts
+        last = self.result.ts[-1] if self.result.ts else self._start_ts
+        new = [i for i, t in enumerate(ts) if last is None or t > last]
+        for i in new:
+            self.result.ts.append(ts[i])
+            try:
+                self.step_range(i, i + 1)
+            except Exception as exc:  # recorded, and the session fails closed: no new entries after an error
+                self.record_error(exc)
+                raise
+        return len(new)
+
+    def start_live(self, candle_sets: list[CandleSet]) -> None:
+        """Live: load the history window; trading starts with the first bar that closes after it."""
+        self.load(candle_sets)
+        self.result.ts = []
+        self._start_ts = self.books[0].ts[-1] if self.books and self.books[0].ts else None
 
     def restore(self, position: Position | None, orders: list[Order], symbol: str,
                 known: list[Order] | None = None) -> None:

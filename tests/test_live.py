@@ -43,9 +43,9 @@ def pass_gate(settings: Settings) -> None:
     Store(settings.db_path).record_gate({**record, "id": "forced-pass", "passed": True, "reasons": []})
 
 
-def sandbox_config(sets: list[CandleSet], **kw: Any) -> SandboxConfig:
+def sandbox_config(sets: list[CandleSet], speed: float = SPEED, **kw: Any) -> SandboxConfig:
     start = sets[0].frame["ts"][WARMUP_BARS]
-    return SandboxConfig(source=tuple(sets), speed=SPEED, start=start, **kw)
+    return SandboxConfig(source=tuple(sets), speed=speed, start=start, **kw)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 def run_live(settings: Settings, server: SandboxServer, bars: int, timeout_ms: int = 10_000) -> LiveSession:
-    session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05, max_bars=bars,
+    session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.1, max_bars=bars,
                                                                       duration_s=120), timeout_ms=timeout_ms)
     session.run(threading.Event())
     return session
@@ -120,8 +120,9 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
     sets = market(seed=5)
     settings = live_settings(tmp_path)
     pass_gate(settings)
-    with SandboxServer(sandbox_config(sets)) as server:
-        session = run_live(settings, server, bars=50)
+    # one bar per wall second: the loop (two GX checks and a few requests per bar) keeps up with the market
+    with SandboxServer(sandbox_config(sets, speed=60.0)) as server:
+        session = run_live(settings, server, bars=36)
     live = session.engine
     assert live is not None
     first_ts, last_ts = live.result.ts[0], live.result.ts[-1]
@@ -137,14 +138,15 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
         return sorted((t.symbol, t.entry_ts // step, t.exit_ts // step) for t in engine.portfolio.trades)
 
     assert len(bars_of(live)) >= 4 and bars_of(live) == bars_of(paper)
-    # P&L differs only by the fill model: the sandbox fills a little after the open, across a 1 bp spread
+    # Prices differ only by the fill model (docs/live.md: tolerance 0.5 %): live fills after the decision latency,
+    # across the sandbox's 1 bp spread, and a protective stop can fire in that latency before a signal exit.
     def key(t: Any) -> tuple[str, int]:
         return (t.symbol, t.entry_ts // step)
 
     pairs = zip(sorted(live.portfolio.trades, key=key), sorted(paper.portfolio.trades, key=key), strict=True)
     for lt, pt in pairs:
-        assert lt.entry_price == pytest.approx(pt.entry_price, rel=0.002)
-        assert lt.exit_price == pytest.approx(pt.exit_price, rel=0.002)
+        assert lt.entry_price == pytest.approx(pt.entry_price, rel=0.005)
+        assert lt.exit_price == pytest.approx(pt.exit_price, rel=0.005)
 
 
 @pytest.mark.req("R1.1", "R8.2")

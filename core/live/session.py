@@ -85,6 +85,7 @@ class LiveSession:
         self.engine: Engine | None = None
         self.feed: ExchangeFeed | None = None
         self.bars = 0
+        self._reconciled = 0
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
 
@@ -133,8 +134,7 @@ class LiveSession:
         self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe, window)
         sets = self.feed.closed_window()
         self.feed.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000) if sets[0].frame.height else None
-        engine.load(sets)
-        engine.result.ts = []
+        engine.start_live(sets)
         self._restore(report)
         for ev in report.events:
             engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
@@ -213,9 +213,9 @@ class LiveSession:
             return False
         if sets is None:
             return False
-        self.engine.advance(sets)
-        self.bars += 1
-        if self.bars % self.options.reconcile_every == 0:
+        self.bars += self.engine.advance(sets)
+        if self.bars // self.options.reconcile_every > self._reconciled:
+            self._reconciled = self.bars // self.options.reconcile_every
             self._check_reconcile()
         self._flush()
         return True
