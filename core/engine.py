@@ -363,9 +363,16 @@ class Engine:
 
     def record_event(self, severity: str, code: str, message: str, details: dict[str, Any] | None = None,
                      ts: int | None = None) -> None:
-        when = ts if ts is not None else dt_to_ms(datetime.now(UTC))
+        when = ts if ts is not None else self.now()
         self.result.events.append({"ts": when, "kind": "session", "severity": severity, "code": code,
                                    "message": message, "details": details or {}})
+
+    def now(self) -> int:
+        """The engine's clock: the time of the latest bar it has seen (exchange/bar time), wall time before any."""
+        if self.books and self.books[0].ts:
+            i = self._i if self._i is not None and self._i < len(self.books[0].ts) else len(self.books[0].ts) - 1
+            return self.books[0].ts[i]
+        return dt_to_ms(datetime.now(UTC))
 
     def finish(self) -> SessionResult:
         res = self.result
