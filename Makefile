@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## run: paper-validate the default strategy on a synthetic market (offline), print the verdict and paths
+## run: paper-validate the default strategy on a synthetic market (offline), then, if the gate passes, a ~2-minute
+## accelerated live session against a local sandbox exchange it starts itself; prints verdict, summary and paths
 run: install
-	$(VENV)/bin/rampart paper --source synthetic --symbols BTCUSDT,ETHUSDT --days 120 --seed 5
+	$(PY) -m core.demo
 
 ## test: every test (needs ../shared for the real-data tests; they skip without it)
 test: install

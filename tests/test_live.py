@@ -301,3 +301,19 @@ def test_kill_9_mid_session_then_restart_reconciles_before_trading_at_the_first_
     for sym in settings.market.symbols:
         held = final["positions"].get(sym, {}).get("qty", 0.0)
         assert held == pytest.approx(balance.get(sym[:3], 0.0), abs=1e-9)
+
+
+@pytest.mark.req("R2.1")
+def test_live_session_flow_runs_on_prefect_and_publishes_its_summary(
+    tmp_path: Path, creds: None, sandbox: SandboxServer, prefect_harness: None
+) -> None:
+    from flows.live_session import live_session
+
+    settings = live_settings(tmp_path)
+    pass_gate(settings)
+    out = live_session(exchange="sandbox", sandbox_url=sandbox.url, strategy="sma_cross",
+                       params=STRATEGY["params"], timeframe="1m", data_dir=str(tmp_path), max_bars=4,
+                       poll_interval_s=0.1)
+    assert out["bars"] >= 4 and out["stopped_because"] == "max bars reached" and out["state"] == "ACTIVE"
+    store = Store(settings.db_path)
+    assert store.query("select status from sessions where id = ?", [out["session_id"]]).item() == "completed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.config import Settings
 from core.errors import AuthenticationError, ConfigError
 from core.execution.ccxt_client import make_binance
@@ -12,7 +14,8 @@ EXCHANGES = ("sandbox", "binance")
 
 
 def open_live(settings: Settings, exchange: str, base_url: str | None = None,
-              options: LiveOptions | None = None, timeout_ms: int = 10_000) -> LiveSession:
+              options: LiveOptions | None = None, timeout_ms: int = 10_000,
+              state_path: Path | None = None) -> LiveSession:
     """Preflight and start a live session; raises PreflightFailed (with every reason) when it may not trade."""
     if exchange not in EXCHANGES:
         raise ConfigError(f"unknown exchange '{exchange}'; use one of: {', '.join(EXCHANGES)}")
@@ -28,7 +31,7 @@ def open_live(settings: Settings, exchange: str, base_url: str | None = None,
         api_key=credentials.api_key.get_secret_value() if credentials else "",
         secret=credentials.secret.get_secret_value() if credentials else "",
     )
-    session = LiveSession(settings, client, credentials, options)
+    session = LiveSession(settings, client, credentials, options, state_path=state_path)
     instruments = session.preflight()
     session.start(instruments)
     return session

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -70,13 +71,14 @@ class LiveSession:
     """One live session on one account. Build, ``preflight()``, ``start()``, then ``run(stop_event)``."""
 
     def __init__(self, settings: Settings, client: Any, credentials: Credentials | None,
-                 options: LiveOptions | None = None, store: Store | None = None) -> None:
+                 options: LiveOptions | None = None, store: Store | None = None,
+                 state_path: Path | None = None) -> None:
         self.settings = settings
         self.options = options or LiveOptions()
         self.client = client
         self.credentials = credentials
         self.store = store or Store(settings.db_path)
-        self.state_path = settings.data_dir / "live" / "state.json"
+        self.state_path = state_path or settings.data_dir / "live" / "state.json"  # one file per account
         self.broker = CcxtBroker(client, before_submit=self._journal)
         self.chash = config_hash(settings)
         self.session_id = new_session_id()
