@@ -144,7 +144,7 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
         return sorted((t.symbol, t.entry_ts // step, t.exit_ts // step) for t in engine.portfolio.trades)
 
     assert len(bars_of(live)) >= 4 and bars_of(live) == bars_of(paper)
-    # Prices differ only by the fill model (docs/live.md: tolerance 0.5 %): live fills after the decision latency,
+    # Prices differ only by the fill model (docs/architecture.md, "The live path": 0.5 %): live fills after the decision latency,
     # across the sandbox's 1 bp spread, and a protective stop can fire in that latency before a signal exit.
     def key(t: Any) -> tuple[str, int]:
         return (t.symbol, t.entry_ts // step)
