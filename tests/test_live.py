@@ -144,8 +144,8 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
         return sorted((t.symbol, t.entry_ts // step, t.exit_ts // step) for t in engine.portfolio.trades)
 
     assert len(bars_of(live)) >= 4 and bars_of(live) == bars_of(paper)
-    # Prices differ only by the fill model (docs/architecture.md, "The live path": 0.5 %): live fills after the decision latency,
-    # across the sandbox's 1 bp spread, and a protective stop can fire in that latency before a signal exit.
+    # Prices differ only by the fill model (docs/architecture.md, "The live path": 0.5 %): live fills after the
+    # decision latency, across the sandbox's 1 bp spread, and a stop can fire in that latency before a signal exit.
     def key(t: Any) -> tuple[str, int]:
         return (t.symbol, t.entry_ts // step)
 
@@ -317,3 +317,82 @@ def test_live_session_flow_runs_on_prefect_and_publishes_its_summary(
     assert out["bars"] >= 4 and out["stopped_because"] == "max bars reached" and out["state"] == "ACTIVE"
     store = Store(settings.db_path)
     assert store.query("select status from sessions where id = ?", [out["session_id"]]).item() == "completed"
+
+
+@pytest.mark.req("R6.4", "R8.4")
+def test_periodic_reconciliation_raises_an_order_and_a_deposit_rampart_did_not_make(
+    tmp_path: Path, creds: None, sandbox: SandboxServer
+) -> None:
+    import httpx
+
+    settings = live_settings(tmp_path)
+    pass_gate(settings)
+    session = open_live(settings, "sandbox", sandbox.url,
+                        LiveOptions(poll_interval_s=0.1, max_bars=12, reconcile_every=4))
+    price = sandbox.client(DEMO_API_KEY, DEMO_API_SECRET).fetch_ticker("BTC/USDT")["last"]
+    httpx.post(f"{sandbox.url}/sandbox/foreign-order", json={
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": f"{price * 0.9:.2f}",
+        "time_in_force": "GTC"}).raise_for_status()
+    httpx.post(f"{sandbox.url}/sandbox/deposit", json={"account": DEMO_API_KEY, "asset": "ETH", "amount": 0.5}
+               ).raise_for_status()
+    session.run(threading.Event())
+    events = Store(settings.db_path).query("select code, severity, message from events where session_id = ?",
+                                           [session.session_id])
+    by_code = {c: (s, m) for c, s, m in events.rows()}
+    assert by_code["UNEXPLAINED_ORDER"][0] == "critical" and "not placed by Rampart" in by_code["UNEXPLAINED_ORDER"][1]
+    assert by_code["POSITION_MISMATCH"][0] == "critical" and "ETHUSDT" in by_code["POSITION_MISMATCH"][1]
+    # the foreign order is left alone: Rampart never cancels what it did not place
+    open_orders = sandbox.client(DEMO_API_KEY, DEMO_API_SECRET).fetch_open_orders("BTC/USDT")
+    assert any(not str(o["clientOrderId"]).startswith("rp") for o in open_orders)
+
+
+@pytest.mark.req("R6.4")
+def test_sigterm_stops_gracefully_leaving_the_protective_stops_on_the_exchange(tmp_path: Path, creds: None) -> None:
+    settings = live_settings(tmp_path)
+    pass_gate(settings)
+    state_file = settings.data_dir / "live" / "state.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with SandboxServer(sandbox_config(market(seed=23))) as server:
+        proc = subprocess.Popen(live_cmd(settings, server.url), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            state = json.loads(state_file.read_text()) if state_file.exists() else {}
+            if state.get("positions") and any(o["tag"] == "stop" for o in state.get("orders", {}).values()):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        open_orders = [o for s in ("BTC/USDT", "ETH/USDT")
+                       for o in server.client(DEMO_API_KEY, DEMO_API_SECRET).fetch_open_orders(s)]
+    assert proc.returncode == 0, err
+    assert "stop requested" in out
+    final = json.loads(state_file.read_text())
+    stops = {cid for cid, o in final["orders"].items() if o["tag"] == "stop"}
+    assert stops and stops <= {o["clientOrderId"] for o in open_orders}  # still protecting the positions
+    store = Store(settings.db_path)
+    assert store.query("select status from sessions where mode = 'live'").item() == "completed"
+    codes = set(store.query("select code from events")["code"])
+    assert "SESSION_STOPPED" in codes
+
+
+@pytest.mark.req("R1.5")
+def test_data_download_is_resumable_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import main
+
+    sets = market(seed=29)
+    with SandboxServer(sandbox_config(sets)) as server:
+        since = sets[0].frame["ts"][0].strftime("%Y-%m-%d")
+        args = ["data", "download", "--symbol", "BTCUSDT", "--timeframe", "1m", "--since", since,
+                "--exchange", "sandbox", "--sandbox-url", server.url, "--out", str(tmp_path)]
+        assert main(args) == 0
+        first = pl.read_parquet(tmp_path / "BTCUSDT-1m.parquet")
+        time.sleep(2.0)  # the sandbox clock moves on a few candles
+        assert main(args) == 0
+        second = pl.read_parquet(tmp_path / "BTCUSDT-1m.parquet")
+    out = capsys.readouterr().out
+    assert first.height >= WARMUP_BARS and second.height > first.height
+    assert second["ts"].is_unique().all() and second["ts"].is_sorted()
+    assert second.head(first.height).equals(first)  # resumed, nothing rewritten
+    assert second.drop("ts").equals(sets[0].frame.drop("ts").head(second.height))
+    assert "new" in out and "data checks passed" in out
