@@ -60,18 +60,9 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
 
 def _settings(symbols: str, strategy: str | None, timeframe: str | None, params: list[str] | None,
               data_dir: Path | None) -> Any:
-    from core.config import load_settings
+    from core.config import load_settings, run_overrides
 
-    market: dict[str, Any] = {"symbols": symbols}
-    if timeframe:
-        market["timeframe"] = timeframe
-    overrides: dict[str, Any] = {"market": market}
-    parsed = _parse_params(params)
-    if strategy or parsed:
-        overrides["strategy"] = {"params": parsed, **({"name": strategy} if strategy else {})}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    return load_settings(**overrides)
+    return load_settings(**run_overrides(symbols, strategy, timeframe, _parse_params(params), data_dir))
 
 
 def _sources(source: list[str]) -> str | list[str]:
@@ -93,6 +84,13 @@ def _check_days(days: float | None) -> None:
         raise _fail(f"--days must be a positive number of days, got {days:g}")
 
 
+def _run_inputs(source: list[str], days: float | None, symbols: str, strategy: str | None, timeframe: str | None,
+                param: list[str] | None, data_dir: Path | None) -> tuple[str | list[str], Any]:
+    """Validate a paper/backtest command's inputs before anything runs or is written."""
+    _check_days(days)
+    return _sources(source), _settings(symbols, strategy, timeframe, param, data_dir)
+
+
 @app.command()
 def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHUSDT",  # noqa: B006
           days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
@@ -101,9 +99,7 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHU
     from core.reporting.paper_report import format_verdict
     from core.validation import run_paper_validation
 
-    _check_days(days)
-    src = _sources(source)
-    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir)
     out = run_paper_validation(settings, src, days=days, seed=seed)
     if as_json:
         typer.echo(json.dumps({"passed": out.verdict.passed, "session_id": out.session_id,
@@ -128,9 +124,7 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,E
     from core.backtest import run_backtest
     from core.reporting.paper_report import format_metrics
 
-    _check_days(days)
-    src = _sources(source)
-    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir)
     out = run_backtest(settings, src, days=days, seed=seed)
     if as_json:
         typer.echo(json.dumps({"session_id": out.session_id, "metrics": out.metrics.to_dict(),

@@ -120,6 +120,22 @@ class Settings(BaseSettings):
         return self.data_dir / "reports"
 
 
+def run_overrides(symbols: str | None = None, strategy: str | None = None, timeframe: str | None = None,
+                  params: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Settings overrides from a run's options (CLI flags, flow parameters); None leaves the setting alone."""
+    market: dict[str, Any] = {}
+    if symbols:
+        market["symbols"] = symbols
+    if timeframe:
+        market["timeframe"] = timeframe
+    overrides: dict[str, Any] = {"market": market} if market else {}
+    if strategy or params:
+        overrides["strategy"] = {"params": params or {}, **({"name": strategy} if strategy else {})}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    return overrides
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Load settings from overrides, environment and .env; ConfigError lists each bad value and what to fix."""
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.paper_validation import settings_overrides
+from core.config import run_overrides
 from tasks.paper import (
     begin_session_task,
     check_candles_task,
@@ -23,7 +23,7 @@ def backtest(source: str | list[str] = "synthetic", symbols: str = "BTCUSDT,ETHU
              seed: int = 7, strategy: str | None = None, timeframe: str | None = None,
              params: dict[str, Any] | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Run a strategy over history and store the session; returns its metrics."""
-    settings = load_settings_task(settings_overrides(symbols, strategy, timeframe, params, data_dir))
+    settings = load_settings_task(run_overrides(symbols, strategy, timeframe, params, data_dir))
     sets = load_candles_task(source, settings, days, seed)
     session_id, chash = begin_session_task(settings, "backtest")
     problems = check_candles_task(sets)

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from core.config import run_overrides
 from tasks.paper import (
     begin_session_task,
     check_candles_task,
@@ -26,7 +27,7 @@ def paper_validation(source: str | list[str] = "synthetic", symbols: str = "BTCU
                      timeframe: str | None = None, params: dict[str, Any] | None = None,
                      data_dir: str | None = None) -> dict[str, Any]:
     """Prove a strategy on paper and record whether it may go live. Returns the verdict and its numbers."""
-    overrides = settings_overrides(symbols, strategy, timeframe, params, data_dir)
+    overrides = run_overrides(symbols, strategy, timeframe, params, data_dir)
     settings = load_settings_task(overrides)
     sets = load_candles_task(source, settings, days, seed)
     session_id, chash = begin_session_task(settings)
@@ -39,18 +40,6 @@ def paper_validation(source: str | list[str] = "synthetic", symbols: str = "BTCU
     notify_task(verdict, session_id)
     return {"passed": verdict.passed, "reasons": list(verdict.reasons), "session_id": session_id,
             "config_hash": chash, "metrics": metrics.to_dict(), "report": str(report.get("json"))}
-
-
-def settings_overrides(symbols: str, strategy: str | None, timeframe: str | None, params: dict[str, Any] | None,
-                       data_dir: str | None) -> dict[str, Any]:
-    """Flow parameters → settings overrides (environment variables fill in the rest)."""
-    market: dict[str, Any] = {"symbols": symbols, **({"timeframe": timeframe} if timeframe else {})}
-    overrides: dict[str, Any] = {"market": market}
-    if strategy or params:
-        overrides["strategy"] = {"params": params or {}, **({"name": strategy} if strategy else {})}
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    return overrides
 
 
 if __name__ == "__main__":
