@@ -17,6 +17,7 @@ import typer
 # typer 0.29 ships its own click; its usage errors are these classes, not the click package's.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
+from core.control.emergency import emergency_stop_command
 from core.errors import RampartError
 from core.sandbox.cli import sandbox as sandbox_command
 
@@ -169,6 +170,7 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
 
 
 app.command("sandbox")(sandbox_command)
+app.command("emergency-stop")(emergency_stop_command)
 
 data_app = typer.Typer(help="Market data: download candle history.", rich_markup_mode=None)
 app.add_typer(data_app, name="data")

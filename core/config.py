@@ -18,6 +18,8 @@ from core.domain import Instrument
 from core.errors import ConfigError
 from core.gate import GateConfig
 from core.market.candles import TIMEFRAMES
+from core.risk.breakers import BreakerConfig
+from core.risk.limits import RiskLimits
 
 # Binance spot filters (PRICE_FILTER tickSize, LOT_SIZE stepSize, NOTIONAL minNotional) for the symbols Rampart
 # knows. Live sessions replace these with the exchange's own values from exchangeInfo.
@@ -41,6 +43,8 @@ class PaperConfig(_Frozen):
     taker_fee: float = Field(0.001, ge=0, le=0.01, description="fee rate of market and stop orders (0.1 %)")
     maker_fee: float = Field(0.001, ge=0, le=0.01, description="fee rate of limit orders")
     slippage_bps: float = Field(2.0, ge=0, le=500, description="market/stop fills this many bps worse")
+    risk_controls: bool = Field(False, description="run the live risk controls in paper sessions too (rehearsal); "
+                                "off for validation, which measures the strategy itself")
 
 
 class SizingConfig(_Frozen):
@@ -109,6 +113,8 @@ class Settings(BaseSettings):
     gate: GateConfig = GateConfig()
     strategy: StrategyConfig = StrategyConfig()
     market: MarketConfig = MarketConfig()
+    risk: RiskLimits = RiskLimits()
+    breakers: BreakerConfig = BreakerConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property
@@ -154,7 +160,9 @@ def describe_validation(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
         name = "RAMPART_" + "__".join(loc).upper() if loc else "settings"
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
         msg = str(err["msg"]).removeprefix("Value error, ")
+        shows_value = "got " in msg
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) and not shows_value \
+            else ""
         parts.append(f"{name}: {msg}{got}")
     return "; ".join(parts)

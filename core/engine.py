@@ -36,7 +36,7 @@ from core.domain import (
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
-from core.risk.engine import EntryApproved, RiskEngine
+from core.risk.engine import EntryApproved, RiskAction, RiskEngine
 from core.strategy.base import Strategy
 
 
@@ -167,6 +167,7 @@ class Engine:
             strategy = self.strategies[cs.symbol]
             strategy.prepare(cs.frame)
             self.books.append(BarContext(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
+        self.risk.prepare({b.symbol: b.close for b in self.books})
 
     def advance(self, candle_sets: list[CandleSet]) -> int:
         """Live: the windows of closed candles have new bars at the end; prepare and run each of them, in order
@@ -176,6 +177,7 @@ class Engine:
             frame = by_symbol[bar.symbol].frame
             bar.refresh(frame)
             bar.strategy.prepare(frame)
+        self.risk.prepare({b.symbol: b.close for b in self.books})
         ts = self.books[0].ts
         last = self.result.ts[-1] if self.result.ts else self._start_ts
         new = [i for i, t in enumerate(ts) if last is None or t > last]
@@ -217,9 +219,16 @@ class Engine:
         """The hot loop over bars [start, end). Keep per-bar work to a few attribute reads."""
         books = self.books
         port = self.portfolio
+        risk = self.risk
         on_bar = self.broker.on_bar
         eq_append = self.result.equity.append
         cash_append = self.result.cash.append
+        ts_list = books[0].ts if books else []
+        # the monitors' thresholds as locals: a bar pays a few comparisons unless one is crossed
+        day_end, daily_floor, dd_floor, hwm = risk.day_end, risk.daily_floor, risk.dd_floor, risk.hwm
+        ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
+        tightened = risk.tightened
+        prev_equity = self.result.equity[-1] if self.result.equity else None
         self._i = start
         for i in range(start, end):
             self._i = i
@@ -230,15 +239,71 @@ class Engine:
                         self._book_fills(bar, fills)
                         fills = on_bar(bar, i)
             equity = port.cash
+            unrealized = 0.0
             for bar in books:
-                if bar.position is not None:
-                    equity += bar.position.qty * bar.close[i]
+                pos = bar.position
+                if pos is not None:
+                    close = bar.close[i]
+                    equity += pos.qty * close
+                    unrealized += pos.qty * (close - pos.avg_price)
             eq_append(equity)
             cash_append(port.cash)
+            ts = ts_list[i]
+            if (ts >= day_end or equity <= daily_floor or equity <= dd_floor
+                    or (unrealized < ul_limit * equity) is not tightened):
+                self._monitor(i, ts, equity, unrealized, prev_equity)
+                day_end, daily_floor, dd_floor = risk.day_end, risk.daily_floor, risk.dd_floor
+                tightened = risk.tightened
+            if equity > hwm:
+                hwm = equity
+                risk.new_high(equity)
+                dd_floor = risk.dd_floor
+            prev_equity = equity
             for bar in books:
                 signal = bar.strategy.on_bar(i, bar)
                 if signal is not None:
                     self._on_signal(bar, signal, i, equity)
+
+    def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
+        """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""
+        for action in self.risk.on_mark(ts, equity, unrealized, prev_equity):
+            if action.code == "UNREALIZED_LOSS_TIGHTEN":
+                self._tighten_stops(i, ts)
+            self.record_action(action)
+
+    def record_action(self, action: RiskAction) -> None:
+        """An automatic risk action goes to the events and to the decision log, with its code and numbers."""
+        self.record_event(action.severity, action.code, action.detail, ts=action.ts)
+        if self.record_decisions:
+            self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
+                                          "ts": action.ts, "symbol": "*", "kind": "action", "action": "risk",
+                                          "code": action.code, "reason": action.detail,
+                                          "details": {"state": self.risk.state.value, "derisked": self.risk.derisked,
+                                                      "latency_s": self.risk.latency}})
+
+    def _tripped(self, tripped: Any, ts: int) -> None:
+        if tripped is not None:
+            self.record_action(RiskAction(tripped.code, str(tripped), ts, "critical"))
+
+    def on_api_error(self, what: str) -> None:
+        """Live: an exchange call failed (5xx, timeout, 429, auth); the API-error breaker counts it."""
+        if self.risk.breakers is not None:
+            self._tripped(self.risk.breakers.on_api_error(self.now(), what), self.now())
+
+    def _tighten_stops(self, i: int, ts: int) -> None:
+        """R4.3: every open position's stop moves to ``stop_tighten`` of its distance, on the exchange too."""
+        factor = self.risk.limits.stop_tighten
+        for bar in self.books:
+            pos = bar.position
+            if pos is None or pos.stop is None:
+                continue
+            price = bar.close[i]
+            new_stop = price - (price - pos.stop) * factor
+            if new_stop <= pos.stop:
+                continue
+            for old in [o for o in bar.working if o.tag is OrderTag.STOP]:
+                self.broker.cancel(old, bar, ts)
+            self._place_stop(bar, new_stop, ts, seq=2)
 
     def collect_fills(self) -> None:
         """Live: ask the broker once more for every working order's fills and book them (before stopping)."""
@@ -278,6 +343,12 @@ class Engine:
             self.result.fills.append(fill)
             kind = "stop" if fill.tag is OrderTag.STOP else "signal"
             trade = self.portfolio.apply_fill(fill, order.reason, kind)
+            breakers = self.risk.breakers
+            if breakers is not None:  # R6.2: abnormal slippage, losing streaks
+                bps = fill.slippage / (fill.qty * fill.price) * 10_000 if fill.qty and fill.price else 0.0
+                self._tripped(breakers.on_fill(bps, fill.ts, fill.client_order_id), fill.ts)
+                if trade is not None:
+                    self._tripped(breakers.on_trade_closed(trade.net_pnl, fill.ts), fill.ts)
             bar.position = self.portfolio.positions.get(bar.symbol)
             if fill.tag is OrderTag.ENTRY and not order.is_open and bar.position is not None:
                 self._place_stop(bar, order.stop_price, fill.ts)
@@ -317,7 +388,8 @@ class Engine:
                 self._place_stop(bar, pos.stop, ts, seq=1)
             return
         open_notional = equity - self.portfolio.cash
-        verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash, open_notional, ts)
+        held = tuple(b.symbol for b in self.books if b.position is not None)
+        verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash, open_notional, ts, i, held)
         if isinstance(verdict, OrderDenied):
             self._decide(ts, signal, verdict)
             return

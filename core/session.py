@@ -14,6 +14,7 @@ from core.engine import Engine, SessionResult
 from core.execution.paper import FillModelConfig, PaperBroker
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
+from core.risk.breakers import CircuitBreakers
 from core.risk.engine import RiskConfig, RiskEngine
 from core.strategy import build_params, make_strategy, params_hash
 
@@ -45,7 +46,10 @@ def build_paper_engine(settings: Settings, mode: Mode, *, session_id: str | None
         allowed_symbols=settings.market.allowed_symbols, instruments=instruments,
         risk_per_trade=settings.sizing.risk_per_trade, exposure_cap=settings.sizing.exposure_cap,
         sizing_mode=settings.sizing.mode, fee_rate=paper.taker_fee,
+        limits=settings.risk if paper.risk_controls else None,
     ))
+    if paper.risk_controls:
+        risk.breakers = CircuitBreakers(settings.breakers)
     return Engine(session_id=session_id or new_session_id(), mode=mode, strategies=strategies,
                   instruments=instruments, risk=risk, broker=broker, portfolio=portfolio,
                   config_hash=config_hash(settings), timeframe=settings.market.timeframe,

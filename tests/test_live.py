@@ -132,8 +132,11 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
     live = session.engine
     assert live is not None
     first_ts, last_ts = live.result.ts[0], live.result.ts[-1]
-    # the paper engine steps exactly the bars the live engine traded, on the same candles
-    paper = build_paper_engine(settings, Mode.PAPER)
+    # the paper engine steps exactly the bars the live engine traded, on the same candles, with the same risk
+    # controls and first-rung sizing: only the broker differs (R1.1)
+    same_risk = load_settings(data_dir=tmp_path, strategy=STRATEGY, market={"timeframe": "1m"},
+                              paper={"risk_controls": True}, sizing={"risk_per_trade": 0.001, "exposure_cap": 0.02})
+    paper = build_paper_engine(same_risk, Mode.PAPER)
     paper.load(sets)
     ts = paper.books[0].ts
     paper.result.ts = ts

@@ -62,7 +62,8 @@ class CcxtBroker:
         self.latencies: deque[tuple[float, str, float]] = deque(maxlen=1000)  # (wall time, call, seconds)
         self.errors: deque[tuple[float, str]] = deque(maxlen=1000)
         self.notices: list[tuple[int, str, str]] = []
-        self._on_latency = on_latency
+        self.on_latency = on_latency
+        self.on_error: Callable[[str], None] | None = None  # the API-error breaker (R6.2)
         self._reported: dict[str, tuple[float, float]] = {}  # client order id -> (qty, fee) reported as fills
         self._unread: dict[str, dict[str, Any]] = {}  # submit responses whose fills are not reported yet
         self._value: dict[str, float] = {}  # client order id -> quote value of the fills reported
@@ -77,12 +78,15 @@ class CcxtBroker:
             return fn(*args, **kwargs)
         except ccxt.BaseError as exc:
             self.errors.append((time.time(), f"{what}: {type(exc).__name__}"))
-            raise translate(exc, what) from exc
+            error = translate(exc, what)
+            if self.on_error is not None and isinstance(error, ExchangeUnavailable | AuthenticationError):
+                self.on_error(f"{what}: {type(exc).__name__}")
+            raise error from exc
         finally:
             elapsed = time.perf_counter() - t0
             self.latencies.append((time.time(), what, elapsed))
-            if self._on_latency is not None:
-                self._on_latency(what, elapsed)
+            if self.on_latency is not None:
+                self.on_latency(what, elapsed)
 
     def read(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
         """An idempotent read, retried with backoff on transient failures (5xx, timeouts, 429)."""

@@ -20,9 +20,10 @@ from typing import Any
 import polars as pl
 
 from core.config import Settings
+from core.control.emergency import read_halt
 from core.domain import Instrument, Mode, Order, TradingState
 from core.engine import Engine
-from core.errors import AuthenticationError, ExchangeError, RampartError
+from core.errors import AuthenticationError, ExchangeError, RampartError, SessionError
 from core.execution.ccxt_broker import CcxtBroker
 from core.gate import check_go_live
 from core.live.credentials import Credentials
@@ -30,6 +31,7 @@ from core.live.feed import ExchangeFeed
 from core.live.reconcile import base_asset, reconcile
 from core.live.state import LiveState, load_state, save_state
 from core.portfolio import Portfolio
+from core.risk.breakers import CircuitBreakers
 from core.risk.engine import RiskConfig, RiskEngine
 from core.risk.ladder import rung
 from core.session import config_hash, new_session_id
@@ -88,6 +90,7 @@ class LiveSession:
         self.feed: ExchangeFeed | None = None
         self.bars = 0
         self._reconciled = 0
+        self._halted = False
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
 
@@ -95,6 +98,10 @@ class LiveSession:
     def preflight(self) -> dict[str, Instrument]:
         """Every check of issue 3 / R1.5 / R2.2; raises PreflightFailed naming each failure."""
         failures: list[str] = []
+        halt = read_halt(self.settings.data_dir)
+        if halt is not None:
+            failures.append(f"HALTED: emergency stop by {halt.get('who')} ({halt.get('reason')}); an operator must "
+                            "resume before live trading starts again")
         ok, why = check_go_live(self.store.latest_gate(self.chash), self.chash, datetime.now(UTC),
                                 self.settings.gate)
         if not ok:
@@ -130,6 +137,8 @@ class LiveSession:
         report = reconcile(self.broker, self.state, self.symbols)
         engine = self._build_engine(instruments, report.cash)
         self.engine = engine
+        self.broker.on_latency = self._on_latency
+        self.broker.on_error = engine.on_api_error
         self.store.begin_session({**session_row(self.session_id, Mode.LIVE, self.settings, self.chash,
                                                 datetime.now(UTC)), "starting_equity": report.cash})
         window = max(2 * max(s.warmup for s in engine.strategies.values()), 60)
@@ -154,9 +163,12 @@ class LiveSession:
         risk = RiskEngine(RiskConfig(
             allowed_symbols=self.settings.market.allowed_symbols, instruments=instruments,
             risk_per_trade=first.risk_per_trade, exposure_cap=first.exposure_cap, sizing_mode="risk",
-            fee_rate=self.settings.paper.taker_fee,
+            fee_rate=self.settings.paper.taker_fee, limits=self.settings.risk,  # live: controls always on
         ))
-        risk.state = TradingState(self.state.trading_state)  # SAFE_MODE and HALTED survive restarts
+        risk.restore({**self.state.risk, "state": self.state.trading_state})  # SAFE_MODE/HALTED/de-risk survive
+        saved = self.state.risk.get("breakers")
+        risk.breakers = (CircuitBreakers.from_state(self.settings.breakers, saved) if saved
+                         else CircuitBreakers(self.settings.breakers))
         return Engine(session_id=self.session_id, mode=Mode.LIVE,
                       strategies={s: make_strategy(self.settings.strategy.name, params) for s in self.symbols},
                       instruments=instruments, risk=risk, broker=self.broker, portfolio=Portfolio(cash),
@@ -186,6 +198,9 @@ class LiveSession:
             while True:
                 if stop.is_set():
                     reason = "stop requested"
+                    break
+                if self._check_halt():  # the emergency stop owns the account now
+                    reason = "emergency stop"
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     reason = "duration reached"
@@ -233,10 +248,13 @@ class LiveSession:
         engine = self.engine
         if engine is None:
             return LiveSummary(self.session_id, 0, 0, 0.0, 0.0, self.state.trading_state, reason)
-        try:
-            engine.collect_fills()  # the last bar's orders may have filled since the last poll
-        except RampartError as exc:
-            engine.record_event("error", "FINAL_SYNC_FAILED", f"fills of the last bar not collected: {exc}")
+        if self._halted:  # no order, no state write: the emergency stop has flattened and set HALTED itself
+            engine.risk.state = TradingState.HALTED
+        else:
+            try:
+                engine.collect_fills()  # the last bar's orders may have filled since the last poll
+            except RampartError as exc:
+                engine.record_event("error", "FINAL_SYNC_FAILED", f"fills of the last bar not collected: {exc}")
         engine.record_event("info", "SESSION_STOPPED", f"live session stopped: {reason}; protective stops stay "
                             "on the exchange")
         res = engine.finish()
@@ -249,8 +267,19 @@ class LiveSession:
                            engine.risk.state.value, reason)
 
     # --- durability ----------------------------------------------------------------------------------------
+    def _on_latency(self, what: str, seconds: float) -> None:
+        """Every exchange call feeds the latency monitor (R4.4)."""
+        engine = self.engine
+        if engine is not None:
+            action = engine.risk.on_latency(seconds, engine.now())
+            if action is not None:
+                engine.record_action(action)
+
     def _journal(self, order: Order) -> None:
-        """Called by the broker before an order is sent: after a crash, reconciliation knows to look for it."""
+        """Called by the broker before an order is sent: after a crash, reconciliation knows to look for it.
+        Once an emergency stop has raised the HALT flag, nothing more is sent."""
+        if self._check_halt():
+            raise SessionError(f"HALTED by an emergency stop: {order.client_order_id} not sent")
         self.state.remember_order(order)
         save_state(self.state_path, self.state)
 
@@ -284,11 +313,17 @@ class LiveSession:
         self.store.append_many(new)
         self._save_state()
 
+    def _check_halt(self) -> bool:
+        if not self._halted and read_halt(self.settings.data_dir) is not None:
+            self._halted = True
+        return self._halted
+
     def _save_state(self) -> None:
         engine = self.engine
-        if engine is None:
+        if engine is None or self._check_halt():  # checked right before writing: the stop's HALTED state wins
             return
         self.state.trading_state = engine.risk.state.value
+        self.state.risk = engine.risk.to_state()
         self.state.orders = {}
         for bar in engine.books:
             self.state.remember_position(bar.position, bar.symbol)

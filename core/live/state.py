@@ -25,6 +25,7 @@ class LiveState:
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # working or in-flight, by client order id
     baseline: dict[str, float] = field(default_factory=dict)  # base-asset holdings that are not Rampart's
+    risk: dict[str, Any] = field(default_factory=dict)  # de-risking, high-water mark, breakers (RiskEngine.to_state)
 
     # --- conversions ---------------------------------------------------------------------------------------
     def remember_order(self, order: Order) -> None:

@@ -1,18 +1,35 @@
-"""RiskEngine: the pre-trade checks every order passes, the same in backtest, paper and live.
+"""RiskEngine: the trading state, the pre-trade checks and the monitors — the same in backtest, paper and live.
 
-Checks are a chain of early returns; a refusal is a returned ``OrderDenied`` with a coded reason and its
-numbers — never an exception. Exits are always allowed (they only reduce risk).
+Pre-trade checks are a chain of early returns; a refusal is a returned ``OrderDenied`` with a coded reason and
+its numbers, never an exception. Exits are always allowed. Monitors run on every bar (``on_mark``, called by
+the engine only when a threshold may have been crossed) and on every exchange call (``on_latency``); what they
+do automatically comes back as ``RiskAction``s that the engine records and carries out.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
 from core.domain import Instrument, OrderDenied, Reason, Signal, TradingState
+from core.errors import ConfigError
+from core.risk.limits import RiskLimits
 from core.risk.sizing import Sized, SizeRefused, SizingInputs, size_all_in, size_by_risk
 
-ENTRY_STATES = frozenset({TradingState.ACTIVE})
+DAY_MS = 86_400_000
+_T = TradingState
+# Who may go where. Automatic moves only ever tighten (to SAFE_MODE or HALTED); loosening is an operator's.
+STATE_TRANSITIONS: dict[TradingState, frozenset[TradingState]] = {
+    _T.ACTIVE: frozenset({_T.REDUCING, _T.SAFE_MODE, _T.HALTED}),
+    _T.REDUCING: frozenset({_T.ACTIVE, _T.SAFE_MODE, _T.HALTED}),
+    _T.SAFE_MODE: frozenset({_T.ACTIVE, _T.HALTED}),
+    _T.HALTED: frozenset({_T.ACTIVE}),
+}
+ENTRY_STATES = frozenset({_T.ACTIVE})
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,9 @@ class RiskConfig:
     exposure_cap: float = 1.0
     sizing_mode: str = "risk"
     fee_rate: float = 0.001
+    # None: no automatic controls — paper validation and backtests measure the strategy itself (issue 2);
+    # live sessions always run with limits (and paper sessions can, e.g. to rehearse the rules).
+    limits: RiskLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,40 +55,133 @@ class EntryApproved:
     checks: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class RiskAction:
+    """Something the risk engine did on its own: code (DAILY_LOSS_LIMIT …), the numbers, and when."""
+
+    code: str
+    detail: str
+    ts: int
+    severity: str = "warning"
+
+
 class RiskEngine:
-    """Owns the trading state and the pre-trade chain. Monitors (daily loss, drawdown…) will set ``state``."""
+    """Owns the trading state, de-risking, latency pause and the per-bar indicators the checks read."""
 
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
+        self.controls = config.limits is not None
+        self.limits = config.limits or RiskLimits()
         self.state = TradingState.ACTIVE
+        self.derisked = False
+        self.tightened = False  # inside an unrealized-loss episode (R4.3): stops already moved once
+        self.latency_paused = False
+        self._latency: deque[float] = deque(maxlen=self.limits.latency_window)
+        self._latency_ok_since: int | None = None
+        # per-bar thresholds the engine compares against inline (cheap); crossing one calls on_mark
+        self.day_end = 0 if self.controls else 2**62
+        self.sod_equity = math.nan
+        self.daily_floor = -math.inf
+        self.hwm = -math.inf
+        self.dd_floor = -math.inf
+        self.vol_mult: dict[str, list[float]] = {}
+        self.vol_ratio: dict[str, list[float]] = {}
+        self.corr: dict[tuple[str, str], list[float]] = {}
+        self.breakers: Any = None  # CircuitBreakers when configured
 
-    def size_multiplier(self, symbol: str) -> float:
-        """Volatility and new-symbol scaling multiply the size here (R4.1, R5.3); 1.0 when calm."""
-        return 1.0
+    # --- state ---------------------------------------------------------------------------------------------
+    def transition(self, new: TradingState, why: str, ts: int) -> RiskAction | None:
+        """Move along STATE_TRANSITIONS; an illegal move is refused (ConfigError), a no-op returns None."""
+        if new is self.state:
+            return None
+        if new not in STATE_TRANSITIONS[self.state]:
+            raise ConfigError(f"trading state cannot go from {self.state} to {new}")
+        old, self.state = self.state, new
+        if new is not TradingState.ACTIVE:
+            self.daily_floor = -math.inf  # already stopped: no second trigger today
+        return RiskAction("STATE_CHANGED", f"{old} -> {new}: {why}", ts,
+                          "critical" if new in (_T.SAFE_MODE, _T.HALTED) else "warning")
 
+    # --- indicators for the checks -------------------------------------------------------------------------
+    def prepare(self, closes: dict[str, list[float]]) -> None:
+        """Rolling volatility ratio and pairwise return correlation per bar, computed once per batch."""
+        if not self.controls:
+            return
+        lim = self.limits
+        frame = pl.DataFrame(closes)
+        rets = frame.select((pl.col(s) / pl.col(s).shift(1)).log().alias(s) for s in closes)
+        for sym in closes:
+            ratio = (rets[sym].rolling_std(lim.vol_short_window) / rets[sym].rolling_std(lim.vol_long_window))
+            ratio = ratio.fill_null(1.0).fill_nan(1.0)
+            mult = pl.select(pl.when(ratio >= lim.vol_ratio_high).then(lim.vol_mult_high)
+                             .when(ratio >= lim.vol_ratio_mid).then(lim.vol_mult_mid).otherwise(1.0)).to_series()
+            self.vol_ratio[sym] = ratio.to_list()
+            self.vol_mult[sym] = mult.to_list()
+        symbols = list(closes)
+        for a in symbols:
+            for b in symbols:
+                if a < b:
+                    rho = rets.select(pl.rolling_corr(a, b, window_size=lim.corr_window)).to_series()
+                    values = rho.fill_null(0.0).fill_nan(0.0).to_list()
+                    self.corr[(a, b)] = self.corr[(b, a)] = values
+
+    def size_multiplier(self, symbol: str, i: int) -> float:
+        """R4.1 volatility scaling at bar ``i`` (1.0 when calm or unknown)."""
+        mult = self.vol_mult.get(symbol)
+        return mult[i] if mult is not None and i < len(mult) else 1.0
+
+    @property
+    def risk_per_trade(self) -> float:
+        """R4.5: the de-risked value once the drawdown limit was reached, until an operator resets it."""
+        return self.limits.derisked_risk_per_trade if self.derisked else self.config.risk_per_trade
+
+    # --- pre-trade chain -----------------------------------------------------------------------------------
     def check_entry(self, signal: Signal, price: float, equity: float, cash: float, open_notional: float,
-                    ts: int) -> OrderDenied | EntryApproved:
+                    ts: int, i: int = -1, open_symbols: tuple[str, ...] = ()) -> OrderDenied | EntryApproved:
         cfg = self.config
         sym = signal.symbol
         if sym not in cfg.allowed_symbols:
             return OrderDenied(sym, Reason.NOT_ALLOWED_SYMBOL, f"{sym} not in {','.join(cfg.allowed_symbols)}", ts)
         if self.state not in ENTRY_STATES:
             return OrderDenied(sym, Reason.TRADING_STATE, f"state {self.state} allows no new entries", ts)
+        if self.breakers is not None:
+            blocked = self.breakers.blocking(ts)
+            if blocked is not None:
+                name, left = blocked
+                return OrderDenied(sym, "BREAKER_COOLDOWN", f"{name} breaker blocks entries for another "
+                                   f"{left / 3_600_000:.2f} h", ts)
+        if self.latency_paused:
+            return OrderDenied(sym, "LATENCY_PAUSE", f"exchange latency {self.latency:.2f}s > "
+                               f"{self.limits.latency_limit_s:.2f}s (rolling {len(self._latency)} calls)", ts)
+        for other in open_symbols:
+            rho = self.corr.get((sym, other))
+            if other != sym and rho is not None and 0 <= i < len(rho) and rho[i] > self.limits.corr_max:
+                return OrderDenied(sym, "CORRELATION_BLOCK",
+                                   f"{sym}~{other} rho={rho[i]:.2f}>{self.limits.corr_max:.2f}", ts)
         stop = signal.stop
         if stop is None or not 0 < stop < price:
             return OrderDenied(sym, Reason.INVALID_STOP, f"stop {stop} must be between 0 and the price {price:.2f}",
                                ts)
+        return self._size(signal, price, equity, cash, open_notional, ts, i)
+
+    def _size(self, signal: Signal, price: float, equity: float, cash: float, open_notional: float, ts: int,
+              i: int) -> OrderDenied | EntryApproved:
+        cfg = self.config
+        sym = signal.symbol
         inst = cfg.instruments[sym]
         if cfg.sizing_mode == "all_in":
             sized = size_all_in(cash, price, cfg.fee_rate, inst)
             inputs: dict[str, Any] = {"mode": "all_in", "cash": cash, "price": price}
         else:
-            mult = self.size_multiplier(sym)
-            x = SizingInputs(equity, cash, price, stop, cfg.risk_per_trade, mult, cfg.exposure_cap, open_notional,
+            mult = self.size_multiplier(sym, i)
+            risk = self.risk_per_trade
+            x = SizingInputs(equity, cash, price, signal.stop or 0.0, risk, mult, cfg.exposure_cap, open_notional,
                              cfg.fee_rate)
             sized = size_by_risk(x, inst)
-            inputs = {"mode": "risk", "equity": equity, "cash": cash, "price": price, "stop": stop,
-                      "risk_per_trade": cfg.risk_per_trade, "size_multiplier": mult,
+            ratio = self.vol_ratio.get(sym)
+            inputs = {"mode": "risk", "equity": equity, "cash": cash, "price": price, "stop": signal.stop,
+                      "risk_per_trade": risk, "derisked": self.derisked, "size_multiplier": mult,
+                      "vol_ratio": ratio[i] if ratio is not None and 0 <= i < len(ratio) else None,
                       "exposure_cap": cfg.exposure_cap, "open_notional": open_notional}
         if isinstance(sized, SizeRefused):
             return OrderDenied(sym, sized.code, sized.detail, ts)
@@ -79,5 +192,92 @@ class RiskEngine:
         inputs["qty"] = sized.qty
         inputs["binding"] = sized.binding
         return EntryApproved(sized.qty, sized.quote_qty, inputs,
-                             ("allow_list", "trading_state", "stop", "exposure_cap", "cash", "lot_step",
-                              "min_notional"))
+                             ("allow_list", "trading_state", "breakers", "latency", "correlation", "stop",
+                              "volatility", "exposure_cap", "cash", "lot_step", "min_notional"))
+
+    # --- monitors ------------------------------------------------------------------------------------------
+    def on_mark(self, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> list[RiskAction]:
+        """A threshold may have been crossed at this mark: new day, daily loss, drawdown, unrealized loss."""
+        lim = self.limits
+        actions: list[RiskAction] = []
+        if ts >= self.day_end:  # start-of-day equity: at 00:00 UTC, or at session start when later
+            self.sod_equity = prev_equity if prev_equity is not None else equity
+            self.day_end = (ts // DAY_MS + 1) * DAY_MS
+            active = self.state is TradingState.ACTIVE
+            self.daily_floor = self.sod_equity * (1 - lim.daily_loss_limit) if active else -math.inf
+        if equity <= self.daily_floor:
+            pnl = equity - self.sod_equity
+            why = (f"DAILY_LOSS_LIMIT: day P&L {pnl:+,.2f} ({pnl / self.sod_equity:+.2%}) <= "
+                   f"-{lim.daily_loss_limit:.2%} of start-of-day equity {self.sod_equity:,.2f}")
+            act = self.transition(TradingState.SAFE_MODE, why, ts)
+            actions.extend([RiskAction("DAILY_LOSS_LIMIT", why, ts, "critical"), *([act] if act else [])])
+        if equity <= self.dd_floor and not self.derisked:
+            self.derisked = True
+            dd = 1 - equity / self.hwm
+            actions.append(RiskAction("DRAWDOWN_DERISK", f"DRAWDOWN_DERISK: drawdown {dd:.2%} from the high-water "
+                                      f"mark {self.hwm:,.2f} >= {lim.drawdown_limit:.2%}: risk per trade "
+                                      f"{self.config.risk_per_trade:.2%} -> {lim.derisked_risk_per_trade:.2%} until "
+                                      "an operator resets it", ts, "critical"))
+            self.dd_floor = -math.inf
+        breach = unrealized < -lim.unrealized_loss_limit * equity
+        if breach and not self.tightened:
+            self.tightened = True
+            actions.append(RiskAction("UNREALIZED_LOSS_TIGHTEN", f"UNREALIZED_LOSS_TIGHTEN: unrealized "
+                                      f"{unrealized:+,.2f} ({unrealized / equity:+.2%} of equity) beyond "
+                                      f"-{lim.unrealized_loss_limit:.2%}: every stop moved to "
+                                      f"{lim.stop_tighten:.0%} of its distance", ts, "critical"))
+        elif not breach and self.tightened:
+            self.tightened = False
+            actions.append(RiskAction("UNREALIZED_LOSS_RECOVERED", f"unrealized {unrealized:+,.2f} back within "
+                                      f"-{lim.unrealized_loss_limit:.2%} of equity; episode over", ts, "info"))
+        return actions
+
+    def new_high(self, equity: float) -> None:
+        self.hwm = equity
+        if self.controls and not self.derisked:
+            self.dd_floor = equity * (1 - self.limits.drawdown_limit)
+
+    @property
+    def latency(self) -> float:
+        return sum(self._latency) / len(self._latency) if self._latency else 0.0
+
+    def on_latency(self, seconds: float, ts: int) -> RiskAction | None:
+        """R4.4 with hysteresis: pause above the limit; resume after it stayed below for the settle period."""
+        if not self.controls:
+            return None
+        self._latency.append(seconds)
+        lim = self.limits
+        rolling = self.latency
+        if rolling > lim.latency_limit_s:
+            self._latency_ok_since = None
+            if not self.latency_paused:
+                self.latency_paused = True
+                return RiskAction("LATENCY_PAUSE", f"LATENCY_PAUSE: rolling exchange latency {rolling:.2f}s > "
+                                  f"{lim.latency_limit_s:.2f}s: new entries paused, exits continue", ts)
+            return None
+        if self.latency_paused:
+            if self._latency_ok_since is None:
+                self._latency_ok_since = ts
+            elif ts - self._latency_ok_since >= lim.latency_settle_s * 1000:
+                self.latency_paused = False
+                self._latency_ok_since = None
+                return RiskAction("LATENCY_RESUME", f"LATENCY_RESUME: latency {rolling:.2f}s below "
+                                  f"{lim.latency_limit_s:.2f}s for {lim.latency_settle_s:g}s: entries resume", ts,
+                                  "info")
+        return None
+
+    # --- persistence (live) --------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"state": self.state.value, "derisked": self.derisked, "hwm": self.hwm if math.isfinite(self.hwm)
+                else None, "tightened": self.tightened,
+                "breakers": self.breakers.to_state() if self.breakers is not None else None}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """SAFE_MODE, HALTED and de-risking survive restarts (R2.4, R4.5, R6.4)."""
+        self.state = TradingState(data.get("state", TradingState.ACTIVE.value))
+        self.derisked = bool(data.get("derisked", False))
+        self.tightened = bool(data.get("tightened", False))
+        if data.get("hwm") is not None:
+            self.new_high(float(data["hwm"]))
+
+

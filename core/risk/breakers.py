@@ -1,0 +1,247 @@
+"""Circuit breakers (SPEC R6.2): trip on a loss streak, an API-error burst or one abnormal fill, then block entries.
+
+Pure and clock-free: every method takes ``ts``, the engine clock in epoch milliseconds, so backtest, paper and
+live behave identically and tests can step time exactly. A breaker blocks on ``[trip_ts, until_ts)``: at
+``until_ts - 1`` it still blocks, at ``until_ts`` it is quiet again. While a breaker is in cooldown its events
+are ignored (it cannot re-trip, and the cooldown is not extended), so after the cooldown every counter starts
+from zero. ``blocking`` is called per entry decision and does constant work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from core.domain import ms_to_dt
+from core.errors import ConfigError, StoreError
+
+CONSECUTIVE_LOSSES = "consecutive_losses"
+API_ERRORS = "api_errors"
+SLIPPAGE = "slippage"
+NAMES: tuple[str, ...] = (CONSECUTIVE_LOSSES, API_ERRORS, SLIPPAGE)
+CODES: dict[str, str] = {
+    CONSECUTIVE_LOSSES: "BREAKER_CONSECUTIVE_LOSSES",
+    API_ERRORS: "BREAKER_API_ERRORS",
+    SLIPPAGE: "BREAKER_SLIPPAGE",
+}
+STATE_VERSION = 1
+_MS_PER_HOUR = 3_600_000
+
+
+class BreakerConfig(BaseModel):
+    """Thresholds and cooldowns. Out-of-range values fail at load with the field, its range and the value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    consecutive_losses: int = 4  # trips after this many losing closed trades in a row
+    losses_cooldown_hours: float = 4.0
+    api_errors: int = 10  # trips after this many API errors (5xx, timeouts, 429, auth) ...
+    api_error_window_s: float = 300.0  # ... within this rolling window
+    api_cooldown_hours: float = 1.0
+    slippage_bps: float = 50.0  # trips when one fill's adverse slippage exceeds this
+    slippage_cooldown_hours: float = 2.0
+
+    # field -> (low, high, unit in the message). One table so every message has the same shape.
+    RANGES: ClassVar[dict[str, tuple[float, float, str]]] = {
+        "consecutive_losses": (1, 50, " trades"),
+        "losses_cooldown_hours": (1, 24, " hours"),
+        "api_errors": (1, 1000, " errors"),
+        "api_error_window_s": (10, 3600, " seconds"),
+        "api_cooldown_hours": (1, 24, " hours"),
+        "slippage_bps": (1, 1000, " bps"),
+        "slippage_cooldown_hours": (1, 24, " hours"),
+    }
+
+    @field_validator("*")
+    @classmethod
+    def _in_range(cls, value: float, info: ValidationInfo) -> float:
+        # A custom message rather than Field(ge=, le=): the operator must see the name, the range and the value
+        # in one line (R6.2 acceptance). "not lo <= v <= hi" also rejects NaN.
+        name = info.field_name or ""
+        lo, hi, unit = cls.RANGES[name]
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} must be between {lo:g} and {hi:g}{unit}; got {value:g}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTripped:
+    """Event: a breaker tripped. ``code`` is one of ``CODES``; ``detail`` carries the numbers in words."""
+
+    name: str
+    code: str
+    detail: str
+    until_ts: int
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def _iso(ts: int) -> str:
+    return ms_to_dt(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number; got {value!r}")
+    return value
+
+
+class CircuitBreakers:
+    """The three breakers of R6.2 with their counters and cooldowns; ``to_state``/``from_state`` persist them."""
+
+    def __init__(self, cfg: BreakerConfig) -> None:
+        self.cfg = cfg
+        self._cooldown_ms = {
+            CONSECUTIVE_LOSSES: round(cfg.losses_cooldown_hours * _MS_PER_HOUR),
+            API_ERRORS: round(cfg.api_cooldown_hours * _MS_PER_HOUR),
+            SLIPPAGE: round(cfg.slippage_cooldown_hours * _MS_PER_HOUR),
+        }
+        self._window_ms = round(cfg.api_error_window_s * 1000)
+        self._until: dict[str, int] = dict.fromkeys(NAMES, 0)
+        self._max_until = 0  # fast path for blocking(): nothing blocks at or after this instant
+        self._last: dict[str, BreakerTripped | None] = dict.fromkeys(NAMES)
+        self._losses: list[float] = []  # net P&L of the current losing streak
+        # Only the newest N error times matter: N errors in the window <=> the oldest of the last N is inside it.
+        self._errors: deque[int] = deque(maxlen=cfg.api_errors)
+        self._last_error = ""
+
+    # --- events --------------------------------------------------------------------------------------------
+    def on_trade_closed(self, net_pnl: float, ts: int) -> BreakerTripped | None:
+        """A closed trade: a loss (net P&L < 0) extends the streak; anything else (win, break-even) resets it."""
+        _finite(net_pnl, "net_pnl")
+        if self._in_cooldown(CONSECUTIVE_LOSSES, ts):
+            return None
+        if net_pnl >= 0:
+            self._losses.clear()
+            return None
+        self._losses.append(net_pnl)
+        n = len(self._losses)
+        if n < self.cfg.consecutive_losses:
+            return None
+        pnls = ", ".join(f"{p:.2f}" for p in self._losses)
+        self._losses.clear()
+        return self._trip(CONSECUTIVE_LOSSES, ts, f"{n} losing trades in a row ({pnls} USDT)")
+
+    def on_api_error(self, ts: int, what: str = "") -> BreakerTripped | None:
+        """An API error (5xx, timeout, 429, auth); trips at ``api_errors`` errors within ``api_error_window_s``."""
+        if self._in_cooldown(API_ERRORS, ts):
+            return None
+        self._errors.append(ts)
+        self._last_error = what
+        # The window is (ts - window, ts]: an error exactly window_s old has left it.
+        if len(self._errors) < self.cfg.api_errors or self._errors[0] <= ts - self._window_ms:
+            return None
+        span_s = (ts - self._errors[0]) / 1000
+        self._errors.clear()
+        last = f"; last: {what}" if what else ""
+        return self._trip(API_ERRORS, ts, f"{self.cfg.api_errors} API errors in {span_s:g}s "
+                                          f"(limit {self.cfg.api_errors} in {self.cfg.api_error_window_s:g}s{last})")
+
+    def on_fill(self, slippage_bps: float, ts: int, what: str = "") -> BreakerTripped | None:
+        """A fill's adverse slippage vs its reference price, in bps (positive = worse); trips above the limit."""
+        _finite(slippage_bps, "slippage_bps")
+        if self._in_cooldown(SLIPPAGE, ts) or slippage_bps <= self.cfg.slippage_bps:
+            return None
+        on = f" on {what}" if what else ""
+        return self._trip(SLIPPAGE, ts, f"fill slippage {slippage_bps:.1f} bps{on} exceeds "
+                                        f"{self.cfg.slippage_bps:g} bps")
+
+    # --- queries and overrides -----------------------------------------------------------------------------
+    def blocking(self, ts: int) -> tuple[str, int] | None:
+        """(name, ms left) of the breaker that blocks longest at ``ts``, or None. Hot path: constant work."""
+        if ts >= self._max_until:
+            return None
+        name = max(NAMES, key=self._until.__getitem__)
+        return name, self._until[name] - ts
+
+    def clear(self, name: str, ts: int) -> bool:
+        """Operator override (R6.3 checks the role and reason): lift ``name`` now; False if it was not blocking."""
+        if name not in self._until:
+            raise ConfigError(f"unknown circuit breaker '{name}'; use one of {', '.join(NAMES)}")
+        was = self._in_cooldown(name, ts)
+        self._until[name] = 0
+        self._reset_counters(name)
+        self._max_until = max(self._until.values())
+        return was
+
+    def status(self, ts: int) -> list[dict[str, Any]]:
+        """Every breaker, tripped or not, with its threshold, counters and last trip — for the dashboard/CLI."""
+        cfg = self.cfg
+        counters: dict[str, dict[str, Any]] = {
+            CONSECUTIVE_LOSSES: {"losing_streak": len(self._losses), "threshold": cfg.consecutive_losses},
+            API_ERRORS: {"errors_in_window": sum(1 for t in self._errors if t > ts - self._window_ms),
+                         "threshold": cfg.api_errors, "window_s": cfg.api_error_window_s},
+            SLIPPAGE: {"threshold_bps": cfg.slippage_bps},
+        }
+        rows = []
+        for name in NAMES:
+            until = self._until[name]
+            tripped = ts < until
+            last = self._last[name]
+            rows.append({
+                "name": name, "code": CODES[name], "tripped": tripped,
+                "until": _iso(until) if tripped else None, "until_ts": until if tripped else None,
+                "ms_left": until - ts if tripped else 0, "cooldown_hours": self._cooldown_ms[name] / _MS_PER_HOUR,
+                "counters": counters[name], "last_trip": last.detail if last else None,
+            })
+        return rows
+
+    # --- persistence ---------------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready snapshot: cooldowns and counters survive a restart (a restart never lifts a breaker)."""
+        return {
+            "version": STATE_VERSION,
+            "until": dict(self._until),
+            "last": {n: (t.detail, t.until_ts) if t else None for n, t in self._last.items()},
+            "losses": list(self._losses),
+            "errors": list(self._errors),
+            "last_error": self._last_error,
+        }
+
+    @classmethod
+    def from_state(cls, cfg: BreakerConfig, d: dict[str, Any]) -> CircuitBreakers:
+        """Rebuild from ``to_state``. A trip keeps its persisted end even if the cooldown setting changed."""
+        cb = cls(cfg)
+        try:
+            if d["version"] != STATE_VERSION:
+                raise ValueError(f"version {d['version']!r}, expected {STATE_VERSION}")
+            for name in NAMES:
+                cb._until[name] = int(d["until"][name])
+                last = d["last"][name]
+                cb._last[name] = BreakerTripped(name, CODES[name], str(last[0]), int(last[1])) if last else None
+            # Counters may exceed a lowered threshold: keep only what the new config can use.
+            losses = [float(x) for x in d["losses"]]
+            keep = cfg.consecutive_losses - 1  # a full streak would have tripped; at most N-1 can be pending
+            cb._losses = losses[-keep:] if keep else []
+            cb._errors.extend(int(t) for t in d["errors"])
+            cb._last_error = str(d["last_error"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise StoreError(f"saved circuit-breaker state is malformed ({type(exc).__name__}: {exc}); "
+                             f"it must come from CircuitBreakers.to_state()") from exc
+        cb._max_until = max(cb._until.values())
+        return cb
+
+    # --- internals -----------------------------------------------------------------------------------------
+    def _in_cooldown(self, name: str, ts: int) -> bool:
+        return ts < self._until[name]
+
+    def _trip(self, name: str, ts: int, what: str) -> BreakerTripped:
+        until = ts + self._cooldown_ms[name]
+        hours = self._cooldown_ms[name] / _MS_PER_HOUR
+        event = BreakerTripped(name, CODES[name], f"{what}; entries blocked for {hours:g}h until {_iso(until)}",
+                               until)
+        self._until[name] = until
+        self._max_until = max(self._max_until, until)
+        self._last[name] = event
+        return event
+
+    def _reset_counters(self, name: str) -> None:
+        if name == CONSECUTIVE_LOSSES:
+            self._losses.clear()
+        elif name == API_ERRORS:
+            self._errors.clear()

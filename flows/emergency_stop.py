@@ -1,0 +1,24 @@
+"""Emergency stop flow (SPEC R6.1): HALT, cancel every open order, sell Rampart's positions, report.
+
+Talks to the exchange directly with the stored credentials, so it works when the live session is down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from core.config import run_overrides
+from tasks.emergency import emergency_stop_task
+
+
+@flow(name="emergency-stop", log_prints=True, retries=0)
+def emergency_stop_flow(reason: str, who: str = "prefect", exchange: str = "sandbox",
+                        sandbox_url: str | None = "http://127.0.0.1:8765",
+                        data_dir: str | None = None) -> dict[str, Any]:
+    """Flatten and halt the account; returns the report (``flat`` says whether anything is left)."""
+    return emergency_stop_task(run_overrides(data_dir=data_dir), reason, who, exchange, sandbox_url)
+
+
+if __name__ == "__main__":
+    emergency_stop_flow(reason="manual run")

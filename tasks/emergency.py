@@ -1,0 +1,25 @@
+"""Thin Prefect task adapter for the emergency stop (R6.1): run it once, never retried, publish the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from core.config import load_settings
+from core.control.emergency import emergency_stop
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def emergency_stop_task(overrides: dict[str, Any], reason: str, who: str, exchange: str,
+                        sandbox_url: str | None) -> dict[str, Any]:
+    """HALT and flatten; the report becomes a markdown artifact and the returned dict. Not retried by Prefect:
+    the stop retries its own exchange calls, and a second run is always safe to start by hand."""
+    settings = load_settings(**overrides)
+    report = emergency_stop(settings, reason, who, exchange, sandbox_url if exchange == "sandbox" else None)
+    logger = get_run_logger()
+    (logger.info if report.flat else logger.critical)(report.summary())
+    create_markdown_artifact(key="emergency-stop", markdown=report.markdown(), description="Emergency stop report")
+    return report.to_dict()
