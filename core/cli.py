@@ -172,6 +172,44 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
 app.command("sandbox")(sandbox_command)
 app.command("emergency-stop")(emergency_stop_command)
 
+@app.command()
+def override(action: Annotated[str, typer.Argument(help="resume | clear-breaker | reset-derisk")],
+             reason: Annotated[str, typer.Option(help="why (recorded and notified; required)")] = "",
+             breaker: Annotated[str | None, typer.Option(help="with clear-breaker: consecutive_losses, "
+                                                                "api_errors or slippage")] = None,
+             data_dir: DataDirOpt = None) -> None:
+    """Operator override (R6.3). The token comes from RAMPART_OPERATOR_TOKEN (or a hidden prompt), never an
+    argument; it must belong to an operator or admin in RAMPART_OPERATORS. Every attempt is recorded."""
+    import os
+
+    from core.config import load_settings, run_overrides
+    from core.control.overrides import apply_override
+
+    settings = load_settings(**run_overrides(data_dir=data_dir))
+    token = os.environ.get("RAMPART_OPERATOR_TOKEN") or (
+        typer.prompt("operator token", hide_input=True, default="", show_default=False) if sys.stdin.isatty()
+        else "")
+    result = apply_override(settings, action, token or None, reason, breaker=breaker)
+    if not result.accepted:
+        raise _fail(f"{result.code}: {result.detail} (the refusal is recorded)")
+    typer.echo(f"{result.action} accepted ({result.detail}); applied to the {result.applied_to}")
+
+
+operators_app = typer.Typer(help="Operator tokens.", rich_markup_mode=None)
+app.add_typer(operators_app, name="operators")
+
+
+@operators_app.command("hash-token")
+def hash_token_command() -> None:
+    """Read a token from stdin and print its SHA-256, for RAMPART_OPERATORS (the token itself is never shown)."""
+    from core.control.auth import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise _fail("give the token on stdin, e.g. `printf %s \"$TOKEN\" | rampart operators hash-token`")
+    typer.echo(hash_token(token))
+
+
 data_app = typer.Typer(help="Market data: download candle history.", rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.control.auth import OperatorConfig
 from core.domain import Instrument
 from core.errors import ConfigError
 from core.gate import GateConfig
@@ -115,6 +116,7 @@ class Settings(BaseSettings):
     market: MarketConfig = MarketConfig()
     risk: RiskLimits = RiskLimits()
     breakers: BreakerConfig = BreakerConfig()
+    operators: tuple[OperatorConfig, ...] = Field((), description="who may override, by role; tokens hashed")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property

@@ -1,12 +1,5 @@
-"""Operator controls over a live account: the emergency stop and its HALT flag (SPEC R6)."""
+"""Operator controls over a live account: roles and tokens (auth), overrides, and the emergency stop.
 
-from core.control.emergency import (
-    EmergencyReport,
-    emergency_stop,
-    emergency_stop_command,
-    halt_path,
-    read_halt,
-    write_halt,
-)
-
-__all__ = ["EmergencyReport", "emergency_stop", "emergency_stop_command", "halt_path", "read_halt", "write_halt"]
+Import from the modules (``core.control.emergency``, ``core.control.overrides``): this package's ``__init__``
+stays empty so that settings can import ``core.control.auth`` without loading the rest.
+"""

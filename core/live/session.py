@@ -9,7 +9,9 @@ new entries, leaves protective stops on the exchange and flushes everything.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import polars as pl
 
 from core.config import Settings
 from core.control.emergency import read_halt
+from core.control.overrides import pending_commands, session_marker
 from core.domain import Instrument, Mode, Order, TradingState
 from core.engine import Engine
 from core.errors import AuthenticationError, ExchangeError, RampartError, SessionError
@@ -155,6 +158,9 @@ class LiveSession:
                             f"{engine.risk.config.exposure_cap:.0%}), state {engine.risk.state}",
                             {"restart": not first_start, "previous_session": self.state.session_id})
         self.state.session_id = self.session_id
+        marker = session_marker(self.settings.data_dir)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"pid": os.getpid(), "session_id": self.session_id}))
         self._flush()
 
     def _build_engine(self, instruments: dict[str, Instrument], cash: float) -> Engine:
@@ -228,6 +234,7 @@ class LiveSession:
         except ExchangeError as exc:  # transient: the bar will be there on the next poll
             self.engine.record_event("warning", "FEED_UNAVAILABLE", str(exc)[:300])
             return False
+        self._apply_commands()
         if sets is None:
             return False
         self.bars += self.engine.advance(sets)
@@ -236,6 +243,28 @@ class LiveSession:
             self._check_reconcile()
         self._flush()
         return True
+
+    def _apply_commands(self) -> None:
+        """Operator overrides handed over by ``apply_override`` (already authorized and recorded)."""
+        engine = self.engine
+        if engine is None:
+            return
+        risk = engine.risk
+        for path, cmd in pending_commands(self.settings.data_dir):
+            action, ts = cmd.get("action"), engine.now()
+            if action == "resume" and risk.state is not TradingState.ACTIVE:
+                act = risk.transition(TradingState.ACTIVE, f"resumed by {cmd.get('who')}: {cmd.get('reason')}", ts)
+                if act is not None:
+                    engine.record_action(act)
+            elif action == "reset-derisk":
+                risk.derisked = False
+                equity = engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash
+                risk.new_high(equity)  # the high-water mark starts again from here
+            elif action == "clear-breaker" and risk.breakers is not None:
+                risk.breakers.clear(str(cmd.get("breaker")), ts)
+            engine.record_event("warning", "OVERRIDE_APPLIED", f"{action} by {cmd.get('who')}: {cmd.get('reason')}",
+                                cmd)
+            path.unlink(missing_ok=True)
 
     def _check_reconcile(self) -> None:
         report = reconcile(self.broker, self.state, self.symbols)
@@ -259,6 +288,7 @@ class LiveSession:
                             "on the exchange")
         res = engine.finish()
         self._flush()
+        session_marker(self.settings.data_dir).unlink(missing_ok=True)
         self.store.finish_session(self.session_id, status="failed" if res.errors else "completed",
                                   ended_at=datetime.now(UTC), final_equity=res.final_equity,
                                   error="; ".join(res.errors)[:4000] or None, frames={})

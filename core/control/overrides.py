@@ -1,0 +1,137 @@
+"""Operator overrides (SPEC R6.3): resume, clear a breaker, reset de-risking — each by an authorized operator
+with the right role and a reason; every attempt, refused or accepted, is recorded and notified.
+
+A running live session picks a command file up on its next poll (``data_dir/live/commands``) and applies it to
+its RiskEngine; with no session running, the override is applied to the saved live state directly, so the
+next start sees it. Resuming after an emergency stop also removes the HALT flag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+from core.control.auth import Operator, authorize
+from core.control.emergency import halt_path
+from core.domain import TradingState
+from core.errors import ConfigError
+from core.live.state import load_state, save_state
+from core.risk.breakers import CircuitBreakers
+from core.store import Store
+
+notify_log = logging.getLogger("rampart.notify")
+ACTIONS: dict[str, str] = {"resume": "operator", "clear-breaker": "operator", "reset-derisk": "operator"}
+
+
+@dataclass(frozen=True)
+class OverrideResult:
+    accepted: bool
+    action: str
+    code: str
+    detail: str
+    who: str | None = None
+    applied_to: str | None = None  # "running session" | "saved state"
+
+
+def live_dir(data_dir: Path) -> Path:
+    return data_dir / "live"
+
+
+def session_marker(data_dir: Path) -> Path:
+    return live_dir(data_dir) / "session.json"
+
+
+def running_session(data_dir: Path) -> dict[str, Any] | None:
+    """The live session currently running on this data dir (its marker names a live pid), or None."""
+    marker = session_marker(data_dir)
+    try:
+        info: dict[str, Any] = json.loads(marker.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None
+    return info
+
+
+def apply_override(settings: Settings, action: str, token: str | None, reason: str, *,
+                   breaker: str | None = None) -> OverrideResult:
+    """Check who and why, then apply (or hand to the running session). Refusals are results, recorded too."""
+    if action not in ACTIONS:
+        raise ConfigError(f"unknown override '{action}'; use one of: {', '.join(ACTIONS)}")
+    who = authorize(token, settings.operators, ACTIONS[action])
+    if not isinstance(who, Operator):
+        return _record(settings, OverrideResult(False, action, who.code, who.detail), reason, breaker)
+    if not reason.strip():
+        result = OverrideResult(False, action, "OVERRIDE_NO_REASON", "an override needs a reason", who.name)
+        return _record(settings, result, reason, breaker)
+    if action == "clear-breaker" and not breaker:
+        result = OverrideResult(False, action, "OVERRIDE_NO_BREAKER", "name the breaker to clear", who.name)
+        return _record(settings, result, reason, breaker)
+    command = {"id": uuid.uuid4().hex, "action": action, "who": who.name, "role": who.role, "reason": reason,
+               "breaker": breaker, "requested_at": datetime.now(UTC).isoformat()}
+    if action == "resume":
+        halt_path(settings.data_dir).unlink(missing_ok=True)
+    if running_session(settings.data_dir) is not None:
+        _write_command(settings.data_dir, command)
+        applied = "running session"
+    else:
+        apply_to_saved_state(settings, command)
+        applied = "saved state"
+    detail = f"{action} by {who.name} ({who.role}): {reason}" + (f" [breaker {breaker}]" if breaker else "")
+    return _record(settings, OverrideResult(True, action, "OVERRIDE_ACCEPTED", detail, who.name, applied), reason,
+                   breaker)
+
+
+def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
+    path = live_dir(settings.data_dir) / "state.json"
+    state = load_state(path)
+    action = command["action"]
+    if action == "resume":
+        state.trading_state = TradingState.ACTIVE.value
+    elif action == "reset-derisk":
+        state.risk = {**state.risk, "derisked": False, "hwm": None}
+    elif action == "clear-breaker" and state.risk.get("breakers"):
+        breakers = CircuitBreakers.from_state(settings.breakers, state.risk["breakers"])
+        breakers.clear(command["breaker"], int(datetime.now(UTC).timestamp() * 1000))
+        state.risk = {**state.risk, "breakers": breakers.to_state()}
+    save_state(path, state)
+
+
+def pending_commands(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Commands waiting for the running session, oldest first."""
+    folder = live_dir(data_dir) / "commands"
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append((path, json.loads(path.read_text())))
+        except json.JSONDecodeError:
+            continue  # half-written: picked up on the next poll
+    return out
+
+
+def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
+    folder = live_dir(data_dir) / "commands"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{command['id'][:8]}.json"
+    tmp = folder / (name + ".tmp")
+    tmp.write_text(json.dumps(command))
+    os.replace(tmp, folder / name)
+
+
+def _record(settings: Settings, result: OverrideResult, reason: str, breaker: str | None) -> OverrideResult:
+    severity = "warning" if result.accepted else "error"
+    details = {"action": result.action, "who": result.who, "reason": reason, "breaker": breaker,
+               "accepted": result.accepted, "applied_to": result.applied_to}
+    Store(settings.db_path).record_event(kind="override", severity=severity, code=result.code,
+                                         message=f"{result.action}: {result.detail}", details=details)
+    notify_log.warning("override %s %s: %s", result.action, "ACCEPTED" if result.accepted else "REFUSED",
+                       result.detail)
+    return result
