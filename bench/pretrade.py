@@ -16,11 +16,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import INSTRUMENTS  # noqa: E402
-from core.domain import Signal  # noqa: E402
-from core.risk.breakers import BreakerConfig, CircuitBreakers  # noqa: E402
-from core.risk.engine import EntryApproved, RiskConfig, RiskEngine  # noqa: E402
-from core.risk.limits import RiskLimits  # noqa: E402
+from core.config import INSTRUMENTS
+from core.domain import Signal
+from core.risk.breakers import BreakerConfig, CircuitBreakers
+from core.risk.engine import EntryApproved, RiskConfig, RiskEngine
+from core.risk.limits import RiskLimits
 
 
 def main() -> None:

@@ -140,7 +140,7 @@ def test_a_3_percent_drawdown_cuts_risk_per_trade_to_0_05_percent_until_reset() 
     eng = engine({"BTCUSDT": Scripted(script)}, risk=0.5, limits=RiskLimits(daily_loss_limit=0.2))
     res = eng.run([candles(rows)])
     assert eng.risk.derisked and "DRAWDOWN_DERISK" in codes(eng)
-    later = [d for d in res.decisions if d["reason"] == "after the drawdown"][0]
+    later = next(d for d in res.decisions if d["reason"] == "after the drawdown")
     assert later["details"]["sizing"]["risk_per_trade"] == 0.0005
     # an operator's reset (R6.3 comes with overrides) restores the configured risk
     eng.risk.derisked = False
