@@ -145,6 +145,8 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
                                                          "SIGTERM/Ctrl-C)")] = None,
          max_bars: Annotated[int | None, typer.Option(help="stop after this many bars")] = None,
          poll: Annotated[float, typer.Option(help="seconds between polls for a new closed candle")] = 0.25,
+         control_port: Annotated[int | None, typer.Option(help="serve the control API (status, emergency stop, "
+                                                           "overrides) on 127.0.0.1:PORT, e.g. 8766")] = None,
          symbols: SymbolsOpt = "BTCUSDT,ETHUSDT", strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
          param: ParamOpt = None, data_dir: DataDirOpt = None) -> None:
     """Trade live (R2): preflight (recent passed gate for this config, credentials, exchange, clock, markets,
@@ -158,7 +160,7 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
     if duration is not None and not duration > 0:
         raise _fail(f"--duration must be a positive number of seconds, got {duration:g}")
     settings = _settings(symbols, strategy, timeframe, param, data_dir)
-    options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars)
+    options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars, control_port=control_port)
     session = open_live(settings, exchange, sandbox_url, options)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -32,6 +32,7 @@ def open_live(settings: Settings, exchange: str, base_url: str | None = None,
         secret=credentials.secret.get_secret_value() if credentials else "",
     )
     session = LiveSession(settings, client, credentials, options, state_path=state_path)
+    session.exchange_name, session.base_url = exchange, base_url if exchange == "sandbox" else None
     instruments = session.preflight()
     session.start(instruments)
     return session

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from core.config import Settings
+from core.control.api import ControlServer, create_control_app
 from core.control.emergency import read_halt
 from core.control.overrides import pending_commands, session_marker
 from core.domain import Instrument, Mode, Order, TradingState
@@ -59,6 +60,7 @@ class LiveOptions:
     max_bars: int | None = None
     reconcile_every: int = 50
     max_clock_skew_ms: int = 2_000
+    control_port: int | None = None  # serve the control API on 127.0.0.1 (0 = a free port); None = off
 
 
 @dataclass
@@ -94,6 +96,9 @@ class LiveSession:
         self.bars = 0
         self._reconciled = 0
         self._halted = False
+        self.exchange_name = "sandbox"
+        self.base_url: str | None = None
+        self.control: ControlServer | None = None
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
 
@@ -158,6 +163,10 @@ class LiveSession:
                             f"{engine.risk.config.exposure_cap:.0%}), state {engine.risk.state}",
                             {"restart": not first_start, "previous_session": self.state.session_id})
         self.state.session_id = self.session_id
+        if self.options.control_port is not None:
+            app = create_control_app(self.settings, self.status, self.exchange_name, self.base_url)
+            self.control = ControlServer(app, port=self.options.control_port).start()
+            log.warning("control API on %s", self.control.url)
         marker = session_marker(self.settings.data_dir)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"pid": os.getpid(), "session_id": self.session_id}))
@@ -244,6 +253,23 @@ class LiveSession:
         self._flush()
         return True
 
+    def status(self) -> dict[str, Any]:
+        """What the control API and dashboard show: state, rung, limits, breakers, latency, positions."""
+        engine = self.engine
+        if engine is None:
+            return {"session_id": self.session_id, "started": False}
+        risk = engine.risk
+        return {
+            "session_id": self.session_id, "mode": "live", "exchange": self.exchange_name,
+            "state": risk.state.value, "rung": self.state.rung + 1, "risk_per_trade": risk.risk_per_trade,
+            "exposure_cap": risk.config.exposure_cap, "derisked": risk.derisked, "latency_s": risk.latency,
+            "latency_paused": risk.latency_paused, "bars": self.bars,
+            "breakers": risk.breakers.status(engine.now()) if risk.breakers is not None else [],
+            "equity": engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash,
+            "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "stop": p.stop}
+                          for s, p in engine.portfolio.positions.items()},
+        }
+
     def _apply_commands(self) -> None:
         """Operator overrides handed over by ``apply_override`` (already authorized and recorded)."""
         engine = self.engine
@@ -289,6 +315,8 @@ class LiveSession:
         res = engine.finish()
         self._flush()
         session_marker(self.settings.data_dir).unlink(missing_ok=True)
+        if self.control is not None:
+            self.control.stop()
         self.store.finish_session(self.session_id, status="failed" if res.errors else "completed",
                                   ended_at=datetime.now(UTC), final_equity=res.final_equity,
                                   error="; ".join(res.errors)[:4000] or None, frames={})

@@ -1,0 +1,108 @@
+"""The control API a live session serves on 127.0.0.1: status, emergency stop and overrides over HTTP.
+
+Every request carries ``Authorization: Bearer <operator token>``; roles as in ``core.control.auth``
+(status: viewer; emergency stop and overrides: operator). Refusals answer 401/403 with a coded reason and
+are recorded like every other override attempt. The dashboard (a later issue) builds on these routes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel
+
+from core.config import Settings
+from core.control.auth import Operator, authorize
+from core.control.emergency import emergency_stop
+from core.control.overrides import apply_override
+from core.store import Store
+
+HTTP_STATUS = {"OVERRIDE_NO_TOKEN": 401, "OVERRIDE_BAD_TOKEN": 401, "OVERRIDE_FORBIDDEN": 403}
+
+
+class EmergencyBody(BaseModel):
+    reason: str
+
+
+class OverrideBody(BaseModel):
+    reason: str = ""
+    breaker: str | None = None
+
+
+def _token(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    return None
+
+
+def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]], exchange: str,
+                       base_url: str | None) -> FastAPI:
+    """``status`` returns the running session's view (state, rung, breakers, latency, positions)."""
+    app = FastAPI(title="Rampart control API", docs_url=None, redoc_url=None)
+
+    def who(authorization: str | None, role: str, action: str) -> Operator:
+        found = authorize(_token(authorization), settings.operators, role)
+        if isinstance(found, Operator):
+            return found
+        Store(settings.db_path).record_event(kind="override", severity="error", code=found.code,
+                                             message=f"{action} over the control API refused: {found.detail}",
+                                             details={"action": action, "accepted": False})
+        raise HTTPException(HTTP_STATUS.get(found.code, 403), {"code": found.code, "detail": found.detail})
+
+    @app.get("/api/status")
+    def get_status(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        who(authorization, "viewer", "status")
+        return status()
+
+    @app.post("/api/emergency-stop")
+    def post_emergency_stop(body: EmergencyBody, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        operator = who(authorization, "operator", "emergency-stop")
+        if not body.reason.strip():
+            raise HTTPException(422, {"code": "OVERRIDE_NO_REASON", "detail": "an emergency stop needs a reason"})
+        report = emergency_stop(settings, body.reason, operator.name, exchange, base_url)
+        result: dict[str, Any] = report.to_dict()
+        return result
+
+    @app.post("/api/overrides/{action}")
+    def post_override(action: str, body: OverrideBody,
+                      authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        result = apply_override(settings, action, _token(authorization), body.reason, breaker=body.breaker)
+        if not result.accepted:
+            raise HTTPException(HTTP_STATUS.get(result.code, 422), {"code": result.code, "detail": result.detail})
+        return {"accepted": True, "action": action, "detail": result.detail, "applied_to": result.applied_to}
+
+    return app
+
+
+class ControlServer:
+    """The control API in a background thread on 127.0.0.1 (port 0 picks a free one: see ``.port``)."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                     access_log=False, timeout_graceful_shutdown=1))
+        self._thread = threading.Thread(target=self._server.run, name="rampart-control", daemon=True)
+        self.host = host
+        self.port = port
+
+    def start(self) -> ControlServer:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sockets = [s for srv in getattr(self._server, "servers", []) for s in srv.sockets]
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
