@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,6 +141,7 @@ class Engine:
         self._orders: dict[str, Order] = {}
         self._i: int | None = None
         self._start_ts: int | None = None
+        self.clock: Callable[[], int] | None = None  # live on a real exchange: wall clock; else bar time
         self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
                                     portfolio.starting_cash, datetime.now(UTC))
         self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
@@ -371,7 +373,8 @@ class Engine:
         ts = bar.ts[i]
         price = bar.close[i]
         if any(o.tag is not OrderTag.STOP for o in bar.working):
-            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts))
+            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts),
+                         i=i)
             return
         if signal.action == "exit":
             pos = bar.position
@@ -383,21 +386,35 @@ class Engine:
             order = Order(client_order_id(self.session_id, bar.symbol, ts, "exit"), bar.symbol, Side.SELL,
                           OrderType.MARKET, pos.qty, OrderTag.EXIT, ts, reason=signal.reason)
             self._submit(bar, order, ts)
-            self._decide(ts, signal, order)
+            self._decide(ts, signal, order, i=i)
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in bar.working):
                 self._place_stop(bar, pos.stop, ts, seq=1)
             return
-        open_notional = equity - self.portfolio.cash
-        held = tuple(b.symbol for b in self.books if b.position is not None)
-        verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash, open_notional, ts, i, held)
+        # entries sent but not filled yet count as exposure already, and their cost as spent
+        pending = sum(o.qty * b.close[i] for b in self.books for o in b.working if o.tag is OrderTag.ENTRY)
+        open_notional = equity - self.portfolio.cash + pending
+        held = tuple(b.symbol for b in self.books if b.position is not None or
+                     any(o.tag is OrderTag.ENTRY for o in b.working))
+        verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash - pending, open_notional, ts, i,
+                                        held)
         if isinstance(verdict, OrderDenied):
-            self._decide(ts, signal, verdict)
+            self._decide(ts, signal, verdict, i=i)
             return
         order = Order(client_order_id(self.session_id, bar.symbol, ts, "entry"), bar.symbol, Side.BUY,
                       OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
                       stop_price=signal.stop, quote_qty=verdict.quote_qty)
         self._submit(bar, order, ts)
-        self._decide(ts, signal, order, verdict)
+        self._decide(ts, signal, order, verdict, i=i)
+
+    def _market(self, symbol: str, i: int | None) -> dict[str, Any]:
+        """Market conditions at a decision (R3.5): price, the risk engine's volatility ratio, latency."""
+        if i is None:
+            return {}
+        bar = self._book(symbol)
+        ratio = self.risk.vol_ratio.get(symbol)
+        return {"price": bar.close[i], "high": bar.high[i], "low": bar.low[i], "volume": bar.volume[i],
+                "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
+                "latency_s": self.risk.latency}
 
     def _submit(self, bar: BarContext, order: Order, ts: int) -> None:
         self._orders[order.client_order_id] = order
@@ -405,11 +422,11 @@ class Engine:
         self.broker.submit(order, bar, ts)
 
     def _decide(self, ts: int, signal: Signal, outcome: Order | OrderDenied,
-                approved: EntryApproved | None = None) -> None:
+                approved: EntryApproved | None = None, i: int | None = None) -> None:
         if not self.record_decisions:
             return
         details: dict[str, Any] = {"indicators": signal.indicators, "stop": signal.stop, "target": signal.target,
-                                   "state": self.risk.state.value}
+                                   "state": self.risk.state.value, "market": self._market(signal.symbol, i)}
         if isinstance(outcome, OrderDenied):
             kind, code, details["denied"] = "denied", outcome.code, outcome.detail
         else:
@@ -440,7 +457,9 @@ class Engine:
                                    "message": message, "details": details or {}})
 
     def now(self) -> int:
-        """The engine's clock: the time of the latest bar it has seen (exchange/bar time), wall time before any."""
+        """The engine's clock: injected (wall time live), else the latest bar's time (replay and sandbox runs)."""
+        if self.clock is not None:
+            return self.clock()
         if self.books and self.books[0].ts:
             i = self._i if self._i is not None and self._i < len(self.books[0].ts) else len(self.books[0].ts) - 1
             return self.books[0].ts[i]

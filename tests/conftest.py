@@ -38,3 +38,12 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's public demo key pair as the live credentials."""
+    from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
+
+    monkeypatch.setenv("RAMPART_API_KEY", DEMO_API_KEY)
+    monkeypatch.setenv("RAMPART_API_SECRET", DEMO_API_SECRET)

@@ -55,12 +55,6 @@ def sandbox_config(**kw: Any) -> SandboxConfig:
 
 
 @pytest.fixture
-def creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAMPART_API_KEY", DEMO_API_KEY)
-    monkeypatch.setenv("RAMPART_API_SECRET", DEMO_API_SECRET)
-
-
-@pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(sandbox_config()) as server:
         yield server

@@ -57,12 +57,6 @@ def sandbox_config(sets: list[CandleSet], speed: float = SPEED, **kw: Any) -> Sa
 
 
 @pytest.fixture
-def creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAMPART_API_KEY", DEMO_API_KEY)
-    monkeypatch.setenv("RAMPART_API_SECRET", DEMO_API_SECRET)
-
-
-@pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(sandbox_config(market())) as server:
         yield server

@@ -28,7 +28,8 @@ import typer
 from core.config import Settings
 from core.domain import Instrument, TradingState
 from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUnavailable, OrderNotFound, StoreError
-from core.execution.ccxt_broker import CcxtBroker
+from core.execution.broker import base36
+from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
 from core.execution.ccxt_client import make_binance
 from core.live.credentials import load_credentials
 from core.live.reconcile import OUR_PREFIX, base_asset
@@ -272,7 +273,7 @@ class _Flattener:
             self.report.errors.append(f"{sym}: market sell {cid} filled nothing (status {info.get('status')})")
             return
         price = float(info.get("average") or info.get("price") or 0.0)
-        self.fills.setdefault(sym, []).append((filled, price, _fee_quote(info, price), cid))
+        self.fills.setdefault(sym, []).append((filled, price, fee_in_quote(info, price), cid))
 
     def _create_sell(self, sym: str, qty: float, cid: str) -> dict[str, Any]:
         """Send once; when the outcome is unknown look the id up and re-send the same id only if never seen."""
@@ -315,26 +316,6 @@ def _describe(sym: str, order: dict[str, Any], outcome: str) -> dict[str, Any]:
             "outcome": outcome}
 
 
-def _fee_quote(info: dict[str, Any], price: float) -> float:
-    fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
-    total = 0.0
-    for fee in fees:
-        cost = float(fee.get("cost") or 0.0)
-        total += cost if str(fee.get("currency") or "USDT") == "USDT" else cost * price
-    return total
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
-# --- the emergency stop -----------------------------------------------------------------------------------
 def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "sandbox",
                    base_url: str | None = None, *, state_path: Path | None = None,
                    timeout_ms: int = CALL_TIMEOUT_MS) -> EmergencyReport:
@@ -350,7 +331,7 @@ def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "s
     report = EmergencyReport(reason, who, exchange, requested.isoformat(), str(halt_path(settings.data_dir)))
     path = state_path or state_file(settings.data_dir)
     state, baseline, writable = _load_state(path, report)
-    stamp = _base36(int(requested.timestamp() * 1000))
+    stamp = base36(int(requested.timestamp() * 1000))
     flattener: _Flattener | None = None
     key_id = None
     try:

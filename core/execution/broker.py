@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def _base36(n: int) -> str:
+def base36(n: int) -> str:
     out = ""
     while True:
         n, r = divmod(n, 36)
@@ -28,7 +28,7 @@ def _base36(n: int) -> str:
 
 def client_order_id(session_id: str, symbol: str, ts: int, tag: str, seq: int = 0) -> str:
     """``rp<session8>-<SYMBOL>-<ts36><tag>[seq]``: same decision → same id; ≤ 36 chars as Binance requires."""
-    suffix = f"{_base36(ts // 1000)}{tag[0]}{seq or ''}"
+    suffix = f"{base36(ts // 1000)}{tag[0]}{seq or ''}"
     return f"rp{session_id[:8]}-{symbol}-{suffix}"[:36]
 
 

@@ -181,13 +181,13 @@ class CcxtBroker:
     def _order_fee(self, order: Order, info: dict[str, Any]) -> float:
         """The order's total fee in quote. Binance's order lookup carries no commission: ask its trades."""
         if _has_fees(info) or not order.exchange_order_id:
-            return _fee_quote(info, order.avg_fill_price)
+            return fee_in_quote(info, order.avg_fill_price)
         try:
             trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol), None,
                                None, {"orderId": order.exchange_order_id})
         except ExchangeUnavailable:
             return order.filled_qty * order.avg_fill_price * 0.001  # the exchange's base fee until it answers
-        return sum(_fee_quote(t, float(t.get("price") or order.avg_fill_price)) for t in trades)
+        return sum(fee_in_quote(t, float(t.get("price") or order.avg_fill_price)) for t in trades)
 
     def _create(self, order: Order, inst: Instrument) -> dict[str, Any]:
         """Send once; on an unknown outcome look the id up, and re-send the same id only if it never arrived."""
@@ -266,7 +266,7 @@ def _has_fees(info: dict[str, Any]) -> bool:
     return bool(info.get("fees") or info.get("fee"))
 
 
-def _fee_quote(info: dict[str, Any], price: float) -> float:
+def fee_in_quote(info: dict[str, Any], price: float) -> float:
     """Total fee of an order in quote currency (a fee charged in the base asset is valued at the fill price)."""
     fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
     total = 0.0

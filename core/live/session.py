@@ -144,6 +144,8 @@ class LiveSession:
         self.state.rung = 0  # R6.4: every (re)start trades at the first rung until an approval raises it
         report = reconcile(self.broker, self.state, self.symbols)
         engine = self._build_engine(instruments, report.cash)
+        if self.exchange_name != "sandbox":  # SPEC: wall clock in live runs; the sandbox's own time otherwise
+            engine.clock = lambda: int(time.time() * 1000)
         self.engine = engine
         self.broker.on_latency = self._on_latency
         self.broker.on_error = engine.on_api_error

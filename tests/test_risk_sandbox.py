@@ -1,0 +1,414 @@
+"""Risk-control scenarios on the sandbox exchange through the real ccxt client (issue 4 acceptance).
+
+The sandbox runs on a manual clock: each scenario moves market time one 1-minute bar at a time
+(``POST /sandbox/advance``) and steps the live session once per bar, so the price path the session trades and
+the order of events are exact, and nothing waits on wall time (except the latency fault, which adds real
+seconds to every exchange response). Entries and exits come from ``Cue``, a strategy the test drives bar by
+bar; it replaces the configured strategy's instances after start, so the gate record still matches the
+settings. Live sizing is rung 1 (0.1 % risk, 2 % exposure cap): the limits are scaled down in the settings
+(e.g. a 0.05 % daily loss limit) so a few percent fall of a 200 USDT position crosses them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from core.config import Settings, load_settings
+from core.domain import Signal, TradingState
+from core.engine import BarContext, Engine
+from core.live.runner import open_live
+from core.live.session import LiveOptions, LiveSession
+from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
+from core.sandbox.server import SandboxServer
+from core.session import config_hash
+from core.store import Store
+from core.strategy.base import Strategy, StrategyParams
+from tests.helpers import candles
+
+STRATEGY: dict[str, Any] = {"name": "sma_cross", "params": {"fast": 3, "slow": 8}}
+WARMUP_BARS = 80  # closed candles before the sandbox start (the live window needs 61)
+BAR_MS = 60_000
+BTC, ETH = 40_000.0, 2_000.0
+CCXT = {"BTCUSDT": "BTC/USDT", "ETHUSDT": "ETH/USDT"}
+# What the risk engine does on its own: each lands in the events and, with its numbers, in the decision log.
+ACTION_CODES = ("DAILY_LOSS_LIMIT", "STATE_CHANGED", "DRAWDOWN_DERISK", "UNREALIZED_LOSS_TIGHTEN",
+                "UNREALIZED_LOSS_RECOVERED", "LATENCY_PAUSE", "LATENCY_RESUME", "BREAKER_CONSECUTIVE_LOSSES",
+                "BREAKER_API_ERRORS", "BREAKER_SLIPPAGE")
+
+Cue = Callable[[BarContext, int], Signal | None]
+
+
+def enter(stop_below: float, reason: str = "cue entry") -> Cue:
+    """An entry with its protective stop ``stop_below`` (a fraction) under the bar's close."""
+    return lambda bar, i: Signal.enter(bar.symbol, round(bar.close[i] * (1 - stop_below), 2), reason)
+
+
+def leave(reason: str = "cue exit") -> Cue:
+    return lambda bar, i: Signal.exit(bar.symbol, reason)
+
+
+class CueStrategy(Strategy):
+    """Emits what the test cued for the next bar, once; nothing otherwise."""
+
+    name = "cue"
+
+    def __init__(self) -> None:
+        super().__init__(StrategyParams())
+        self.cue: Cue | None = None
+
+    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+        cue, self.cue = self.cue, None
+        return cue(bar, i) if cue is not None else None
+
+
+def path(closes: list[float], symbol: str) -> Any:
+    """Flat 1-minute candles: WARMUP_BARS at the first close, then one candle per close, then the last close
+    held (so the source never runs out). The price jumps only between candles."""
+    series = [closes[0]] * WARMUP_BARS + closes + [closes[-1]] * 30
+    return candles([(c, c, c, c) for c in series], symbol, tf="1m")
+
+
+def sandbox(btc: list[float], eth: list[float]) -> SandboxServer:
+    sets = [path(btc, "BTCUSDT"), path(eth, "ETHUSDT")]
+    return SandboxServer(SandboxConfig(source=tuple(sets), clock="manual",
+                                       start=sets[0].frame["ts"][WARMUP_BARS]))
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAMPART_API_KEY", DEMO_API_KEY)
+    monkeypatch.setenv("RAMPART_API_SECRET", DEMO_API_SECRET)
+
+
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    """Live settings with scaled limits; a passed gate record for exactly this config (gates have own tests)."""
+    settings = load_settings(data_dir=data_dir, strategy=STRATEGY, market={"timeframe": "1m"}, **overrides)
+    Store(settings.db_path).record_gate({"passed": True, "config_hash": config_hash(settings),
+                                         "strategy": STRATEGY["name"], "reasons": []})
+    return settings
+
+
+@dataclass
+class Rig:
+    """One live session on the manual-clock sandbox, stepped bar by bar with cued signals."""
+
+    server: SandboxServer
+    settings: Settings
+    session: LiveSession = field(init=False)
+    cues: dict[str, CueStrategy] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session = open_live(self.settings, "sandbox", self.server.url, LiveOptions(poll_interval_s=0.05))
+        self.cues = {}
+        for book in self.engine.books:  # the test drives entries and exits from here on
+            self.cues[book.symbol] = book.strategy = self.engine.strategies[book.symbol] = CueStrategy()
+
+    @property
+    def engine(self) -> Engine:
+        engine = self.session.engine
+        if engine is None:
+            raise AssertionError("the live session has no engine")
+        return engine
+
+    def bar(self, **cues: Cue) -> None:
+        """Cue signals (BTCUSDT=..., ETHUSDT=...), close one more bar on the exchange and trade it."""
+        for symbol, cue in cues.items():
+            self.cues[symbol].cue = cue
+        httpx.post(f"{self.server.url}/sandbox/advance", json={"ms": BAR_MS}).raise_for_status()
+        assert self.session.step(), "the session saw no new closed bar"
+
+    def stop(self) -> str:
+        """Stop the session the way an operator's stop does; returns the state it closed in."""
+        stopped = threading.Event()
+        stopped.set()
+        return self.session.run(stopped).state
+
+    def decisions(self) -> pl.DataFrame:
+        return Store(self.settings.db_path).query(
+            "select decision_id, epoch_ms(ts) as ts, symbol, kind, action, code, reason, details from decisions "
+            "where session_id = ? order by decision_id", [self.session.session_id])
+
+    def events(self) -> pl.DataFrame:
+        return Store(self.settings.db_path).query(
+            "select epoch_ms(ts) as ts, severity, code, message from events where session_id = ?",
+            [self.session.session_id])
+
+
+def exchange(server: SandboxServer) -> Any:
+    return server.client(DEMO_API_KEY, DEMO_API_SECRET)
+
+
+def open_stops(server: SandboxServer, symbol: str) -> list[float]:
+    """Stop prices of the STOP_LOSS_LIMIT orders open on the exchange for ``symbol``."""
+    orders = exchange(server).fetch_open_orders(CCXT[symbol])
+    assert all(o["info"]["type"] == "STOP_LOSS_LIMIT" for o in orders), orders
+    return sorted(float(o["info"]["stopPrice"]) for o in orders)
+
+
+def held(server: SandboxServer, asset: str) -> float:
+    return float(exchange(server).fetch_balance()["total"].get(asset) or 0.0)
+
+
+def number(pattern: str, text: str) -> float:
+    """The number captured by ``pattern``'s first group in ``text`` (a log line), thousands commas dropped."""
+    found = re.search(pattern, text)
+    if found is None:
+        raise AssertionError(f"{pattern!r} not in {text!r}")
+    return float(found.group(1).replace(",", ""))
+
+
+def by_code(frame: pl.DataFrame, code: str) -> pl.DataFrame:
+    return frame.filter(pl.col("code") == code)
+
+
+def assert_logged(rig: Rig) -> None:
+    """R3.5: every denial and every automatic action of the session is in the decision log with its code and
+    its numbers; every action event has its decision row (same code, same bar time)."""
+    decisions = rig.decisions()
+    for row in decisions.filter(pl.col("kind") == "denied").iter_rows(named=True):
+        details = json.loads(row["details"])
+        assert row["code"] and details["denied"] and details["state"], row
+        assert details["stop"] is not None or row["action"] == "exit", row  # the signal's own number
+        if row["code"] != "TRADING_STATE":  # a state refusal's "number" is the state itself
+            assert re.search(r"\d", details["denied"]), row
+    actions = decisions.filter(pl.col("kind") == "action")
+    for row in actions.iter_rows(named=True):
+        assert row["code"] in ACTION_CODES and re.search(r"\d", row["reason"]), row
+        assert set(json.loads(row["details"])) >= {"state", "derisked", "latency_s"}, row
+    logged = set(zip(actions["code"], actions["ts"], strict=True))
+    events = rig.events().filter(pl.col("code").is_in(ACTION_CODES))
+    missing = set(zip(events["code"], events["ts"], strict=True)) - logged
+    assert not missing, f"automatic actions missing from the decision log: {missing}"
+
+
+# --- R2.3 / R2.4 / R6.4: daily loss limit → SAFE_MODE, exits fill, SAFE_MODE survives a restart -----------------
+@pytest.mark.req("R2.3", "R2.4", "R6.4", "R3.5")
+def test_daily_loss_limit_on_the_sandbox_sets_safe_mode_exits_still_fill_and_a_restart_keeps_it(
+    tmp_path: Path, creds: None
+) -> None:
+    # 200 USDT of BTC (the 2 % cap) falls 3 %: about -6.2 USDT with fees, beyond a 0.05 % (5 USDT) daily limit
+    btc = [BTC, BTC, BTC * 0.97, BTC * 0.97, BTC * 0.97, BTC * 0.97]
+    settings = settings_for(tmp_path, risk={"daily_loss_limit": 0.0005})
+    with sandbox(btc, [ETH] * 6) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))  # sized to the cap, filled on the exchange
+        rig.bar()  # the fill is booked, the protective stop goes on the exchange
+        assert open_stops(server, "BTCUSDT") == [BTC * 0.96]
+        rig.bar(ETHUSDT=enter(0.04, "entry after the loss"))  # the fall: limit hit before the strategy runs
+        assert rig.engine.risk.state is TradingState.SAFE_MODE
+        rig.bar(BTCUSDT=leave("exit in safe mode"))
+        rig.bar()
+        assert held(server, "BTC") == 0.0 and open_stops(server, "BTCUSDT") == []  # the exit filled
+        assert rig.stop() == "SAFE_MODE"
+        first = rig
+
+        second = Rig(server, settings)  # a restart on the same data directory
+        assert second.engine.risk.state is TradingState.SAFE_MODE
+        second.bar(BTCUSDT=enter(0.04, "entry after the restart"))
+        assert second.stop() == "SAFE_MODE"
+        orders = exchange(server).fetch_orders("BTC/USDT") + exchange(server).fetch_orders("ETH/USDT")
+
+    decisions, events = first.decisions(), first.events()
+    (limit,) = by_code(decisions, "DAILY_LOSS_LIMIT").rows(named=True)
+    assert limit["kind"] == "action" and "-0.05% of start-of-day equity 10,000.00" in limit["reason"]
+    pnl = number(r"day P&L ([-+][\d,.]+)", limit["reason"])
+    assert -7.0 < pnl <= -5.0
+    changed = by_code(events, "STATE_CHANGED")
+    assert changed.height == 1 and changed["message"][0].startswith("ACTIVE -> SAFE_MODE")
+    assert changed["severity"][0] == "critical"
+    (refused,) = by_code(decisions, "TRADING_STATE").rows(named=True)
+    assert refused["symbol"] == "ETHUSDT" and refused["reason"] == "entry after the loss"
+    (trade,) = Store(settings.db_path).query("select exit_reason, net_pnl from trades where session_id = ?",
+                                             [first.session.session_id]).rows()
+    assert trade[0] == "exit in safe mode" and trade[1] < -5.0
+    assert_logged(first)
+    # the restarted session refused its entry for the state it inherited, and sent no entry at all
+    (again,) = second.decisions().filter(pl.col("kind") != "action").rows(named=True)
+    assert again["code"] == "TRADING_STATE" and json.loads(again["details"])["state"] == "SAFE_MODE"
+    started = by_code(second.events(), "SESSION_STARTED")["message"][0]
+    assert "state SAFE_MODE" in started
+    assert_logged(second)
+    assert [o["side"] for o in orders if o["type"] == "market"] == ["buy", "sell"]  # no ETH, no second BTC buy
+    state = json.loads((settings.data_dir / "live" / "state.json").read_text())
+    assert state["trading_state"] == "SAFE_MODE"
+
+
+# --- R4.3: unrealized loss beyond the limit → every stop 20 % closer on the exchange, once per episode -----------
+@pytest.mark.req("R4.3", "R3.5")
+def test_unrealized_loss_moves_every_stop_on_the_exchange_20_percent_closer_once_per_episode(
+    tmp_path: Path, creds: None
+) -> None:
+    # two positions of 100 USDT each (10 % stops: 0.1 % risk) fill the 2 % cap together; a 1.5 % fall loses
+    # ~3 USDT, beyond 0.02 % of equity (2 USDT); a 1 % rise ends the episode
+    fall, deeper, back = 0.985, 0.975, 1.01
+    btc = [BTC, BTC, BTC * fall, BTC * deeper, BTC * back, BTC * fall, BTC * fall]
+    eth = [ETH, ETH, ETH * fall, ETH * deeper, ETH * back, ETH * fall, ETH * fall]
+    settings = settings_for(tmp_path, risk={"unrealized_loss_limit": 0.0002})
+    with sandbox(btc, eth) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.10), ETHUSDT=enter(0.10))
+        rig.bar()  # both filled and booked; both protective stops on the exchange
+        first = {"BTCUSDT": BTC * 0.9, "ETHUSDT": ETH * 0.9}
+        assert {s: open_stops(server, s) for s in first} == {s: [p] for s, p in first.items()}
+        rig.bar()  # the fall: unrealized loss over the limit
+        price = {"BTCUSDT": BTC * fall, "ETHUSDT": ETH * fall}
+        tightened = {s: round(price[s] - (price[s] - first[s]) * 0.8, 2) for s in first}
+        for sym, stop in tightened.items():
+            assert open_stops(server, sym) == [pytest.approx(stop, abs=0.01)]  # the old one was cancelled
+        rig.bar()  # a further fall, same episode: no second move
+        for sym, stop in tightened.items():
+            assert open_stops(server, sym) == [pytest.approx(stop, abs=0.01)]
+        rig.bar()  # recovery ends the episode ...
+        rig.bar()  # ... and a new breach moves the stops once more, from where they are
+        for sym, stop in tightened.items():
+            again = round(price[sym] - (price[sym] - stop) * 0.8, 2)
+            assert open_stops(server, sym) == [pytest.approx(again, abs=0.01)]
+            assert rig.engine.portfolio.positions[sym].stop == pytest.approx(again, abs=0.01)
+        rig.stop()
+    codes = rig.decisions().filter(pl.col("kind") == "action")["code"].to_list()
+    assert codes == ["UNREALIZED_LOSS_TIGHTEN", "UNREALIZED_LOSS_RECOVERED", "UNREALIZED_LOSS_TIGHTEN"]
+    assert rig.engine.risk.state is TradingState.ACTIVE  # tightening stops changes no trading state
+    assert_logged(rig)
+
+
+# --- R4.4: exchange latency → LATENCY_PAUSE, exits proceed; latency back down → LATENCY_RESUME -----------------
+def set_faults(server: SandboxServer, spec: str) -> None:
+    httpx.post(f"{server.url}/sandbox/faults", json={"spec": spec}).raise_for_status()
+
+
+@pytest.mark.req("R4.4", "R3.5")
+def test_sandbox_latency_of_3s_pauses_entries_while_an_exit_fills_and_entries_resume_after_settling(
+    tmp_path: Path, creds: None
+) -> None:
+    settings = settings_for(tmp_path, risk={"latency_window": 3, "latency_settle_s": 2})
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar()
+        set_faults(server, "latency=3")  # every /api/v3 response now takes 3 s more
+        rig.bar(BTCUSDT=leave("exit under latency"), ETHUSDT=enter(0.04, "entry under latency"))
+        assert rig.engine.risk.latency_paused
+        set_faults(server, "")
+        assert held(server, "BTC") == 0.0  # the exit filled on the exchange despite the pause
+        rig.bar()  # latency is low again: the settle period starts
+        rig.bar(ETHUSDT=enter(0.04, "entry after the latency settled"))
+        assert not rig.engine.risk.latency_paused
+        rig.bar()
+        assert held(server, "ETH") > 0  # the entry filled on the exchange
+        rig.stop()
+    decisions = rig.decisions()
+    (pause,) = by_code(decisions, "LATENCY_PAUSE").filter(pl.col("kind") == "action").rows(named=True)
+    rolling = number(r"latency ([\d.]+)s > 2.00s", pause["reason"])
+    assert rolling >= 2.0  # printed to 2 decimals: above the limit, possibly by less than 0.005 s
+    (refused,) = decisions.filter(pl.col("kind") == "denied").rows(named=True)
+    assert refused["code"] == "LATENCY_PAUSE" and refused["reason"] == "entry under latency"
+    (resume,) = by_code(decisions, "LATENCY_RESUME").rows(named=True)
+    assert resume["ts"] - pause["ts"] >= 2_000  # settled for latency_settle_s on the engine clock
+    entries = decisions.filter((pl.col("kind") == "order") & (pl.col("action") == "enter"))
+    assert entries["reason"].to_list() == ["cue entry", "entry after the latency settled"]
+    assert by_code(decisions, "SUBMITTED").filter(pl.col("action") == "exit")["reason"].to_list() == [
+        "exit under latency"]
+    assert_logged(rig)
+
+
+# --- R4.5: drawdown from the high-water mark → risk per trade de-risked, across a restart ------------------------
+@pytest.mark.req("R4.5", "R6.4", "R3.5")
+def test_drawdown_limit_on_the_sandbox_derisks_the_next_entry_and_the_restart_keeps_it(
+    tmp_path: Path, creds: None
+) -> None:
+    btc = [BTC, BTC, BTC * 0.97] + [BTC * 0.97] * 6
+    settings = settings_for(tmp_path, risk={"drawdown_limit": 0.0005})  # 5 USDT under the 10,000 high
+    derisked = settings.risk.derisked_risk_per_trade
+    with sandbox(btc, [ETH] * 9) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar()
+        rig.bar()  # the fall: drawdown ~0.06 %
+        assert rig.engine.risk.derisked
+        rig.bar(BTCUSDT=leave())
+        rig.bar(ETHUSDT=enter(0.05, "entry after the drawdown"))
+        rig.bar()
+        rig.stop()
+        second = Rig(server, settings)
+        assert second.engine.risk.derisked and second.engine.risk.risk_per_trade == derisked
+        second.bar(BTCUSDT=enter(0.04, "entry after the restart"))
+        second.stop()
+    (action,) = by_code(rig.decisions(), "DRAWDOWN_DERISK").rows(named=True)
+    assert "0.10% -> 0.05%" in action["reason"] and ">= 0.05%" in action["reason"]
+    entries = rig.decisions().filter((pl.col("kind") == "order") & (pl.col("action") == "enter"))
+    sizing = [json.loads(d)["sizing"] for d in entries["details"]]
+    assert [s["risk_per_trade"] for s in sizing] == [0.001, derisked] and sizing[1]["derisked"] is True
+    after = sizing[1]
+    assert after["binding"] == "risk"  # the de-risked size itself, not a cap: qty x stop distance = 0.05 % equity
+    assert after["qty"] * (after["price"] - after["stop"]) == pytest.approx(after["equity"] * derisked, rel=0.01)
+    (restarted,) = second.decisions().filter(pl.col("kind") == "order").rows(named=True)
+    assert json.loads(restarted["details"])["sizing"]["risk_per_trade"] == derisked
+    assert_logged(rig)
+    assert_logged(second)
+
+
+# --- R6.2: a breaker trips on the sandbox and blocks entries for its cooldown ------------------------------------
+@pytest.mark.req("R6.2", "R3.5")
+def test_a_losing_streak_on_the_sandbox_trips_the_breaker_and_entries_are_refused(
+    tmp_path: Path, creds: None
+) -> None:
+    # flat prices: every round trip loses the spread and two fees
+    settings = settings_for(tmp_path, breakers={"consecutive_losses": 2, "losses_cooldown_hours": 1})
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        for _ in range(2):
+            rig.bar(BTCUSDT=enter(0.04))
+            rig.bar(BTCUSDT=leave("losing exit"))
+        rig.bar(BTCUSDT=enter(0.04, "entry after the streak"), ETHUSDT=enter(0.04, "other symbol"))
+        rig.bar()
+        assert held(server, "BTC") == 0.0 and held(server, "ETH") == 0.0  # neither entry reached the exchange
+        rig.stop()
+    decisions = rig.decisions()
+    trades = Store(settings.db_path).query("select net_pnl from trades where session_id = ?",
+                                           [rig.session.session_id])["net_pnl"]
+    assert trades.len() == 2 and (trades < 0).all()
+    (tripped,) = by_code(decisions, "BREAKER_CONSECUTIVE_LOSSES").rows(named=True)
+    refused = decisions.filter(pl.col("kind") == "denied")
+    assert refused["code"].to_list() == ["BREAKER_COOLDOWN", "BREAKER_COOLDOWN"]
+    assert set(refused["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+    for details in refused["details"]:
+        left = number(r"another ([\d.]+) h", json.loads(details)["denied"])
+        assert 0.9 < left <= 1.0  # blocked for the 1-hour cooldown, minus the bar since it tripped
+    assert tripped["ts"] <= refused["ts"][0]
+    assert_logged(rig)
+
+
+# --- found while testing: same-bar entries each see the whole exposure room ---------------------------------------
+@pytest.mark.req("R2.1")
+def test_two_entries_on_the_same_bar_stay_within_the_exposure_cap_together(tmp_path: Path, creds: None) -> None:
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 4, [ETH] * 4) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.01), ETHUSDT=enter(0.01))  # each alone would be cut to the 2 % cap
+        rig.bar()
+        notional = held(server, "BTC") * BTC + held(server, "ETH") * ETH
+        rig.stop()
+    assert notional <= 0.02 * 10_000 * 1.001
+
+
+@pytest.mark.req("R3.5")
+def test_a_denied_entry_is_logged_with_the_market_price_it_was_decided_at(tmp_path: Path, creds: None) -> None:
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 4, [ETH] * 4) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))  # takes the whole 2 % exposure room
+        rig.bar(ETHUSDT=enter(0.04, "no room left"))
+        rig.stop()
+    (refused,) = rig.decisions().filter(pl.col("kind") == "denied").rows(named=True)
+    assert refused["code"] == "EXPOSURE_CAP"
+    assert json.loads(refused["details"]).get("market", {}).get("price") == ETH
