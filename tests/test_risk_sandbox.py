@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import polars as pl
 import pytest
 
@@ -412,3 +413,129 @@ def test_a_denied_entry_is_logged_with_the_market_price_it_was_decided_at(tmp_pa
     (refused,) = rig.decisions().filter(pl.col("kind") == "denied").rows(named=True)
     assert refused["code"] == "EXPOSURE_CAP"
     assert json.loads(refused["details"]).get("market", {}).get("price") == ETH
+
+
+# --- R4.1 / R4.2: scripted return paths whose volatility ratio and correlation are known exactly -----------------
+# The live feed's window covers the risk windows (core/live/session.py), so a 200-bar correlation acts as well.
+
+
+def scripted_sandbox(btc: list[float], eth: list[float], start: int) -> SandboxServer:
+    """Flat 1-minute candles at the given closes; the sandbox starts at candle ``start``, so those before it are
+    the session's history and the first ``Rig.bar()`` closes candle ``start``. The last close is then held."""
+    sets = [candles([(c, c, c, c) for c in [*closes, *[closes[-1]] * 30]], sym, tf="1m")
+            for closes, sym in ((btc, "BTCUSDT"), (eth, "ETHUSDT"))]
+    return SandboxServer(SandboxConfig(source=tuple(sets), clock="manual", start=sets[0].frame["ts"][start]))
+
+
+def log_returns(closes: list[float]) -> Any:
+    return np.diff(np.log(np.asarray(closes)))
+
+
+VOL_SHORT, VOL_LONG = 6, 40
+VOL_HISTORY = 70  # candles before the entry bar (even, so the alternating path is back at its start on it)
+
+
+def vol_path(start: float, ratio: float, base: float = 0.001) -> list[float]:
+    """Log returns alternating +-base, the last VOL_SHORT of them (ending on the entry bar) +-burst, with burst
+    chosen so std(short) / std(long) == ``ratio`` (sample std; the long window holds the short one). The entry
+    bar closes at ``start`` whatever the ratio, so the sizes of the scenarios compare directly. A negative
+    ``base`` alternates the other way round (two such paths have correlation -1, far from a block)."""
+    s, n = VOL_SHORT, VOL_LONG
+    k = ratio**2 * (n - s) * (s - 1) / (s * ((n - 1) - ratio**2 * (s - 1)))  # (burst / base)^2
+    calm, burst = round(start * np.exp(base), 2), round(start * np.exp(base * np.sqrt(k)), 2)
+    return [start if j % 2 == 0 else (burst if j > VOL_HISTORY - s else calm) for j in range(VOL_HISTORY + 1)]
+
+
+def vol_ratio(closes: list[float]) -> float:
+    rets = log_returns(closes)
+    return float(np.std(rets[-VOL_SHORT:], ddof=1) / np.std(rets[-VOL_LONG:], ddof=1))
+
+
+@pytest.mark.req("R4.1", "R3.5")
+def test_volatility_ratio_1_6_and_2_2_on_the_sandbox_scale_the_entry_size_by_0_75_and_0_5(
+    tmp_path: Path, creds: None
+) -> None:
+    # a calm market (ratio 1.0) for both symbols, then BTC at ratio 1.6 and ETH at 2.2; 12.5 % stops: the 0.1 %
+    # risk buys 80 USDT of each, both together under the 200 USDT cap, so the risk formula sets every size
+    sized: dict[str, dict[str, Any]] = {}
+    for market, ratios in {"calm": (1.0, 1.0), "volatile": (1.6, 2.2)}.items():
+        paths = {"BTCUSDT": vol_path(BTC, ratios[0]), "ETHUSDT": vol_path(ETH, ratios[1], -0.001)}
+        for sym, target in zip(paths, ratios, strict=True):
+            assert vol_ratio(paths[sym]) == pytest.approx(target, abs=0.01)  # the path is what we say it is
+        settings = settings_for(tmp_path / market, risk={"vol_short_window": VOL_SHORT, "vol_long_window": VOL_LONG})
+        with scripted_sandbox(paths["BTCUSDT"], paths["ETHUSDT"], VOL_HISTORY) as server:
+            rig = Rig(server, settings)
+            rig.bar(BTCUSDT=enter(0.125), ETHUSDT=enter(0.125))
+            on_exchange = {"BTCUSDT": held(server, "BTC"), "ETHUSDT": held(server, "ETH")}  # market orders fill now
+            rig.stop()
+        for row in rig.decisions().filter(pl.col("kind") == "order").rows(named=True):
+            sym, sizing = row["symbol"], json.loads(row["details"])["sizing"]
+            price = BTC if sym == "BTCUSDT" else ETH
+            assert sizing["binding"] == "risk" and sizing["price"] == price and sizing["stop"] == price * 0.875
+            assert sizing["vol_ratio"] == pytest.approx(vol_ratio(paths[sym]), rel=1e-6)
+            assert on_exchange[sym] == sizing["qty"]
+            sized[f"{market} {sym}"] = sizing
+        assert_logged(rig)
+    assert len(sized) == 4
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        calm = sized[f"calm {sym}"]
+        assert calm["size_multiplier"] == 1.0
+        assert calm["qty"] * (calm["price"] - calm["stop"]) == pytest.approx(10_000 * 0.001, rel=0.01)
+    for sym, mult in (("BTCUSDT", 0.75), ("ETHUSDT", 0.5)):
+        volatile, calm = sized[f"volatile {sym}"], sized[f"calm {sym}"]
+        assert volatile["size_multiplier"] == mult
+        assert volatile["qty"] == pytest.approx(calm["qty"] * mult, rel=1e-9)
+
+
+def corr_paths(rho: float, window: int, history: int, seed: int = 7) -> tuple[list[float], list[float]]:
+    """BTC and ETH closes whose last ``window`` log returns (ending at candle ``history``) have sample correlation
+    ``rho`` exactly (before rounding to cents): centred, orthonormalised normal draws; flat before them."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((2, window))
+    z -= z.mean(axis=1, keepdims=True)
+    z[1] -= z[1] @ z[0] / (z[0] @ z[0]) * z[0]
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    scale = 0.002 * np.sqrt(window)  # ~0.2 % per bar
+    btc_r, eth_r = scale * z[0], scale * (rho * z[0] + np.sqrt(1 - rho**2) * z[1])
+    flat = history - window
+    btc = [BTC] * flat + [round(float(p), 2) for p in BTC * np.exp(np.cumsum(np.r_[0.0, btc_r]))]
+    eth = [ETH] * flat + [round(float(p), 2) for p in ETH * np.exp(np.cumsum(np.r_[0.0, eth_r]))]
+    return btc, eth
+
+
+@pytest.mark.req("R4.2", "R3.5")
+@pytest.mark.parametrize("corr_window", [50, 200])
+def test_correlation_0_8_with_btc_held_blocks_an_eth_entry_on_the_sandbox_while_0_5_lets_it_fill(
+    tmp_path: Path, creds: None, corr_window: int
+) -> None:
+    history = corr_window + 10
+    for rho in (0.8, 0.5):
+        # BTC enters on bar 1 (candle history - 1); on bar 2 (candle history, the window's end) its fill is booked
+        # before the strategies run, so the ETH entry cued there is decided with the BTC position open
+        btc, eth = corr_paths(rho, corr_window, history)
+        measured = float(np.corrcoef(log_returns(btc)[-corr_window:], log_returns(eth)[-corr_window:])[0, 1])
+        assert measured == pytest.approx(rho, abs=0.01)
+        settings = settings_for(tmp_path / str(rho), risk={"corr_window": corr_window})
+        with scripted_sandbox(btc, eth, history - 1) as server:
+            rig = Rig(server, settings)
+            rig.bar(BTCUSDT=enter(0.20))  # 20 % stops: 50 USDT each, both well inside the 200 USDT cap
+            rig.bar(ETHUSDT=enter(0.20, f"entry at rho {rho}"))
+            assert held(server, "BTC") > 0 and rig.engine.portfolio.positions.get("BTCUSDT") is not None
+            eth_held = held(server, "ETH")  # a market order fills at once on the sandbox
+            rig.stop()
+        decisions = rig.decisions()
+        refused = decisions.filter(pl.col("kind") == "denied")
+        if rho > 0.7:
+            (row,) = refused.rows(named=True)
+            denied = json.loads(row["details"])["denied"]
+            assert row["code"] == "CORRELATION_BLOCK" and row["symbol"] == "ETHUSDT", row
+            assert denied.startswith("ETHUSDT~BTCUSDT rho=") and denied.endswith(">0.70"), denied
+            assert number(r"rho=([\d.]+)>", denied) == pytest.approx(measured, abs=0.005)
+            assert eth_held == 0.0  # nothing reached the exchange
+        else:
+            assert refused.height == 0
+            entries = decisions.filter((pl.col("kind") == "order") & (pl.col("action") == "enter"))
+            assert entries["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]
+            sizing = json.loads(entries["details"][1])["sizing"]
+            assert sizing["binding"] == "risk" and eth_held == sizing["qty"] > 0  # filled on the exchange
+        assert_logged(rig)

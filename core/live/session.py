@@ -46,6 +46,7 @@ from core.validation import session_frames, session_row
 log = logging.getLogger("rampart.live")
 
 
+MAX_WINDOW = 999  # Binance serves at most 1,000 klines a request: the window plus the forming candle
 TRANSIENT_NOTICES = frozenset({"ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED", "CANCEL_FAILED"})
 
 
@@ -151,7 +152,9 @@ class LiveSession:
         self.broker.on_error = engine.on_api_error
         self.store.begin_session({**session_row(self.session_id, Mode.LIVE, self.settings, self.chash,
                                                 datetime.now(UTC)), "starting_equity": report.cash})
-        window = max(2 * max(s.warmup for s in engine.strategies.values()), 60)
+        lim = self.settings.risk  # the window must hold the risk windows too (returns need one more close)
+        window = min(max(2 * max(s.warmup for s in engine.strategies.values()), 60, lim.vol_long_window + 1,
+                         lim.corr_window + 1), MAX_WINDOW)
         self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe, window)
         sets = self.feed.closed_window()
         self.feed.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000) if sets[0].frame.height else None

@@ -6,18 +6,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RiskLimits(BaseModel):
-    """Defaults are the SPEC's. Windows are in bars of the session's timeframe."""
+    """Defaults are the SPEC's. Windows are in bars of the session's timeframe, at most 998: a live session
+    reads them from one klines request (Binance: 1,000 candles)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     daily_loss_limit: float = Field(0.01, gt=0, le=0.2, description="R2.3: day P&L <= -this x start-of-day equity")
-    vol_short_window: int = Field(24, ge=2, le=10_000, description="R4.1: bars of the short realized volatility")
-    vol_long_window: int = Field(168, ge=3, le=100_000, description="R4.1: bars of the baseline volatility")
+    vol_short_window: int = Field(24, ge=2, le=997, description="R4.1: bars of the short realized volatility")
+    vol_long_window: int = Field(168, ge=3, le=998, description="R4.1: bars of the baseline volatility")
     vol_ratio_mid: float = Field(1.5, gt=1, le=10, description="R4.1: ratio at which size x vol_mult_mid")
     vol_mult_mid: float = Field(0.75, gt=0, le=1)
     vol_ratio_high: float = Field(2.0, gt=1, le=20, description="R4.1: ratio at which size x vol_mult_high")
     vol_mult_high: float = Field(0.5, gt=0, le=1)
-    corr_window: int = Field(48, ge=5, le=10_000, description="R4.2: bars of the rolling return correlation")
+    corr_window: int = Field(48, ge=5, le=998, description="R4.2: bars of the rolling return correlation")
     corr_max: float = Field(0.7, gt=0, lt=1, description="R4.2: refuse an entry above this correlation")
     unrealized_loss_limit: float = Field(0.05, gt=0, le=0.5, description="R4.3: total unrealized loss / equity")
     stop_tighten: float = Field(0.8, gt=0, lt=1, description="R4.3: new stop distance = distance x this")
