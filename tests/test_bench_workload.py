@@ -22,7 +22,8 @@ def _gen(shared_dir: Path) -> dict[str, object]:
     return data
 
 
-@pytest.mark.req("R1.2", "R1.3")
+@pytest.mark.req("R1.2")
+@pytest.mark.req("R1.3")
 def test_benchmark_workload_gives_5565_round_trips_and_final_equity_27_45(shared_dir: Path) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     from replay import run_rampart  # the benchmark's own configuration of the engine

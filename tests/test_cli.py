@@ -80,7 +80,8 @@ def test_malformed_candle_file_is_refused_before_anything_is_written(
     assert_nothing_written(tmp_path / "d")
 
 
-@pytest.mark.req("R1.3", "R1.4")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
 def test_paper_prints_the_verdict_table_and_exits_3_when_the_gate_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,7 +18,9 @@ from tests.test_live import STRATEGY, market, pass_gate, sandbox_config
 from tests.test_overrides import TOKENS, settings_with_operators
 
 
-@pytest.mark.req("R6.1", "R6.3", "R6.5")
+@pytest.mark.req("R6.1")
+@pytest.mark.req("R6.3")
+@pytest.mark.req("R6.5")
 def test_control_api_refuses_viewers_and_stops_the_session_for_an_operator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -133,7 +133,8 @@ def notifications(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "rampart.notify" and r.levelno == logging.CRITICAL]
 
 
-@pytest.mark.req("R6.1", "R6.5")
+@pytest.mark.req("R6.1")
+@pytest.mark.req("R6.5")
 def test_emergency_stop_with_a_live_session_open_flattens_halts_records_and_notifies(
     tmp_path: Path, creds: None, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,7 +159,8 @@ def test_emergency_stop_with_a_live_session_open_flattens_halts_records_and_noti
     assert "FLAT" in sent[1] and "test: exchange outage" in sent[1] and "ETHUSDT" in sent[1]
 
 
-@pytest.mark.req("R6.1", "R6.5")
+@pytest.mark.req("R6.1")
+@pytest.mark.req("R6.5")
 def test_emergency_stop_from_the_command_line_works_with_the_live_process_killed(
     tmp_path: Path, creds: None, sandbox: SandboxServer
 ) -> None:
@@ -231,7 +233,8 @@ def test_transient_errors_and_lost_responses_are_retried_without_doubling_a_sell
         assert float(totals.get(asset) or 0.0) == pytest.approx(state.baseline[asset], abs=1e-9)
 
 
-@pytest.mark.req("R6.1", "R6.5")
+@pytest.mark.req("R6.1")
+@pytest.mark.req("R6.5")
 def test_an_unreachable_exchange_still_halts_records_and_notifies_but_is_not_flat(
     tmp_path: Path, creds: None, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.req("R1.3", "R1.4")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
 def test_paper_validation_flow_records_the_verdict_and_publishes_it(prefect_harness: None, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -25,7 +26,8 @@ def test_paper_validation_flow_records_the_verdict_and_publishes_it(prefect_harn
     assert arts and "Paper validation:" in str(arts[0].data)
 
 
-@pytest.mark.req("R1.1", "R1.2")
+@pytest.mark.req("R1.1")
+@pytest.mark.req("R1.2")
 def test_backtest_flow_runs_the_same_engine_without_a_gate(prefect_harness: None, tmp_path: Path) -> None:
     from core.store import Store
     from flows.backtest import backtest

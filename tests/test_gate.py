@@ -50,7 +50,8 @@ def _gate(metrics: Metrics, errors: tuple[str, ...] = (), **cfg: Any) -> GateVer
     return evaluate_gate(metrics, errors, GateConfig(**cfg), HASH)
 
 
-@pytest.mark.req("R1.3", "R1.4")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
 def test_gate_passes_when_every_threshold_holds() -> None:
     verdict = _gate(_metrics())
     assert verdict.passed and verdict.reasons == ()

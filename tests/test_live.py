@@ -85,7 +85,9 @@ def assert_books_match_exchange(session: LiveSession, server: SandboxServer) -> 
         assert (pos.qty if pos else 0.0) == pytest.approx(balance.get(sym[:3], 0.0), abs=1e-9)
 
 
-@pytest.mark.req("R1.1", "R1.2", "R2.1")
+@pytest.mark.req("R1.1")
+@pytest.mark.req("R1.2")
+@pytest.mark.req("R2.1")
 def test_a_whole_live_session_runs_on_the_sandbox_through_ccxt(
     tmp_path: Path, creds: None, sandbox: SandboxServer
 ) -> None:
@@ -152,7 +154,8 @@ def test_paper_and_live_on_the_same_candles_enter_and_exit_on_the_same_bars(tmp_
         assert lt.exit_price == pytest.approx(pt.exit_price, rel=0.005)
 
 
-@pytest.mark.req("R1.1", "R8.2")
+@pytest.mark.req("R1.1")
+@pytest.mark.req("R8.2")
 def test_a_wrong_secret_is_refused_with_a_clear_message_and_paper_makes_no_authenticated_call(
     tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,7 +319,8 @@ def test_live_session_flow_runs_on_prefect_and_publishes_its_summary(
     assert store.query("select status from sessions where id = ?", [out["session_id"]]).item() == "completed"
 
 
-@pytest.mark.req("R6.4", "R8.4")
+@pytest.mark.req("R6.4")
+@pytest.mark.req("R8.4")
 def test_periodic_reconciliation_raises_an_order_and_a_deposit_rampart_did_not_make(
     tmp_path: Path, creds: None, sandbox: SandboxServer
 ) -> None:

@@ -55,7 +55,9 @@ def test_an_override_without_token_with_a_viewer_token_or_without_reason_is_refu
     assert all(tok not in caplog.text for tok in TOKENS.values())
 
 
-@pytest.mark.req("R6.3", "R2.4", "R6.1")
+@pytest.mark.req("R6.3")
+@pytest.mark.req("R2.4")
+@pytest.mark.req("R6.1")
 def test_resume_by_an_operator_clears_safe_mode_and_the_halt_flag_in_the_saved_state(tmp_path: Path) -> None:
     settings = settings_with_operators(tmp_path)
     save_state(tmp_path / "live" / "state.json", LiveState(trading_state="HALTED"))
@@ -68,7 +70,9 @@ def test_resume_by_an_operator_clears_safe_mode_and_the_halt_flag_in_the_saved_s
     assert code == "OVERRIDE_ACCEPTED" and details["reason"] == "market normal again, checked positions"
 
 
-@pytest.mark.req("R6.3", "R4.5", "R6.2")
+@pytest.mark.req("R6.3")
+@pytest.mark.req("R4.5")
+@pytest.mark.req("R6.2")
 def test_reset_derisking_and_clear_breaker_in_the_saved_state(tmp_path: Path) -> None:
     settings = settings_with_operators(tmp_path)
     breakers = CircuitBreakers(BreakerConfig(consecutive_losses=1))
@@ -86,7 +90,8 @@ def test_reset_derisking_and_clear_breaker_in_the_saved_state(tmp_path: Path) ->
     assert restored.blocking(2_000) is None
 
 
-@pytest.mark.req("R6.3", "R2.4")
+@pytest.mark.req("R6.3")
+@pytest.mark.req("R2.4")
 def test_a_running_session_applies_the_resume_on_its_next_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
     from core.live.runner import open_live

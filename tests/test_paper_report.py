@@ -70,7 +70,9 @@ def test_report_files_exist_and_no_temp_files_remain(report: Report) -> None:
     assert sorted(p.name for p in paths["json"].parent.iterdir()) == sorted(p.name for p in paths.values())
 
 
-@pytest.mark.req("R1.3", "R1.4", "R1.5")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
+@pytest.mark.req("R1.5")
 def test_report_json_has_metrics_gate_and_trades(report: Report) -> None:
     paths, ctx = report
     doc = json.loads(paths["json"].read_text())
@@ -144,7 +146,8 @@ def test_rewriting_a_report_replaces_files_whole(tmp_path: Path) -> None:
     assert len(list(tmp_path.iterdir())) == 4
 
 
-@pytest.mark.req("R1.3", "R1.4")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
 def test_verdict_table_shows_verdict_thresholds_and_reasons(report: Report) -> None:
     _, ctx = report
     text = format_verdict(ctx["metrics"], ctx["verdict"])
@@ -159,7 +162,8 @@ def test_verdict_table_shows_verdict_thresholds_and_reasons(report: Report) -> N
     assert "  - TOO_FEW_TRADES: 3 < 30" in lines and "  - SESSION_ERROR: order rejected: -2010" in lines
 
 
-@pytest.mark.req("R1.3", "R1.4")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.4")
 def test_verdict_table_when_passed() -> None:
     equity, trades = _session_inputs()
     metrics = compute_metrics(equity, trades, starting_equity=1000.0)

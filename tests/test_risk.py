@@ -37,7 +37,8 @@ def codes(eng: Engine) -> list[str]:
     return [d["code"] for d in eng.result.decisions]
 
 
-@pytest.mark.req("R2.3", "R2.4")
+@pytest.mark.req("R2.3")
+@pytest.mark.req("R2.4")
 def test_daily_loss_limit_puts_the_session_in_safe_mode_entries_refused_exits_fill() -> None:
     # buy 50 at 100 (stop 80, risk 10 % of equity → 5,000 notional), then the price slides 3 %: equity -1.5 %
     rows = [*flat(100, 2), (100, 100, 100, 100), (99, 99, 97, 97), *flat(97, 3), (97, 97, 97, 97), *flat(97, 3)]
@@ -54,7 +55,8 @@ def test_daily_loss_limit_puts_the_session_in_safe_mode_entries_refused_exits_fi
     assert "-1.00% of start-of-day equity 10,000.00" in detail
 
 
-@pytest.mark.req("R2.4", "R6.4")
+@pytest.mark.req("R2.4")
+@pytest.mark.req("R6.4")
 def test_safe_mode_and_de_risking_survive_a_restart() -> None:
     first = RiskEngine(RiskConfig(allowed_symbols=("BTCUSDT",), instruments=INSTRUMENTS, limits=RiskLimits()))
     first.transition(TradingState.SAFE_MODE, "daily loss", 0)

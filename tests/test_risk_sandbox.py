@@ -193,7 +193,10 @@ def assert_logged(rig: Rig) -> None:
 
 
 # --- R2.3 / R2.4 / R6.4: daily loss limit → SAFE_MODE, exits fill, SAFE_MODE survives a restart -----------------
-@pytest.mark.req("R2.3", "R2.4", "R6.4", "R3.5")
+@pytest.mark.req("R2.3")
+@pytest.mark.req("R2.4")
+@pytest.mark.req("R6.4")
+@pytest.mark.req("R3.5")
 def test_daily_loss_limit_on_the_sandbox_sets_safe_mode_exits_still_fill_and_a_restart_keeps_it(
     tmp_path: Path, creds: None
 ) -> None:
@@ -245,7 +248,8 @@ def test_daily_loss_limit_on_the_sandbox_sets_safe_mode_exits_still_fill_and_a_r
 
 
 # --- R4.3: unrealized loss beyond the limit → every stop 20 % closer on the exchange, once per episode -----------
-@pytest.mark.req("R4.3", "R3.5")
+@pytest.mark.req("R4.3")
+@pytest.mark.req("R3.5")
 def test_unrealized_loss_moves_every_stop_on_the_exchange_20_percent_closer_once_per_episode(
     tmp_path: Path, creds: None
 ) -> None:
@@ -287,7 +291,8 @@ def set_faults(server: SandboxServer, spec: str) -> None:
     httpx.post(f"{server.url}/sandbox/faults", json={"spec": spec}).raise_for_status()
 
 
-@pytest.mark.req("R4.4", "R3.5")
+@pytest.mark.req("R4.4")
+@pytest.mark.req("R3.5")
 def test_sandbox_latency_of_3s_pauses_entries_while_an_exit_fills_and_entries_resume_after_settling(
     tmp_path: Path, creds: None
 ) -> None:
@@ -323,7 +328,9 @@ def test_sandbox_latency_of_3s_pauses_entries_while_an_exit_fills_and_entries_re
 
 
 # --- R4.5: drawdown from the high-water mark → risk per trade de-risked, across a restart ------------------------
-@pytest.mark.req("R4.5", "R6.4", "R3.5")
+@pytest.mark.req("R4.5")
+@pytest.mark.req("R6.4")
+@pytest.mark.req("R3.5")
 def test_drawdown_limit_on_the_sandbox_derisks_the_next_entry_and_the_restart_keeps_it(
     tmp_path: Path, creds: None
 ) -> None:
@@ -359,7 +366,8 @@ def test_drawdown_limit_on_the_sandbox_derisks_the_next_entry_and_the_restart_ke
 
 
 # --- R6.2: a breaker trips on the sandbox and blocks entries for its cooldown ------------------------------------
-@pytest.mark.req("R6.2", "R3.5")
+@pytest.mark.req("R6.2")
+@pytest.mark.req("R3.5")
 def test_a_losing_streak_on_the_sandbox_trips_the_breaker_and_entries_are_refused(
     tmp_path: Path, creds: None
 ) -> None:
@@ -451,7 +459,8 @@ def vol_ratio(closes: list[float]) -> float:
     return float(np.std(rets[-VOL_SHORT:], ddof=1) / np.std(rets[-VOL_LONG:], ddof=1))
 
 
-@pytest.mark.req("R4.1", "R3.5")
+@pytest.mark.req("R4.1")
+@pytest.mark.req("R3.5")
 def test_volatility_ratio_1_6_and_2_2_on_the_sandbox_scale_the_entry_size_by_0_75_and_0_5(
     tmp_path: Path, creds: None
 ) -> None:
@@ -503,7 +512,8 @@ def corr_paths(rho: float, window: int, history: int, seed: int = 7) -> tuple[li
     return btc, eth
 
 
-@pytest.mark.req("R4.2", "R3.5")
+@pytest.mark.req("R4.2")
+@pytest.mark.req("R3.5")
 @pytest.mark.parametrize("corr_window", [50, 200])
 def test_correlation_0_8_with_btc_held_blocks_an_eth_entry_on_the_sandbox_while_0_5_lets_it_fill(
     tmp_path: Path, creds: None, corr_window: int

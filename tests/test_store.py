@@ -143,7 +143,8 @@ def _holder(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
 
 
 # --------------------------------------------------------------------- migrations
-@pytest.mark.req("R1.2", "R1.4")
+@pytest.mark.req("R1.2")
+@pytest.mark.req("R1.4")
 def test_migrations_create_every_table_with_the_listed_columns(store: Store) -> None:
     assert store.schema_version() == LATEST_VERSION == 2
     cols = store.query(

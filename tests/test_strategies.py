@@ -18,7 +18,8 @@ NUMBER = re.compile(r"\d+\.\d{2}")
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
-@pytest.mark.req("R1.1", "R1.2")
+@pytest.mark.req("R1.1")
+@pytest.mark.req("R1.2")
 def test_every_entry_has_a_stop_below_the_price_and_a_reason_with_indicator_values(name: str) -> None:
     settings = load_settings(strategy={"name": name}, market={"timeframe": "1h"})
     sets = align(generate(["BTCUSDT", "ETHUSDT"], "1h", 90, seed=4))

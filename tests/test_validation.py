@@ -20,7 +20,9 @@ def real_files(market_data_dir: Path) -> list[Path]:
     return [market_data_dir / "BTC_USDT-5m.feather", market_data_dir / "ETH_USDT-5m.feather"]
 
 
-@pytest.mark.req("R1.2", "R1.3", "R1.5")
+@pytest.mark.req("R1.2")
+@pytest.mark.req("R1.3")
+@pytest.mark.req("R1.5")
 def test_paper_validation_on_real_5m_candles_runs_end_to_end(market_data_dir: Path, tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, market={"timeframe": "5m"})
     out = run_paper_validation(settings, [str(p) for p in real_files(market_data_dir)])
@@ -72,7 +74,8 @@ def test_corrupted_candles_fail_the_gate_with_each_problem_listed(market_data_di
     assert stored.query("select status from sessions").item() == "failed"
 
 
-@pytest.mark.req("R1.4", "R1.5")
+@pytest.mark.req("R1.4")
+@pytest.mark.req("R1.5")
 def test_changing_a_strategy_parameter_invalidates_the_gate(tmp_path: Path) -> None:
     lenient = {"min_win_rate": 0.0, "min_sharpe": -10.0, "max_drawdown": 1.0, "min_trades": 1}
     base = load_settings(data_dir=tmp_path, gate=lenient, strategy={"name": "sma_cross", "params": {"fast": 10}},
