@@ -7,9 +7,20 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install run test bench lint clean
+.PHONY: install sysdeps run test bench lint clean
 
-install: $(STAMP)
+install: $(STAMP) sysdeps
+
+# Debian packages the tests and reports use: headless Chromium (dashboard tests), pdftoppm (PDF checks),
+# the DejaVu TTF (PDF Unicode). Installed only when missing; needs root or sudo.
+SYSPKGS := chromium poppler-utils fonts-dejavu-core
+sysdeps:
+	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
 
 # The venv with the exact pinned set (constraints.txt resolves prefect, ccxt, GX... together).
 $(STAMP): pyproject.toml constraints.txt

@@ -244,6 +244,16 @@ def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g
                "data checks passed")
 
 
+def _register_commands() -> None:
+    from core.commands import dashboard, report, scaling, security
+
+    for module in (dashboard, report, scaling, security):
+        module.register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns every Rampart error into one line on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -15,12 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.control.auth import OperatorConfig
+from core.dashboard.config import DashboardConfig
 from core.domain import Instrument
 from core.errors import ConfigError
 from core.gate import GateConfig
 from core.market.candles import TIMEFRAMES
+from core.monitoring.config import AlertConfig
+from core.notify.config import NotifyConfig
+from core.reporting.daily.config import ReportConfig
 from core.risk.breakers import BreakerConfig
 from core.risk.limits import RiskLimits
+from core.scaling.config import ScalingConfig
+from core.security.config import AuditConfig, CredentialsConfig
 
 # Binance spot filters (PRICE_FILTER tickSize, LOT_SIZE stepSize, NOTIONAL minNotional) for the symbols Rampart
 # knows. Live sessions replace these with the exchange's own values from exchangeInfo.
@@ -117,6 +123,13 @@ class Settings(BaseSettings):
     risk: RiskLimits = RiskLimits()
     breakers: BreakerConfig = BreakerConfig()
     operators: tuple[OperatorConfig, ...] = Field((), description="who may override, by role; tokens hashed")
+    notify: NotifyConfig = NotifyConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    alerts: AlertConfig = AlertConfig()
+    reports: ReportConfig = ReportConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    credentials: CredentialsConfig = CredentialsConfig()
+    audit: AuditConfig = AuditConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property

@@ -40,6 +40,18 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Prefect server (``prefect server start``) for the whole run; see tests/prefect_server.py."""
+    from tests.prefect_server import start_prefect_server, stop_prefect_server
+
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+    try:
+        yield server
+    finally:
+        stop_prefect_server(server)
+
+
 @pytest.fixture
 def creds(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sandbox's public demo key pair as the live credentials."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from core.execution.ccxt_broker import CcxtBroker
 from core.gate import check_go_live
 from core.live.credentials import Credentials
 from core.live.feed import ExchangeFeed
+from core.live.observers import SessionObserver, call_observers
 from core.live.reconcile import base_asset, reconcile
 from core.live.state import LiveState, load_state, save_state
 from core.portfolio import Portfolio
@@ -102,6 +104,8 @@ class LiveSession:
         self.control: ControlServer | None = None
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
+        self.observers: list[SessionObserver] = []  # notifications, alerts, dashboard, audit (core.live.observers)
+        self._requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()  # from other threads
 
     # --- before trading ------------------------------------------------------------------------------------
     def preflight(self) -> dict[str, Instrument]:
@@ -248,7 +252,8 @@ class LiveSession:
         except ExchangeError as exc:  # transient: the bar will be there on the next poll
             self.engine.record_event("warning", "FEED_UNAVAILABLE", str(exc)[:300])
             return False
-        self._apply_commands()
+        if self._apply_commands() and sets is None:
+            self._flush()  # an override or a halt shows at once, not at the next bar
         if sets is None:
             return False
         self.bars += self.engine.advance(sets)
@@ -275,13 +280,39 @@ class LiveSession:
                           for s, p in engine.portfolio.positions.items()},
         }
 
-    def _apply_commands(self) -> None:
-        """Operator overrides handed over by ``apply_override`` (already authorized and recorded)."""
+    def halt_entries(self, code: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
+        """Thread-safe: put the session in SAFE_MODE (no new entries; exits and stops keep working) at the next
+        poll, with ``code`` (e.g. ``SUSPICIOUS_ORDER``) recorded as a critical event. Used by suspicious-activity
+        detection (R8.4) and alerts; an operator's resume lifts it."""
+        self._requests.put({"action": "halt-entries", "code": code, "reason": reason, "evidence": evidence or {}})
+
+    def _apply_requests(self) -> bool:
+        engine, applied = self.engine, False
+        while engine is not None:
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            applied = True
+            ts = engine.now()
+            engine.record_event("critical", req["code"], req["reason"], {"evidence": req["evidence"],
+                                                                          "action": "entries halted"}, ts=ts)
+            if engine.risk.state is TradingState.ACTIVE:
+                act = engine.risk.transition(TradingState.SAFE_MODE, f"{req['code']}: {req['reason']}", ts)
+                if act is not None:
+                    engine.record_action(act)
+        return applied
+
+    def _apply_commands(self) -> bool:
+        """Operator overrides handed over by ``apply_override`` (already authorized and recorded), and
+        requests from other threads. True when anything was applied."""
         engine = self.engine
         if engine is None:
-            return
+            return False
+        applied = self._apply_requests()
         risk = engine.risk
         for path, cmd in pending_commands(self.settings.data_dir):
+            applied = True
             action, ts = cmd.get("action"), engine.now()
             if action == "resume" and risk.state is not TradingState.ACTIVE:
                 act = risk.transition(TradingState.ACTIVE, f"resumed by {cmd.get('who')}: {cmd.get('reason')}", ts)
@@ -296,6 +327,7 @@ class LiveSession:
             engine.record_event("warning", "OVERRIDE_APPLIED", f"{action} by {cmd.get('who')}: {cmd.get('reason')}",
                                 cmd)
             path.unlink(missing_ok=True)
+        return applied
 
     def _check_reconcile(self) -> None:
         report = reconcile(self.broker, self.state, self.symbols)
@@ -319,6 +351,8 @@ class LiveSession:
                             "on the exchange")
         res = engine.finish()
         self._flush()
+        for line in call_observers(self, self.observers, "on_stop"):
+            log.error("observer failed at stop: %s", line)
         session_marker(self.settings.data_dir).unlink(missing_ok=True)
         if self.control is not None:
             self.control.stop()
@@ -375,6 +409,9 @@ class LiveSession:
             new["trades"] = new["trades"].with_columns(pl.lit(Mode.LIVE.value).alias("mode"))
         self.store.append_many(new)
         self._save_state()
+        if self.observers:
+            for line in call_observers(self, self.observers, "on_flush", new):
+                engine.record_event("error", "OBSERVER_FAILED", line)
 
     def _check_halt(self) -> bool:
         if not self._halted and read_halt(self.settings.data_dir) is not None:

@@ -187,9 +187,88 @@ LEFT JOIN (
 ) AS t ON t.session_id = s.id;
 """
 
+# Issues 5-8: the notification outbox, alerts, metric snapshots, scaling decisions, audit anchors.
+_V3_MONITORING_SCALING_AUDIT = """
+-- The outbox (R3.2): a notification is stored here before any delivery attempt; the dedupe key is the id.
+CREATE TABLE notifications (
+    notification_id VARCHAR PRIMARY KEY,  -- deterministic per fact (e.g. 'trade-exit:<trade_id>'): dedupe
+    created_at TIMESTAMPTZ NOT NULL,
+    session_id VARCHAR,
+    kind VARCHAR NOT NULL,                -- 'entry' | 'exit' | 'state' | 'breaker' | 'alert' | 'emergency' | ...
+    severity VARCHAR CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+    urgent BOOLEAN DEFAULT false,         -- skips any batching (emergency)
+    title VARCHAR,
+    body VARCHAR,
+    fields JSON,                          -- label -> value shown in the message
+    status VARCHAR NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'logged', 'failed')),
+    attempts INTEGER DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ,
+    delivered_at TIMESTAMPTZ,
+    channel VARCHAR,
+    message_ts VARCHAR,                   -- Slack's ts of the delivered message
+    last_error VARCHAR
+);
+CREATE INDEX idx_notifications_status ON notifications (status, next_attempt_at);
+
+-- Alerts (R3.4): each with a severity, a coded reason and the evidence.
+CREATE TABLE alerts (
+    alert_id VARCHAR PRIMARY KEY,
+    session_id VARCHAR,
+    ts TIMESTAMPTZ NOT NULL,
+    rule VARCHAR NOT NULL,                -- 'slippage' | 'rejections' | 'position_mismatch' | 'stale_data' | ...
+    severity VARCHAR CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+    code VARCHAR NOT NULL,
+    reason VARCHAR,
+    evidence JSON
+);
+
+-- The 15-minute metrics (R3.3), recomputed from trades and equity.
+CREATE TABLE metrics_snapshots (
+    snapshot_id VARCHAR PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    scope VARCHAR NOT NULL,               -- 'live' (all live sessions) | a session id
+    mode VARCHAR,
+    trades INTEGER,
+    win_rate DOUBLE,
+    profit_factor DOUBLE,
+    max_drawdown DOUBLE,
+    sharpe DOUBLE,
+    sortino DOUBLE,
+    net_pnl DOUBLE,
+    metrics JSON,
+    flow_run_id VARCHAR
+);
+
+-- Scaling (R5.4): proposed, approved, rejected, expired; with the justification and the history used.
+CREATE TABLE scaling_decisions (
+    decision_id VARCHAR PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    kind VARCHAR NOT NULL,                -- 'step_up' | 'new_symbol'
+    outcome VARCHAR NOT NULL CHECK (outcome IN ('proposed', 'approved', 'rejected', 'expired', 'not_eligible')),
+    from_rung INTEGER,
+    to_rung INTEGER,
+    symbol VARCHAR,
+    reviewer VARCHAR,
+    comment VARCHAR,
+    flow_run_id VARCHAR,
+    justification JSON,
+    evidence JSON
+);
+
+-- Audit-log anchors (R8.5): the journal's latest hash copied here at intervals, so truncation shows.
+CREATE TABLE audit_anchors (
+    anchor_id VARCHAR PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    seq BIGINT NOT NULL,
+    record_hash VARCHAR NOT NULL,
+    journal VARCHAR
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _V1_CORE_TABLES),
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
+    Migration(3, "outbox, alerts, metric snapshots, scaling decisions, audit anchors", _V3_MONITORING_SCALING_AUDIT),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -38,7 +38,9 @@ FINAL_STATUSES = ("completed", "failed")
 SEVERITIES = ("info", "warning", "error", "critical")
 # Tables finish_session fills, in insert order; append also accepts gate_results.
 SESSION_TABLES = ("orders", "fills", "trades", "equity", "decisions", "events")
-APPEND_TABLES = (*SESSION_TABLES, "gate_results")
+# Tables of issues 5-8 (outbox, alerts, snapshots, scaling, audit anchors): rows via append / insert_rows.
+OPS_TABLES = ("notifications", "alerts", "metrics_snapshots", "scaling_decisions", "audit_anchors")
+APPEND_TABLES = (*SESSION_TABLES, "gate_results", *OPS_TABLES)
 
 _FRAME_VIEW = "_rampart_incoming_frame"
 
@@ -178,6 +180,34 @@ class Store:
         with self._unit(f"record event {code}") as conn:
             _insert_row(conn, "events", row, self._table("events"))
         return event_id
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], *,
+                    on_conflict: Literal["error", "ignore"] = "error") -> int:
+        """Insert dict rows into ``table`` in one transaction; returns how many were given.
+
+        JSON columns take dicts/lists, timestamps must be timezone-aware. ``on_conflict='ignore'`` skips
+        rows whose primary key is already stored (e.g. a notification already in the outbox: dedupe).
+        """
+        if table not in APPEND_TABLES:
+            raise StoreError(f"cannot insert into table {table!r}; use one of {APPEND_TABLES}")
+        if not rows:
+            return 0
+        columns = self._table(table)
+        for row in rows:
+            _check_row_keys(table, row, columns)
+        frame = pl.DataFrame([dict(r) for r in rows], infer_schema_length=None)
+        self.append(table, frame, on_conflict=on_conflict)
+        return len(rows)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one writing SQL statement (UPDATE/DELETE on the ops tables) in its own transaction.
+
+        Returns the number of rows changed when DuckDB reports it, else -1. For reads use ``query``.
+        """
+        with self._unit("execute") as conn:
+            cursor = conn.execute(sql, list(params) if params else [])
+            rows = cursor.fetchall()
+        return int(rows[0][0]) if rows and rows[0] and isinstance(rows[0][0], int) else -1
 
     # ----------------------------------------------------------------- gate
     def record_gate(self, result: Mapping[str, Any]) -> None:
