@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.domain import Instrument, Order, OrderFilled, OrderStatus, OrderType, Side
@@ -32,6 +34,21 @@ if TYPE_CHECKING:
     from core.engine import BarContext
 
 T = TypeVar("T")
+log = logging.getLogger("rampart.execution")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One exchange call as listeners see it (decision log, audit journal). ``args``/``kwargs`` are the ccxt
+    method's arguments (never credentials); ``result`` is ccxt's parsed answer, None when the call failed."""
+
+    what: str
+    started: float  # epoch seconds
+    latency_s: float
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
 STOP_LIMIT_OFFSET = 0.005  # the stop's limit price sits 0.5 % under the trigger so a fast market still fills it
 SUBMIT_ATTEMPTS = 3
 
@@ -64,6 +81,7 @@ class CcxtBroker:
         self.notices: list[tuple[int, str, str]] = []
         self.on_latency = on_latency
         self.on_error: Callable[[str], None] | None = None  # the API-error breaker (R6.2)
+        self.listeners: list[Callable[[CallRecord], None]] = []  # every call, after it returns or fails
         self._reported: dict[str, tuple[float, float]] = {}  # client order id -> (qty, fee) reported as fills
         self._unread: dict[str, dict[str, Any]] = {}  # submit responses whose fills are not reported yet
         self._value: dict[str, float] = {}  # client order id -> quote value of the fills reported
@@ -73,12 +91,16 @@ class CcxtBroker:
         """Run one exchange call, timed; ccxt errors come out translated."""
         import ccxt
 
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
+        result: Any = None
+        failed: str | None = None
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            return result
         except ccxt.BaseError as exc:
             self.errors.append((time.time(), f"{what}: {type(exc).__name__}"))
             error = translate(exc, what)
+            failed = str(error)
             if self.on_error is not None and isinstance(error, ExchangeUnavailable | AuthenticationError):
                 self.on_error(f"{what}: {type(exc).__name__}")
             raise error from exc
@@ -87,6 +109,15 @@ class CcxtBroker:
             self.latencies.append((time.time(), what, elapsed))
             if self.on_latency is not None:
                 self.on_latency(what, elapsed)
+            if self.listeners:
+                self._tell(CallRecord(what, started, elapsed, args, dict(kwargs), result, failed))
+
+    def _tell(self, record: CallRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # a listener (log, audit) must never break an exchange call
+                log.exception("call listener %r failed on %s", listener, record.what)
 
     def read(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
         """An idempotent read, retried with backoff on transient failures (5xx, timeouts, 429)."""
