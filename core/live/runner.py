@@ -9,6 +9,7 @@ from core.errors import AuthenticationError, ConfigError
 from core.execution.ccxt_client import make_binance
 from core.live.credentials import Credentials, load_credentials
 from core.live.session import LiveOptions, LiveSession
+from core.live.wiring import attach
 
 EXCHANGES = ("sandbox", "binance")
 
@@ -33,6 +34,7 @@ def open_live(settings: Settings, exchange: str, base_url: str | None = None,
     )
     session = LiveSession(settings, client, credentials, options, state_path=state_path)
     session.exchange_name, session.base_url = exchange, base_url if exchange == "sandbox" else None
+    attach(session)
     instruments = session.preflight()
     session.start(instruments)
     return session
