@@ -28,13 +28,20 @@ class SessionObserver(Protocol):
     def on_stop(self, session: LiveSession) -> None: ...
 
 
+# Optional: an observer may also define ``on_poll(session)``, called on every poll (about every
+# ``poll_interval_s``) whether or not a bar closed — for rules that watch for something NOT happening.
+
+
 def call_observers(session: LiveSession, observers: list[SessionObserver], method: str,
                    *args: object) -> list[str]:
     """Call ``method`` on each observer; returns one line per failure (the session records them)."""
     failures: list[str] = []
     for obs in observers:
+        fn = getattr(obs, method, None)
+        if fn is None:
+            continue
         try:
-            getattr(obs, method)(session, *args)
+            fn(session, *args)
         except Exception as exc:  # an observer must never stop trading
             log.exception("observer %s.%s failed", type(obs).__name__, method)
             failures.append(f"{type(obs).__name__}.{method}: {type(exc).__name__}: {exc}"[:300])

@@ -252,6 +252,9 @@ class LiveSession:
         except ExchangeError as exc:  # transient: the bar will be there on the next poll
             self.engine.record_event("warning", "FEED_UNAVAILABLE", str(exc)[:300])
             return False
+        if self.observers:
+            for line in call_observers(self, self.observers, "on_poll"):
+                self.engine.record_event("error", "OBSERVER_FAILED", line)
         if self._apply_commands() and sets is None:
             self._flush()  # an override or a halt shows at once, not at the next bar
         if sets is None:
