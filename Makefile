@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: install sysdeps run test bench lint clean
+.PHONY: install sysdeps run test bench lint clean serve
 
 install: $(STAMP) sysdeps
 
@@ -37,6 +37,11 @@ run: install
 ## test: every test (needs ../shared for the real-data tests; they skip without it)
 test: install
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+## serve: a local persistent Prefect server (analytics off, data in data/prefect), the `rampart` work pool, every
+## deployment of prefect.yaml with its schedule, and a worker; UI at http://127.0.0.1:4200. Ctrl-C stops it all.
+serve: install
+	VENV=$(abspath $(VENV)) scripts/serve.sh
 
 ## bench: replay benchmark against backtesting.py in the same run (see docs/benchmarks.md)
 bench: install

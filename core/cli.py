@@ -20,6 +20,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from core.control.emergency import emergency_stop_command
 from core.errors import RampartError
 from core.sandbox.cli import sandbox as sandbox_command
+from core.security.redact import install_log_redaction, redact
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Rampart: prove a strategy on paper, then trade it live with capital protection.")
@@ -257,6 +258,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and turns every Rampart error into one line on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # R8.2: no secret in any log line, traceback or error message
     try:
         # Outside standalone mode click returns the code of typer.Exit instead of raising it.
         code = app(args=argv, standalone_mode=False)
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: aborted", err=True)
         return EXIT_ERROR
     except RampartError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact(str(exc))}", err=True)
         return EXIT_ERROR
     return code if isinstance(code, int) else EXIT_OK
 

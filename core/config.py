@@ -70,9 +70,12 @@ class StrategyConfig(_Frozen):
 class MarketConfig(_Frozen):
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
     allowed_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    # R5.3: symbols beyond the allow-list, each added by an approved scaling decision (live refuses to start
+    # on one without it; see core.scaling.symbols). Each one raises the R2.2 limit of two by one.
+    added_symbols: tuple[str, ...] = ()
     timeframe: str = "1h"
 
-    @field_validator("symbols", "allowed_symbols", mode="before")
+    @field_validator("symbols", "allowed_symbols", "added_symbols", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -88,16 +91,22 @@ class MarketConfig(_Frozen):
 
     @model_validator(mode="after")
     def _allowed(self) -> MarketConfig:
-        check_symbols(self.symbols, self.allowed_symbols)
+        unknown = [s for s in self.added_symbols if s not in INSTRUMENTS or s in self.allowed_symbols]
+        if unknown:
+            raise ValueError(f"added symbol(s) {', '.join(unknown)} unknown or already on the allow-list")
+        check_symbols(self.symbols, (*self.allowed_symbols, *self.added_symbols),
+                      MAX_SYMBOLS + len(set(self.added_symbols)))
         return self
 
 
-def check_symbols(symbols: tuple[str, ...] | list[str], allowed: tuple[str, ...] | list[str]) -> None:
-    """R2.2: only known, allow-listed symbols, at most two, no duplicates; ValueError says which one and why."""
+def check_symbols(symbols: tuple[str, ...] | list[str], allowed: tuple[str, ...] | list[str],
+                  limit: int = MAX_SYMBOLS) -> None:
+    """R2.2: only known, allow-listed symbols, at most two (plus approved additions, R5.3), no duplicates;
+    ValueError says which one and why."""
     if not symbols:
         raise ValueError("no symbols given; use e.g. BTCUSDT,ETHUSDT")
-    if len(symbols) > MAX_SYMBOLS:
-        raise ValueError(f"{len(symbols)} symbols given; at most {MAX_SYMBOLS} may trade (R2.2)")
+    if len(symbols) > limit:
+        raise ValueError(f"{len(symbols)} symbols given; at most {limit} may trade (R2.2)")
     for sym in symbols:
         if sym not in INSTRUMENTS:
             raise ValueError(f"unknown symbol '{sym}'; known: {', '.join(INSTRUMENTS)}")
@@ -131,6 +140,15 @@ class Settings(BaseSettings):
     credentials: CredentialsConfig = CredentialsConfig()
     audit: AuditConfig = AuditConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _scaling_symbols(self) -> Settings:
+        """R5.3: a review may only propose known symbols that are not trading yet."""
+        bad = [s for s in self.scaling.candidate_symbols if s not in INSTRUMENTS or s in self.market.allowed_symbols]
+        if bad:
+            raise ValueError(f"RAMPART_SCALING__CANDIDATE_SYMBOLS: {', '.join(bad)} unknown or already on the "
+                             f"allow-list; known: {', '.join(INSTRUMENTS)}")
+        return self
 
     @property
     def db_path(self) -> Path:

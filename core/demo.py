@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from core.config import load_settings
+from core.config import Settings, load_settings
+from core.control.auth import OperatorConfig, hash_token
 from core.live.runner import open_live
 from core.live.session import LiveOptions, summary_text
 from core.reporting.paper_report import format_verdict
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
+from core.security.redact import register_secret
 from core.validation import run_paper_validation
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+")
@@ -36,6 +39,17 @@ def start_sandbox(speed: float) -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(0)
 
 
+def demo_operators(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """Throwaway operator and viewer tokens for this rehearsal's dashboard: only their hashes go into the
+    settings, the log redaction masks them, and they are printed once on the terminal for the person running it."""
+    tokens = {role: secrets.token_urlsafe(18) for role in ("operator", "viewer")}
+    for token in tokens.values():
+        register_secret(token)
+    extra = tuple(OperatorConfig(name=f"demo-{role}", role=role, token_sha256=hash_token(token))
+                  for role, token in tokens.items())
+    return settings.model_copy(update={"operators": (*settings.operators, *extra)}), tokens
+
+
 def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed: float = 3600.0) -> int:
     settings = load_settings()
     outcome = run_paper_validation(settings, "synthetic", days=days, seed=seed)
@@ -51,8 +65,12 @@ def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed:
         print(f"Live rehearsal: sandbox exchange at {url} ({speed:g}x), {live_seconds:g} s, first rung of the ladder")
         state = Path(settings.data_dir) / "live" / "sandbox-demo-state.json"
         state.unlink(missing_ok=True)  # every rehearsal opens a fresh sandbox account
-        session = open_live(settings, "sandbox", url, LiveOptions(poll_interval_s=0.1, duration_s=live_seconds),
-                            state_path=state)
+        live_settings, tokens = demo_operators(settings)
+        session = open_live(live_settings, "sandbox", url, LiveOptions(poll_interval_s=0.1, duration_s=live_seconds,
+                                                                       control_port=0), state_path=state)
+        if session.control is not None:
+            print(f"Dashboard {session.control.url} while the rehearsal runs; log in with the operator token "
+                  f"{tokens['operator']} or the viewer token {tokens['viewer']} (made for this rehearsal only)")
         summary = session.run(threading.Event())
         print(summary_text(summary))
         print(f"Live trades, orders and events are in {settings.db_path} (mode = 'live'); "

@@ -142,6 +142,9 @@ class Engine:
         self._i: int | None = None
         self._start_ts: int | None = None
         self.clock: Callable[[], int] | None = None  # live on a real exchange: wall clock; else bar time
+        # live: the exchange's bid/ask for a symbol, read when a signal is decided (R3.5 spread); None = no call
+        self.quote: Callable[[str], dict[str, Any]] | None = None
+        self._quote: dict[str, Any] = {}
         self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
                                     portfolio.starting_cash, datetime.now(UTC))
         self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
@@ -372,6 +375,7 @@ class Engine:
     def _on_signal(self, bar: BarContext, signal: Signal, i: int, equity: float) -> None:
         ts = bar.ts[i]
         price = bar.close[i]
+        self._quote = self.quote(signal.symbol) if self.quote is not None else {}  # before any order is sent
         if any(o.tag is not OrderTag.STOP for o in bar.working):
             self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts),
                          i=i)
@@ -414,7 +418,7 @@ class Engine:
         ratio = self.risk.vol_ratio.get(symbol)
         return {"price": bar.close[i], "high": bar.high[i], "low": bar.low[i], "volume": bar.volume[i],
                 "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
-                "latency_s": self.risk.latency}
+                "latency_s": self.risk.latency, **self._quote}
 
     def _submit(self, bar: BarContext, order: Order, ts: int) -> None:
         self._orders[order.client_order_id] = order
@@ -435,7 +439,7 @@ class Engine:
                                 "type": outcome.type.value, "qty": outcome.qty, "quote_qty": outcome.quote_qty}
         if approved is not None:
             details["sizing"] = approved.inputs
-            details["checks"] = list(approved.checks)
+            details["checks"] = [{"check": c, "result": "pass"} for c in approved.checks]
         self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
                                       "ts": ts, "symbol": signal.symbol, "kind": kind, "action": signal.action,
                                       "code": code, "reason": signal.reason, "details": details})

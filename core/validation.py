@@ -170,6 +170,22 @@ def persist(store: Store, session_id: str, result: SessionResult | None, verdict
     )
     if record_gate:
         store.record_gate(verdict.to_record(session_id, settings.strategy.name, metrics))
+        _notify_gate(store, session_id, verdict, metrics, settings)
+
+
+def _notify_gate(store: Store, session_id: str, verdict: GateVerdict, metrics: Metrics, settings: Settings) -> None:
+    """The verdict to operators (R3.2), after it is stored. Slack is called only when configured; a notification
+    that cannot be stored is logged and does not change the verdict."""
+    from core.errors import StoreError
+    from core.notify import notify_now
+    from core.notify.notes import gate_note
+
+    note = gate_note(session_id, settings.strategy.name, verdict.passed, metrics.to_dict(), list(verdict.reasons),
+                     verdict.config_hash)
+    try:
+        notify_now(settings, store, note)
+    except StoreError as exc:
+        log.error("gate notification for session %s not stored: %s", session_id, exc)
 
 
 def run_paper_validation(settings: Settings, source: str | Sequence[str | Path], *, days: float | None = None,

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from core.config import run_overrides
+from tasks.credentials import secure_run
 from tasks.paper import (
     begin_session_task,
     check_candles_task,
@@ -23,6 +24,7 @@ def backtest(source: str | list[str] = "synthetic", symbols: str = "BTCUSDT,ETHU
              seed: int = 7, strategy: str | None = None, timeframe: str | None = None,
              params: dict[str, Any] | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Run a strategy over history and store the session; returns its metrics."""
+    secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
     settings = load_settings_task(run_overrides(symbols, strategy, timeframe, params, data_dir))
     sets = load_candles_task(source, settings, days, seed)
     session_id, chash = begin_session_task(settings, "backtest")

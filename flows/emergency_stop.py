@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 
 from core.config import run_overrides
+from tasks.credentials import secure_run
 from tasks.emergency import emergency_stop_task
 
 
@@ -17,6 +18,7 @@ def emergency_stop_flow(reason: str, who: str = "prefect", exchange: str = "sand
                         sandbox_url: str | None = "http://127.0.0.1:8765",
                         data_dir: str | None = None) -> dict[str, Any]:
     """Flatten and halt the account; returns the report (``flat`` says whether anything is left)."""
+    secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
     return emergency_stop_task(run_overrides(data_dir=data_dir), reason, who, exchange, sandbox_url)
 
 

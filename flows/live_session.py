@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from core.config import run_overrides
+from tasks.credentials import secure_run
 from tasks.live import publish_live_summary_task, run_live_session_task
 
 
@@ -17,6 +18,7 @@ def live_session(exchange: str = "sandbox", sandbox_url: str | None = "http://12
                  duration_s: float | None = None, max_bars: int | None = None,
                  poll_interval_s: float = 0.25) -> dict[str, Any]:
     """Trade live on one account. Refuses to start without a recent passed paper gate for this config."""
+    secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
     overrides = run_overrides(symbols, strategy, timeframe, params, data_dir)
     summary = run_live_session_task(overrides, exchange, sandbox_url, duration_s, max_bars, poll_interval_s)
     publish_live_summary_task(summary)

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from core.config import run_overrides
+from tasks.credentials import secure_run
 from tasks.paper import (
     begin_session_task,
     check_candles_task,
@@ -27,6 +28,7 @@ def paper_validation(source: str | list[str] = "synthetic", symbols: str = "BTCU
                      timeframe: str | None = None, params: dict[str, Any] | None = None,
                      data_dir: str | None = None) -> dict[str, Any]:
     """Prove a strategy on paper and record whether it may go live. Returns the verdict and its numbers."""
+    secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
     overrides = run_overrides(symbols, strategy, timeframe, params, data_dir)
     settings = load_settings_task(overrides)
     sets = load_candles_task(source, settings, days, seed)

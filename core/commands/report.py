@@ -2,8 +2,83 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from core.commands import EXIT_USAGE, fail
+
+report_app = typer.Typer(help="Reports: the daily report of live trading (R7).", rich_markup_mode=None)
+
+
+def _candle_files(items: list[str] | None) -> list[Path]:
+    files = [Path(s.strip()) for part in items or [] for s in part.split(",") if s.strip()]
+    for path in files:
+        if not path.is_file():
+            raise fail(f"candle file not found: {path}; check the path")
+    return files
+
+
+def _exchange_client(exchange: str, sandbox_url: str) -> object | None:
+    if exchange == "none":
+        return None
+    if exchange not in ("binance", "sandbox"):
+        raise fail(f"unknown --exchange '{exchange}'; use none, binance or sandbox", EXIT_USAGE)
+    from core.execution.ccxt_client import make_binance
+
+    return make_binance(base_url=sandbox_url if exchange == "sandbox" else None)  # public klines: no keys
+
+
+@report_app.command("daily")
+def daily(
+    date: Annotated[str | None, typer.Option("--date", help="UTC day YYYY-MM-DD (default: yesterday)")] = None,
+    formats: Annotated[str, typer.Option("--format", help="comma-separated subset of json,csv,pdf")] =
+    "json,csv,pdf",
+    out: Annotated[Path | None, typer.Option(help="folder (default DATA_DIR/reports/YYYY-MM-DD)")] = None,
+    candles: Annotated[list[str] | None, typer.Option(
+        "--candles", help="candle files for the backtest, one per symbol (repeat or comma-separate); default "
+                          "DATA_DIR/candles/SYMBOL-TF.parquet")] = None,
+    exchange: Annotated[str, typer.Option(help="also fetch missing candles as public klines from binance or "
+                                               "sandbox (no keys); none = offline")] = "none",
+    sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+    data_dir: Annotated[Path | None, typer.Option(help="where the database and reports are (default ./data)")] = None,
+    no_notify: Annotated[bool, typer.Option("--no-notify", help="write the files but send no notification")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
+) -> None:
+    """Build the daily report: key metrics (day and cumulative), live against the backtest over the same candles
+    and against paper validation with the differences attributed, every trade with its reasons in words, the
+    day's risk events and suggestions when live degrades. Writes report.json, trades.csv, metrics.csv, report.pdf."""
+    from core.config import load_settings, run_overrides
+    from core.errors import ConfigError
+    from core.reporting.daily.candles import default_source
+    from core.reporting.daily.publish import generate_daily_report, parse_day, parse_formats
+
+    try:
+        day, chosen = parse_day(date), parse_formats(formats)
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    files = _candle_files(candles)
+    settings = load_settings(**run_overrides(data_dir=data_dir))
+    if not settings.db_path.is_file():
+        raise fail(f"no database at {settings.db_path}; check --data-dir (or RAMPART_DATA_DIR)")
+    source = default_source(settings.data_dir, files, _exchange_client(exchange, sandbox_url))
+    run = generate_daily_report(settings, day, formats=chosen, out=out, candles=source, announce_it=not no_notify)
+    doc = run.report.doc
+    if as_json:
+        typer.echo(json.dumps({"date": doc["date"], "status": doc["status"], "headline": doc["headline"],
+                               "recommendation": doc["suggestions"]["recommendation"],
+                               "files": {k: str(v) for k, v in run.paths.items()}}))
+        return
+    typer.echo(run.report.headline)
+    for note in doc["notes"]:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"  {doc['suggestions']['summary']}")
+    for kind, path in run.paths.items():
+        typer.echo(f"  {kind:<11} {path}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.add_typer(report_app, name="report")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Request
 from pydantic import BaseModel
 
 from core.config import Settings
@@ -25,6 +25,16 @@ from core.store import Store
 HTTP_STATUS = {"OVERRIDE_NO_TOKEN": 401, "OVERRIDE_BAD_TOKEN": 401, "OVERRIDE_FORBIDDEN": 403}
 
 
+class AuthGuard(Protocol):
+    """Counts failed logins toward a lockout (the dashboard's ``LoginGuard``); bad Bearer tokens count too."""
+
+    def locked(self, source: str) -> float: ...
+
+    def failed(self, source: str, channel: str) -> tuple[int, Any]: ...
+
+    def succeeded(self, source: str) -> None: ...
+
+
 class EmergencyBody(BaseModel):
     reason: str
 
@@ -32,6 +42,7 @@ class EmergencyBody(BaseModel):
 class OverrideBody(BaseModel):
     reason: str = ""
     breaker: str | None = None
+    scaling: dict[str, Any] | None = None  # approve-scaling: the approved change (core.scaling.changes)
 
 
 def _token(authorization: str | None) -> str | None:
@@ -41,27 +52,50 @@ def _token(authorization: str | None) -> str | None:
 
 
 def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]], exchange: str,
-                       base_url: str | None) -> FastAPI:
-    """``status`` returns the running session's view (state, rung, breakers, latency, positions)."""
+                       base_url: str | None, guard: AuthGuard | None = None) -> FastAPI:
+    """``status`` returns the running session's view (state, rung, breakers, latency, positions). With a
+    ``guard``, bad tokens count toward the login lockout and a locked-out client is refused (429)."""
     app = FastAPI(title="Rampart control API", docs_url=None, redoc_url=None)
 
-    def who(authorization: str | None, role: str, action: str) -> Operator:
+    def source(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def refuse_locked(request: Request) -> None:
+        left = guard.locked(source(request)) if guard is not None else 0.0
+        if left > 0:
+            raise HTTPException(429, {"code": "LOGIN_LOCKED", "detail": f"too many failed logins: try again in "
+                                                                        f"{left:.0f} s"})
+
+    def count(request: Request, good_token: bool) -> None:
+        """A good token breaks a run of failures; a bad one counts toward the lockout."""
+        if guard is not None:
+            if good_token:
+                guard.succeeded(source(request))
+            else:
+                guard.failed(source(request), "control API")
+
+    def who(request: Request, authorization: str | None, role: str, action: str) -> Operator:
+        refuse_locked(request)
         found = authorize(_token(authorization), settings.operators, role)
         if isinstance(found, Operator):
+            count(request, True)
             return found
+        if found.code == "OVERRIDE_BAD_TOKEN":
+            count(request, False)
         Store(settings.db_path).record_event(kind="override", severity="error", code=found.code,
                                              message=f"{action} over the control API refused: {found.detail}",
                                              details={"action": action, "accepted": False})
         raise HTTPException(HTTP_STATUS.get(found.code, 403), {"code": found.code, "detail": found.detail})
 
     @app.get("/api/status")
-    def get_status(authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        who(authorization, "viewer", "status")
+    def get_status(request: Request, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        who(request, authorization, "viewer", "status")
         return status()
 
     @app.post("/api/emergency-stop")
-    def post_emergency_stop(body: EmergencyBody, authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        operator = who(authorization, "operator", "emergency-stop")
+    def post_emergency_stop(request: Request, body: EmergencyBody,
+                            authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        operator = who(request, authorization, "operator", "emergency-stop")
         if not body.reason.strip():
             raise HTTPException(422, {"code": "OVERRIDE_NO_REASON", "detail": "an emergency stop needs a reason"})
         report = emergency_stop(settings, body.reason, operator.name, exchange, base_url)
@@ -69,9 +103,13 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
         return result
 
     @app.post("/api/overrides/{action}")
-    def post_override(action: str, body: OverrideBody,
+    def post_override(request: Request, action: str, body: OverrideBody,
                       authorization: str | None = Header(default=None)) -> dict[str, Any]:
-        result = apply_override(settings, action, _token(authorization), body.reason, breaker=body.breaker)
+        refuse_locked(request)
+        result = apply_override(settings, action, _token(authorization), body.reason, breaker=body.breaker,
+                                scaling=body.scaling)
+        if result.code == "OVERRIDE_BAD_TOKEN" or result.who is not None:  # a wrong token, or a good one
+            count(request, result.who is not None)
         if not result.accepted:
             raise HTTPException(HTTP_STATUS.get(result.code, 422), {"code": result.code, "detail": result.detail})
         return {"accepted": True, "action": action, "detail": result.detail, "applied_to": result.applied_to}

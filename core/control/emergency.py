@@ -9,7 +9,8 @@ The order of work matters, and every step is safe to repeat:
    (the exchange's total of the base asset minus ``state.baseline``, rounded down to the lot step; dust below
    the minimum notional is reported, not sold). Repeat until flat, at most three rounds.
 3. Save the live state HALTED (flattened positions and cancelled orders cleared): it survives restarts (R6.4).
-4. Record a critical EMERGENCY_STOP event in DuckDB and send the notification (logger ``rampart.notify``).
+4. Record a critical EMERGENCY_STOP event in DuckDB; store the urgent notification in the outbox and send it to
+   Slack at once (``core.notify``; it is logged on ``rampart.notify`` too).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from core.live.credentials import load_credentials
 from core.live.reconcile import OUR_PREFIX, base_asset
 from core.live.state import LiveState, load_state, save_state
 from core.market.candles import symbol_to_ccxt
+from core.security.audit import CallLog, record_audit
 
 log = logging.getLogger("rampart.control")
 notify_log = logging.getLogger("rampart.notify")
@@ -334,13 +336,16 @@ def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "s
     stamp = base36(int(requested.timestamp() * 1000))
     flattener: _Flattener | None = None
     key_id = None
+    calls = CallLog()  # R8.5: the stop's credential uses go into the audit journal with the stop itself
     try:
-        credentials = load_credentials()
-        key_id = credentials.key_id
+        credentials = load_credentials(settings.credentials)  # the configured provider (R8.1)
+        key_id = calls.key_id = credentials.key_id
         client = make_binance(base_url=base_url if exchange == "sandbox" else None, timeout_ms=timeout_ms,
                               api_key=credentials.api_key.get_secret_value(),
                               secret=credentials.secret.get_secret_value(), enableRateLimit=False)
-        flattener = _Flattener(CcxtBroker(client), list(settings.market.symbols), baseline, report, started, stamp)
+        broker = CcxtBroker(client)
+        broker.listeners.append(calls)
+        flattener = _Flattener(broker, list(settings.market.symbols), baseline, report, started, stamp)
         flattener.run()
     except Exception as exc:  # an emergency path must still save HALTED, record and notify, whatever failed
         log.exception("emergency stop: exchange work failed")
@@ -352,7 +357,10 @@ def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "s
     if writable:
         _save_halted(path, state, flattener)
     _record(settings, report, state.session_id, key_id, path)
-    _notify(report.summary())
+    record_audit(settings, [*calls.entries, ("emergency_stop", {
+        "who": who, "reason": reason, "exchange": exchange, "key_id": key_id, "session_id": state.session_id,
+        "flat": report.flat, "cancelled": len(report.cancelled), "closed": report.closed, "errors": report.errors})])
+    _notify_report(settings, report, stamp, state.session_id)
     return report
 
 
@@ -410,8 +418,22 @@ def _record(settings: Settings, report: EmergencyReport, session_id: str | None,
 
 
 def _notify(line: str) -> None:
-    """The notification (R6.5). The Slack outbox of a later issue will read logger ``rampart.notify``."""
+    """The log line for the request itself (before the exchange work: no DuckDB, no Slack may delay that)."""
     notify_log.critical(line)
+
+
+def _notify_report(settings: Settings, report: EmergencyReport, stamp: str, session_id: str | None) -> None:
+    """The outcome (R6.5): stored in the outbox (logged as it is stored), then sent to Slack at once."""
+    from core.notify import deliver_now, notify
+    from core.notify.notes import emergency_note
+    from core.store import Store
+
+    store = Store(settings.db_path)
+    try:
+        notify(store, emergency_note(f"emergency:{stamp}", report.summary(), report.to_dict(), session_id))
+        deliver_now(settings, store, urgent_only=True)
+    except Exception as exc:  # logged by notify all the same; the emergency's own result must not be lost
+        report.errors.append(f"emergency notification not stored or sent: {exc}"[:500])
 
 
 # --- command line -----------------------------------------------------------------------------------------

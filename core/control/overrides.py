@@ -9,7 +9,6 @@ next start sees it. Resuming after an emergency stop also removes the HALT flag.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -24,10 +23,12 @@ from core.domain import TradingState
 from core.errors import ConfigError
 from core.live.state import load_state, save_state
 from core.risk.breakers import CircuitBreakers
+from core.scaling.changes import apply_to_state, change_refusal
+from core.security.audit import record_audit
 from core.store import Store
 
-notify_log = logging.getLogger("rampart.notify")
-ACTIONS: dict[str, str] = {"resume": "operator", "clear-breaker": "operator", "reset-derisk": "operator"}
+ACTIONS: dict[str, str] = {"resume": "operator", "clear-breaker": "operator", "reset-derisk": "operator",
+                           "approve-scaling": "operator"}  # R6.3; the change itself: core.scaling.changes
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def running_session(data_dir: Path) -> dict[str, Any] | None:
 
 
 def apply_override(settings: Settings, action: str, token: str | None, reason: str, *,
-                   breaker: str | None = None) -> OverrideResult:
+                   breaker: str | None = None, scaling: dict[str, Any] | None = None) -> OverrideResult:
     """Check who and why, then apply (or hand to the running session). Refusals are results, recorded too."""
     if action not in ACTIONS:
         raise ConfigError(f"unknown override '{action}'; use one of: {', '.join(ACTIONS)}")
@@ -73,8 +74,12 @@ def apply_override(settings: Settings, action: str, token: str | None, reason: s
     if action == "clear-breaker" and not breaker:
         result = OverrideResult(False, action, "OVERRIDE_NO_BREAKER", "name the breaker to clear", who.name)
         return _record(settings, result, reason, breaker)
+    refused = change_refusal(settings, scaling) if action == "approve-scaling" else None
+    if refused is not None:
+        return _record(settings, OverrideResult(False, action, refused[0], refused[1], who.name), reason, breaker,
+                       scaling)
     command = {"id": uuid.uuid4().hex, "action": action, "who": who.name, "role": who.role, "reason": reason,
-               "breaker": breaker, "requested_at": datetime.now(UTC).isoformat()}
+               "breaker": breaker, "requested_at": datetime.now(UTC).isoformat(), "scaling": scaling}
     if action == "resume":
         halt_path(settings.data_dir).unlink(missing_ok=True)
     if running_session(settings.data_dir) is not None:
@@ -85,7 +90,7 @@ def apply_override(settings: Settings, action: str, token: str | None, reason: s
         applied = "saved state"
     detail = f"{action} by {who.name} ({who.role}): {reason}" + (f" [breaker {breaker}]" if breaker else "")
     return _record(settings, OverrideResult(True, action, "OVERRIDE_ACCEPTED", detail, who.name, applied), reason,
-                   breaker)
+                   breaker, scaling)
 
 
 def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
@@ -100,6 +105,8 @@ def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
         breakers = CircuitBreakers.from_state(settings.breakers, state.risk["breakers"])
         breakers.clear(command["breaker"], int(datetime.now(UTC).timestamp() * 1000))
         state.risk = {**state.risk, "breakers": breakers.to_state()}
+    elif action == "approve-scaling":
+        apply_to_state(state, command["scaling"])
     save_state(path, state)
 
 
@@ -126,12 +133,24 @@ def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
     os.replace(tmp, folder / name)
 
 
-def _record(settings: Settings, result: OverrideResult, reason: str, breaker: str | None) -> OverrideResult:
+def _record(settings: Settings, result: OverrideResult, reason: str, breaker: str | None,
+            scaling: dict[str, Any] | None = None) -> OverrideResult:
     severity = "warning" if result.accepted else "error"
     details = {"action": result.action, "who": result.who, "reason": reason, "breaker": breaker,
-               "accepted": result.accepted, "applied_to": result.applied_to}
+               "accepted": result.accepted, "applied_to": result.applied_to,
+               **({"scaling": scaling} if scaling else {})}
     Store(settings.db_path).record_event(kind="override", severity=severity, code=result.code,
                                          message=f"{result.action}: {result.detail}", details=details)
-    notify_log.warning("override %s %s: %s", result.action, "ACCEPTED" if result.accepted else "REFUSED",
-                       result.detail)
+    record_audit(settings, [("override", {**details, "code": result.code, "detail": result.detail})])  # R8.5
+    _notify(settings, result, reason, breaker)
     return result
+
+
+def _notify(settings: Settings, result: OverrideResult, reason: str, breaker: str | None) -> None:
+    """Stored in the outbox (and logged on ``rampart.notify``), then sent to Slack now: the caller may exit."""
+    from core.notify import notify_now
+    from core.notify.notes import override_note
+
+    notify_now(settings, Store(settings.db_path), override_note(
+        f"override:{uuid.uuid4().hex}", action=result.action, accepted=result.accepted, code=result.code,
+        detail=result.detail, who=result.who, reason=reason, breaker=breaker, applied_to=result.applied_to))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,12 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.domain import Instrument, Order, OrderFilled, OrderStatus, OrderType, Side
 from core.errors import (
     AuthenticationError,
+    ConfigError,
     ExchangeError,
     ExchangeRejected,
     ExchangeUnavailable,
     OrderNotFound,
 )
 from core.market.candles import symbol_to_ccxt
+from core.security.redact import redact
 
 if TYPE_CHECKING:
     import ccxt
@@ -54,10 +57,10 @@ SUBMIT_ATTEMPTS = 3
 
 
 def translate(exc: Exception, what: str) -> ExchangeError:
-    """One place where ccxt's exceptions become Rampart's (message kept, credentials never included)."""
+    """One place where ccxt's exceptions become Rampart's (message kept, credentials scrubbed: R8.2)."""
     import ccxt
 
-    text = f"{what}: {type(exc).__name__}: {exc}"[:500]
+    text = redact(f"{what}: {type(exc).__name__}: {exc}")[:500]
     if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return AuthenticationError(text)
     if isinstance(exc, ccxt.OrderNotFound):
@@ -85,6 +88,7 @@ class CcxtBroker:
         self._reported: dict[str, tuple[float, float]] = {}  # client order id -> (qty, fee) reported as fills
         self._unread: dict[str, dict[str, Any]] = {}  # submit responses whose fills are not reported yet
         self._value: dict[str, float] = {}  # client order id -> quote value of the fills reported
+        self._lock = threading.Lock()  # one request at a time: credentials change only between requests (R8.3)
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -95,7 +99,8 @@ class CcxtBroker:
         result: Any = None
         failed: str | None = None
         try:
-            result = fn(*args, **kwargs)
+            with self._lock:
+                result = fn(*args, **kwargs)
             return result
         except ccxt.BaseError as exc:
             self.errors.append((time.time(), f"{what}: {type(exc).__name__}"))
@@ -111,6 +116,17 @@ class CcxtBroker:
                 self.on_latency(what, elapsed)
             if self.listeners:
                 self._tell(CallRecord(what, started, elapsed, args, dict(kwargs), result, failed))
+
+    def swap_credentials(self, api_key: str, secret: str) -> None:
+        """Put a new key pair on the client atomically, between two requests (R8.3): a request signed with the
+        new key and the old secret cannot exist. The caller proves the new pair first."""
+        if getattr(self.client, "verbose", False):
+            raise ConfigError("ccxt verbose mode would print the API key: turn it off before setting credentials")
+        with self._lock:
+            self.client.apiKey, self.client.secret = api_key, secret
+            options = getattr(self.client, "options", None)
+            if isinstance(options, dict):  # ccxt binance reads -2015 after a first success as a temporary ban;
+                options["hasAlreadyAuthenticatedSuccessfully"] = False  # for a new key it is a refusal
 
     def _tell(self, record: CallRecord) -> None:
         for listener in self.listeners:

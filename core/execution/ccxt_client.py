@@ -49,9 +49,11 @@ def make_binance(*, base_url: str | None = None, api_key: str | None = None, sec
     """A ``ccxt.binance`` client; ``base_url`` (e.g. http://127.0.0.1:8765) points it at a sandbox.
 
     ``kw`` goes to the ccxt constructor (e.g. ``enableRateLimit=False``); ``options`` in it are merged over
-    SPOT_ONLY_OPTIONS."""
+    SPOT_ONLY_OPTIONS. Verbose mode prints every request with its headers: refused with keys (R8.2)."""
     import ccxt
 
+    if kw.pop("verbose", False) and (api_key or secret):
+        raise ConfigError("ccxt verbose mode would print the API key: it is refused for a client with credentials")
     config: dict[str, Any] = {"timeout": timeout_ms, "enableRateLimit": True, **kw,
                               "options": {**SPOT_ONLY_OPTIONS, **kw.get("options", {})}}
     if api_key:

@@ -23,16 +23,18 @@ def open_live(settings: Settings, exchange: str, base_url: str | None = None,
     if exchange == "sandbox" and not base_url:
         raise ConfigError("the sandbox exchange needs its URL, e.g. --sandbox-url http://127.0.0.1:8765")
     credentials: Credentials | None
+    problem = None
     try:
-        credentials = load_credentials()
-    except AuthenticationError:
-        credentials = None  # preflight reports it together with anything else that is wrong
+        credentials = load_credentials(settings.credentials)  # the configured provider (R8.1)
+    except AuthenticationError as exc:
+        credentials, problem = None, str(exc)  # preflight reports it together with anything else that is wrong
     client = make_binance(
         base_url=base_url if exchange == "sandbox" else None, timeout_ms=timeout_ms,
         api_key=credentials.api_key.get_secret_value() if credentials else "",
         secret=credentials.secret.get_secret_value() if credentials else "",
     )
     session = LiveSession(settings, client, credentials, options, state_path=state_path)
+    session.credentials_problem = problem
     session.exchange_name, session.base_url = exchange, base_url if exchange == "sandbox" else None
     attach(session)
     instruments = session.preflight()

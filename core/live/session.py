@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -23,13 +24,14 @@ from typing import Any
 import polars as pl
 
 from core.config import Settings
-from core.control.api import ControlServer, create_control_app
+from core.control.api import ControlServer
 from core.control.emergency import read_halt
 from core.control.overrides import pending_commands, session_marker
+from core.dashboard.server import serve_with_dashboard
 from core.domain import Instrument, Mode, Order, TradingState
 from core.engine import Engine
 from core.errors import AuthenticationError, ExchangeError, RampartError, SessionError
-from core.execution.ccxt_broker import CcxtBroker
+from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.gate import check_go_live
 from core.live.credentials import Credentials
 from core.live.feed import ExchangeFeed
@@ -40,6 +42,8 @@ from core.portfolio import Portfolio
 from core.risk.breakers import CircuitBreakers
 from core.risk.engine import RiskConfig, RiskEngine
 from core.risk.ladder import rung
+from core.scaling.changes import apply_to_risk
+from core.scaling.symbols import half_risk_until, unapproved_symbols
 from core.session import config_hash, new_session_id
 from core.store import Store
 from core.strategy import build_params, make_strategy
@@ -87,6 +91,7 @@ class LiveSession:
         self.options = options or LiveOptions()
         self.client = client
         self.credentials = credentials
+        self.credentials_problem: str | None = None  # why no credentials could be read (preflight says it)
         self.store = store or Store(settings.db_path)
         self.state_path = state_path or settings.data_dir / "live" / "state.json"  # one file per account
         self.broker = CcxtBroker(client, before_submit=self._journal)
@@ -106,6 +111,10 @@ class LiveSession:
         self._order_marks: dict[str, tuple[str, float]] = {}
         self.observers: list[SessionObserver] = []  # notifications, alerts, dashboard, audit (core.live.observers)
         self._requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()  # from other threads
+        # for status(): exchange connectivity (last good call, last failure) and when the last new bar came
+        self.connectivity: dict[str, Any] = {"last_ok_at": None, "last_error_at": None, "last_error": None}
+        self.broker.listeners.append(self._note_call)
+        self._bar_at: float | None = None
 
     # --- before trading ------------------------------------------------------------------------------------
     def preflight(self) -> dict[str, Instrument]:
@@ -119,8 +128,13 @@ class LiveSession:
                                 self.settings.gate)
         if not ok:
             failures.append(why)
+        unapproved = unapproved_symbols(self.store, self.settings)
+        if unapproved:  # R2.5 / R5.3: the symbol list grows only by an approved scaling decision
+            failures.append(f"SYMBOL_NOT_APPROVED: {', '.join(unapproved)} has no approved new-symbol decision; "
+                            "run the scaling review (flows/scaling_review.py) and approve it first")
         if self.credentials is None:
-            failures.append("NO_CREDENTIALS: set RAMPART_API_KEY and RAMPART_API_SECRET")
+            why = self.credentials_problem or "set RAMPART_API_KEY and RAMPART_API_SECRET"
+            failures.append(f"NO_CREDENTIALS: {why}")
         instruments: dict[str, Instrument] = {}
         try:
             server = self.broker.read("fetch_time", self.client.fetch_time)
@@ -162,7 +176,10 @@ class LiveSession:
         self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe, window)
         sets = self.feed.closed_window()
         self.feed.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000) if sets[0].frame.height else None
+        self._bar_at = time.time()
         engine.start_live(sets)
+        engine.risk.new_symbols = half_risk_until(self.state, self.symbols, self.settings.market.added_symbols,
+                                                  engine.now(), self.settings.scaling.new_symbol_days)  # R5.3
         self._restore(report)
         for ev in report.events:
             engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
@@ -173,21 +190,23 @@ class LiveSession:
                             {"restart": not first_start, "previous_session": self.state.session_id})
         self.state.session_id = self.session_id
         if self.options.control_port is not None:
-            app = create_control_app(self.settings, self.status, self.exchange_name, self.base_url)
-            self.control = ControlServer(app, port=self.options.control_port).start()
-            log.warning("control API on %s", self.control.url)
+            self.control = serve_with_dashboard(self, self.options.control_port)  # + the control API's routes
+            log.warning("dashboard and control API on %s", self.control.url)
         marker = session_marker(self.settings.data_dir)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"pid": os.getpid(), "session_id": self.session_id}))
+        marker.write_text(json.dumps({"pid": os.getpid(), "session_id": self.session_id,
+                                      "control_url": self.control.url if self.control is not None else None}))
         self._flush()
 
     def _build_engine(self, instruments: dict[str, Instrument], cash: float) -> Engine:
-        first = rung(0)
+        first = rung(0, self.settings.scaling.rungs)
         params = build_params(self.settings.strategy.name, self.settings.strategy.params)
+        market = self.settings.market
         risk = RiskEngine(RiskConfig(
-            allowed_symbols=self.settings.market.allowed_symbols, instruments=instruments,
+            allowed_symbols=(*market.allowed_symbols, *market.added_symbols), instruments=instruments,
             risk_per_trade=first.risk_per_trade, exposure_cap=first.exposure_cap, sizing_mode="risk",
             fee_rate=self.settings.paper.taker_fee, limits=self.settings.risk,  # live: controls always on
+            hard_caps=True,  # R5.5 at the point of sizing, whatever the rung says
         ))
         risk.restore({**self.state.risk, "state": self.state.trading_state})  # SAFE_MODE/HALTED/de-risk survive
         saved = self.state.risk.get("breakers")
@@ -259,6 +278,7 @@ class LiveSession:
             self._flush()  # an override or a halt shows at once, not at the next bar
         if sets is None:
             return False
+        self._bar_at = time.time()
         self.bars += self.engine.advance(sets)
         if self.bars // self.options.reconcile_every > self._reconciled:
             self._reconciled = self.bars // self.options.reconcile_every
@@ -272,16 +292,30 @@ class LiveSession:
         if engine is None:
             return {"session_id": self.session_id, "started": False}
         risk = engine.risk
+        marks = {b.symbol: b.close[-1] for b in engine.books if b.close}
+        equity = engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash
         return {
             "session_id": self.session_id, "mode": "live", "exchange": self.exchange_name,
             "state": risk.state.value, "rung": self.state.rung + 1, "risk_per_trade": risk.risk_per_trade,
             "exposure_cap": risk.config.exposure_cap, "derisked": risk.derisked, "latency_s": risk.latency,
             "latency_paused": risk.latency_paused, "bars": self.bars,
             "breakers": risk.breakers.status(engine.now()) if risk.breakers is not None else [],
-            "equity": engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash,
-            "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "stop": p.stop}
+            "equity": equity, "cash": engine.portfolio.cash,
+            "sod_equity": risk.sod_equity if math.isfinite(risk.sod_equity) else None,
+            "today_pnl": equity - risk.sod_equity if math.isfinite(risk.sod_equity) else None,
+            "positions": {s: {"qty": p.qty, "avg_price": p.avg_price, "stop": p.stop, "mark": marks.get(s),
+                              "unrealized": (marks[s] - p.avg_price) * p.qty if s in marks else None}
                           for s, p in engine.portfolio.positions.items()},
+            "last_candle_ts": self.feed.last_ts if self.feed is not None else None,  # data freshness
+            "last_bar_at": self._bar_at, "connectivity": dict(self.connectivity),
         }
+
+    def _note_call(self, record: CallRecord) -> None:
+        """Every exchange call (broker listener): when one last succeeded, and the last failure."""
+        if record.error is None:
+            self.connectivity["last_ok_at"] = record.started + record.latency_s
+        else:
+            self.connectivity.update(last_error_at=record.started + record.latency_s, last_error=record.error[:300])
 
     def halt_entries(self, code: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
         """Thread-safe: put the session in SAFE_MODE (no new entries; exits and stops keep working) at the next
@@ -327,6 +361,12 @@ class LiveSession:
                 risk.new_high(equity)  # the high-water mark starts again from here
             elif action == "clear-breaker" and risk.breakers is not None:
                 risk.breakers.clear(str(cmd.get("breaker")), ts)
+            elif action == "halt-entries":  # a login lockout seen by `rampart dashboard` in another process
+                self.halt_entries(str(cmd.get("code")), str(cmd.get("reason")), cmd.get("evidence"))
+            elif action == "approve-scaling":  # authorized and checked by apply_override (R2.5, R6.3)
+                code, message, details = apply_to_risk(risk, self.state, cmd.get("scaling") or {},
+                                                       self.settings.scaling.rungs)
+                engine.record_event("warning", code, message, details)
             engine.record_event("warning", "OVERRIDE_APPLIED", f"{action} by {cmd.get('who')}: {cmd.get('reason')}",
                                 cmd)
             path.unlink(missing_ok=True)

@@ -26,6 +26,9 @@ class LiveState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # working or in-flight, by client order id
     baseline: dict[str, float] = field(default_factory=dict)  # base-asset holdings that are not Rampart's
     risk: dict[str, Any] = field(default_factory=dict)  # de-risking, high-water mark, breakers (RiskEngine.to_state)
+    # R5.3: approved new symbols -> {"review_id", "reviewer", "who", "requested_at", "first_ms"}: first_ms is when
+    # a session first traded it (its half-risk days count from there); kept across restarts
+    new_symbols: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # --- conversions ---------------------------------------------------------------------------------------
     def remember_order(self, order: Order) -> None:

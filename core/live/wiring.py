@@ -9,10 +9,30 @@ from core.live.session import LiveSession
 
 def attach(session: LiveSession) -> None:
     """Connect the session's observers; each block belongs to one capability."""
-    # notifications (core.notify): -
-    # alerts and the decision log (core.monitoring): -
-    # dashboard (core.dashboard): -
-    # audit journal and suspicious activity (core.security): -
+    # notifications (core.notify): entries, exits and significant events into the outbox; the Slack notifier
+    from core.notify.session import NotifyObserver
+
+    session.observers.append(NotifyObserver())
+    # alerts and the decision log (core.monitoring): execution rows, fills with slippage, JSON lines; R3.4 rules
+    from core.monitoring.attach import attach_monitoring
+
+    attach_monitoring(session)
+    # dashboard (core.dashboard): the push hub, when the session serves the page (LiveOptions.control_port)
+    if session.options.control_port is not None:
+        from core.dashboard.server import attach_dashboard
+
+        attach_dashboard(session)
+    # audit journal and suspicious activity (core.security): the detector first, so the journal (next) also
+    # records the calls the detector makes in the same flush
+    from core.security.audit_session import attach_audit
+    from core.security.suspicious import attach_detector
+
+    attach_detector(session)
+    attach_audit(session)
+    # key rotation (core.security.rotation): re-reads the credentials source, proves and swaps a new key (R8.3)
+    from core.security.rotation import KeyRotator
+
+    session.observers.append(KeyRotator.for_session(session))
     return None
 
 

@@ -18,3 +18,4 @@ class AlertConfig(BaseModel):
     window_s: float = Field(3600.0, gt=0, le=7 * 86400, description="the rolling window of the count rules")
     perf_min_trades: int = Field(10, ge=1, le=10_000, description="live trades before comparing with paper")
     perf_margin: float = Field(0.2, ge=0, le=1, description="live win rate/profit factor below paper × (1 - margin)")
+    perf_window: int = Field(30, ge=1, le=10_000, description="the rolling window: the latest N closed live trades")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
 
 from core.domain import Instrument, OrderDenied, Reason, Signal, TradingState
 from core.errors import ConfigError
+from core.risk.ladder import NEW_SYMBOL_RISK_MULTIPLIER, Rung, capped
 from core.risk.limits import RiskLimits
 from core.risk.sizing import Sized, SizeRefused, SizingInputs, size_all_in, size_by_risk
 
@@ -43,6 +44,7 @@ class RiskConfig:
     # None: no automatic controls — paper validation and backtests measure the strategy itself (issue 2);
     # live sessions always run with limits (and paper sessions can, e.g. to rehearse the rules).
     limits: RiskLimits | None = None
+    hard_caps: bool = False  # live: sizes never above the R5.5 caps, whatever the rung says
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class RiskEngine:
         self.vol_ratio: dict[str, list[float]] = {}
         self.corr: dict[tuple[str, str], list[float]] = {}
         self.breakers: Any = None  # CircuitBreakers when configured
+        self.new_symbols: dict[str, int] = {}  # R5.3: symbol -> epoch ms until which it trades at half risk
 
     # --- state ---------------------------------------------------------------------------------------------
     def transition(self, new: TradingState, why: str, ts: int) -> RiskAction | None:
@@ -173,16 +176,19 @@ class RiskEngine:
             sized = size_all_in(cash, price, cfg.fee_rate, inst)
             inputs: dict[str, Any] = {"mode": "all_in", "cash": cash, "price": price}
         else:
-            mult = self.size_multiplier(sym, i)
-            risk = self.risk_per_trade
-            x = SizingInputs(equity, cash, price, signal.stop or 0.0, risk, mult, cfg.exposure_cap, open_notional,
-                             cfg.fee_rate)
+            half = ts < self.new_symbols.get(sym, 0)
+            mult = self.size_multiplier(sym, i) * (NEW_SYMBOL_RISK_MULTIPLIER if half else 1.0)
+            risk, cap = self.risk_per_trade, cfg.exposure_cap
+            if cfg.hard_caps:
+                safe = capped(risk, cap)
+                risk, cap = safe.risk_per_trade, safe.exposure_cap
+            x = SizingInputs(equity, cash, price, signal.stop or 0.0, risk, mult, cap, open_notional, cfg.fee_rate)
             sized = size_by_risk(x, inst)
             ratio = self.vol_ratio.get(sym)
             inputs = {"mode": "risk", "equity": equity, "cash": cash, "price": price, "stop": signal.stop,
                       "risk_per_trade": risk, "derisked": self.derisked, "size_multiplier": mult,
                       "vol_ratio": ratio[i] if ratio is not None and 0 <= i < len(ratio) else None,
-                      "exposure_cap": cfg.exposure_cap, "open_notional": open_notional}
+                      "exposure_cap": cap, "open_notional": open_notional, "new_symbol_half_risk": half}
         if isinstance(sized, SizeRefused):
             return OrderDenied(sym, sized.code, sized.detail, ts)
         return self._approved(sized, inputs)
@@ -231,6 +237,11 @@ class RiskEngine:
             actions.append(RiskAction("UNREALIZED_LOSS_RECOVERED", f"unrealized {unrealized:+,.2f} back within "
                                       f"-{lim.unrealized_loss_limit:.2%} of equity; episode over", ts, "info"))
         return actions
+
+    def set_rung(self, step: Rung) -> None:
+        """An approved rung (R5.1) becomes the sizing base; live sizing still clamps to the hard caps."""
+        safe = capped(step.risk_per_trade, step.exposure_cap)
+        self.config = replace(self.config, risk_per_trade=safe.risk_per_trade, exposure_cap=safe.exposure_cap)
 
     def new_high(self, equity: float) -> None:
         self.hwm = equity

@@ -1,0 +1,163 @@
+"""What the dashboard does for operators, and how it answers suspicious logins (R6.1, R6.3, R8.4).
+
+Actions re-check the role with the operator's own token and go through the same paths as the CLI: the emergency
+stop through ``core.control.emergency`` (it works with the trading process down), resume and clear-breaker
+through ``apply_override`` (handed to the running session, or applied to the saved state). Every refusal is
+recorded like other override refusals. A login lockout raises a critical ``LOGIN_LOCKOUT`` alert and halts new
+entries: through the attached session, through a command file for a session running in another process, or by
+putting the saved live state into SAFE_MODE when none runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.config import Settings
+from core.control.auth import Operator, authorize
+from core.control.emergency import emergency_stop
+from core.control.overrides import OverrideResult, apply_override, live_dir, running_session
+from core.dashboard.auth import Lockout, WebSession
+from core.domain import TradingState
+from core.errors import RampartError, StoreError
+from core.live.state import load_state, save_state
+from core.monitoring.alerts import Alert, record_alert
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.live.session import LiveSession
+
+log = logging.getLogger("rampart.dashboard")
+T = TypeVar("T")
+HALT_CODE = "SUSPICIOUS_LOGINS"
+OVERRIDES = ("resume", "clear-breaker")
+
+
+def retrying(fn: Callable[[], T], attempts: int = 40) -> T:
+    """Run a Store call from a web thread. In the trading process DuckDB refuses a read-only connection beside
+    a read-write one (and the reverse) for the instant both are open, without the lock retry the store does
+    across processes: wait that instant out."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except StoreError as exc:
+            if "different configuration" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise StoreError("unreachable")  # the loop returns or raises
+
+
+class Actions:
+    """The dashboard's side effects for one data directory (and the attached session, if any)."""
+
+    def __init__(self, settings: Settings, session: LiveSession | None = None, *, exchange: str = "sandbox",
+                 base_url: str | None = None, state_path: Path | None = None) -> None:
+        self.settings = settings
+        self.session = session
+        self.exchange = session.exchange_name if session is not None else exchange
+        self.base_url = session.base_url if session is not None else base_url
+        self.state_path = state_path or (session.state_path if session is not None
+                                         else settings.data_dir / "live" / "state.json")
+        self.store = Store(settings.db_path)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.session_id if self.session is not None else None
+
+    # --- operator actions --------------------------------------------------------------------------------------
+    def emergency_stop(self, web: WebSession, reason: str) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body). The operator role is checked again with the operator's token."""
+        found = authorize(web.token.get_secret_value(), self.settings.operators, "operator")
+        if not isinstance(found, Operator):
+            self.refused("emergency-stop", web.name, found.code, found.detail, reason)
+            return 403, {"code": found.code, "detail": found.detail}
+        report = emergency_stop(self.settings, reason, found.name, self.exchange, self.base_url,
+                                state_path=self.state_path)
+        return 200, {"accepted": True, "action": "emergency-stop", "flat": report.flat, "state": report.state,
+                     "summary": report.summary(), "leftovers": report.leftovers}
+
+    def override(self, action: str, web: WebSession, reason: str, breaker: str | None) -> tuple[int, dict[str, Any]]:
+        """resume / clear-breaker through ``apply_override`` (it checks the role and records every attempt)."""
+        result: OverrideResult = apply_override(self.settings, action, web.token.get_secret_value(), reason,
+                                                breaker=breaker)
+        if not result.accepted:
+            status = {"OVERRIDE_FORBIDDEN": 403, "OVERRIDE_BAD_TOKEN": 401}.get(result.code, 422)
+            return status, {"code": result.code, "detail": result.detail}
+        return 200, {"accepted": True, "action": action, "detail": result.detail, "applied_to": result.applied_to}
+
+    def refused(self, action: str, who: str | None, code: str, detail: str, reason: str = "") -> None:
+        """Record a refusal from the dashboard the way override refusals are recorded."""
+        details = {"action": action, "who": who, "reason": reason, "accepted": False, "channel": "dashboard"}
+        retrying(lambda: self.store.record_event(kind="override", severity="error", code=code,
+                                                 message=f"{action} from the dashboard refused: {detail}",
+                                                 details=details, session_id=self.session_id))
+
+    # --- logins --------------------------------------------------------------------------------------------------
+    def login(self, source: str, name: str | None, *, failures: int = 0, channel: str = "dashboard") -> None:
+        """One login, good or bad, as an event (never with the token presented)."""
+        if name is not None:
+            code, severity, message = "LOGIN_OK", "info", f"{name} logged in to the {channel} from {source}"
+        else:
+            code, severity = "LOGIN_FAILED", "warning"
+            message = f"{channel} login failed from {source}: the token matches no operator ({failures} in a row)"
+        details = {"source": source, "channel": channel, "who": name, "consecutive_failures": failures}
+        retrying(lambda: self.store.record_event(kind="security", severity=severity, code=code, message=message,
+                                                 details=details, session_id=self.session_id))
+
+    def on_lockout(self, lockout: Lockout) -> None:
+        """R8.4: alert and halt new entries (exits and protective stops keep working)."""
+        reason = (f"{lockout.failures} failed logins in a row from {lockout.source} ({lockout.channel}, "
+                  f"{lockout.scope} lockout): logins locked for {lockout.locked_for_s:g} s, new entries halted")
+        evidence = {"failures": lockout.failures, "source": lockout.source, "scope": lockout.scope,
+                    "channel": lockout.channel, "locked_for_s": lockout.locked_for_s}
+        log.critical("LOGIN_LOCKOUT: %s", reason)
+        try:
+            retrying(lambda: record_alert(self.store, Alert(rule="security", code="LOGIN_LOCKOUT",
+                                                            severity="critical", reason=reason, evidence=evidence,
+                                                            session_id=self.session_id)))
+        except StoreError:  # the halt below matters more than the record
+            log.exception("LOGIN_LOCKOUT alert not stored")
+        try:
+            self.halt_entries(reason, evidence)
+        except RampartError:  # e.g. an unreadable state file: say so loudly; the lockout itself still stands
+            log.critical("LOGIN_LOCKOUT: entries NOT halted", exc_info=True)
+
+    def halt_entries(self, reason: str, evidence: dict[str, Any]) -> str:
+        """SAFE_MODE now (attached session), at the other process's next poll, or in the saved state."""
+        if self.session is not None:
+            self.session.halt_entries(HALT_CODE, reason, evidence)
+            return "running session"
+        if running_session(self.settings.data_dir) is not None:
+            _write_command(self.settings.data_dir, {"action": "halt-entries", "code": HALT_CODE, "who": "dashboard",
+                                                    "reason": reason, "evidence": evidence})
+            return "running session"
+        state = load_state(self.state_path)
+        if state.trading_state in (TradingState.ACTIVE.value, TradingState.REDUCING.value):
+            state.trading_state = TradingState.SAFE_MODE.value
+            save_state(self.state_path, state)
+        retrying(lambda: self.store.record_event(
+            kind="security", severity="critical", code=HALT_CODE, message=reason,
+            details={"evidence": evidence, "action": "entries halted", "applied_to": "saved state",
+                     "state": state.trading_state}))
+        return "saved state"
+
+
+def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
+    """A command file for the live session running on ``data_dir`` (the format ``apply_override`` writes)."""
+    command = {"id": uuid.uuid4().hex, "requested_at": datetime.now(UTC).isoformat(), **command}
+    folder = live_dir(data_dir) / "commands"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{command['id'][:8]}.json"
+    tmp = folder / (name + ".tmp")
+    tmp.write_text(json.dumps(command))
+    os.replace(tmp, folder / name)
+
+
+__all__ = ["HALT_CODE", "OVERRIDES", "Actions", "retrying"]

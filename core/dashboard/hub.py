@@ -1,0 +1,131 @@
+"""The push hub: keeps the newest dashboard snapshot and its version; SSE streams send each new version.
+
+As a ``SessionObserver`` of a live session it rebuilds on the trading thread: the whole snapshot after every
+flush (new fills, trades, decisions are then in DuckDB), the in-memory status on every poll, and the database
+half at most every ``db_every_s`` on polls too (alerts and metrics written by other processes). Doing the DuckDB
+reads on the trading thread keeps them out of the way of its writes. Without a session (``rampart dashboard``)
+``start()`` runs a thread that rebuilds from DuckDB and the saved state every ``offline_every_s`` while anyone
+watches. A snapshot that differs from the last (its fingerprint) gets a new version; streams poll the version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from core.config import Settings
+from core.dashboard.snapshot import SnapshotBuilder, fingerprint
+from core.errors import StoreError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from core.live.session import LiveSession
+
+log = logging.getLogger("rampart.dashboard")
+WATCHED_FOR_S = 30.0  # offline: keep refreshing this long after the last page asked
+
+
+class DashboardHub:
+    """Newest snapshot + version for the dashboard app; a SessionObserver when a session is attached."""
+
+    def __init__(self, settings: Settings, session: LiveSession | None = None, *, db_every_s: float = 2.0,
+                 offline_every_s: float = 1.0, state_path: Path | None = None) -> None:
+        self.settings = settings
+        self.session = session
+        self.builder = SnapshotBuilder(settings, session, state_path)
+        self.db_every_s = db_every_s
+        self.offline_every_s = offline_every_s
+        self.version = 0
+        self.payload = "{}"
+        self.snapshot: dict[str, Any] = {}
+        self.closed = False
+        self._lock = threading.Lock()
+        self._fingerprint = ""
+        self._status: dict[str, Any] = {}
+        self._db: dict[str, Any] | None = None
+        self._db_at = 0.0
+        self._watched_at = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # --- SessionObserver -------------------------------------------------------------------------------------
+    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
+        self.refresh(database=True)
+
+    def on_poll(self, session: LiveSession) -> None:
+        self.refresh(database=time.monotonic() - self._db_at >= self.db_every_s)
+
+    def on_stop(self, session: LiveSession) -> None:
+        self.refresh(database=True)
+        self.closed = True
+
+    # --- building ----------------------------------------------------------------------------------------------
+    def refresh(self, *, database: bool) -> bool:
+        """Rebuild (the database half too when asked); publish when it changed. True when a new version."""
+        status = self.builder.status()
+        db = self._db
+        if database or db is None:
+            try:
+                db = self.builder.database()
+                self._db_at = time.monotonic()
+            except StoreError as exc:  # busy or broken file: keep the last half, say so, try again later
+                log.warning("dashboard: database not read: %s", exc)
+                status = {**status, "problem": f"database not read: {exc}"[:300]}
+        with self._lock:
+            self._status, self._db = status, db
+            return self._publish(self.builder.build(status, db))
+
+    def mark_stale(self) -> None:
+        """The database changed outside the session's flushes (an operator action): the next poll reads it.
+        Not read here: this runs on a web thread, and the trading thread owns this process's DuckDB reads."""
+        self._db_at = -math.inf
+
+    def _publish(self, snapshot: dict[str, Any]) -> bool:
+        mark = fingerprint(snapshot)
+        if mark == self._fingerprint:
+            return False
+        self._fingerprint, self.snapshot = mark, snapshot
+        self.version += 1
+        self.payload = json.dumps({**snapshot, "version": self.version})
+        return True
+
+    def latest(self) -> tuple[int, str]:
+        """(version, JSON payload); the first call builds a snapshot. Marks the hub as watched."""
+        self._watched_at = time.monotonic()
+        if self.version == 0:
+            self.refresh(database=True)
+        return self.version, self.payload
+
+    # --- offline -------------------------------------------------------------------------------------------------
+    def start(self) -> DashboardHub:
+        """Without a session: refresh from DuckDB and the saved state in a thread while the page is watched."""
+        if self.session is None and self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="rampart-dashboard-hub", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.offline_every_s):
+            if time.monotonic() - self._watched_at > WATCHED_FOR_S:
+                continue  # nobody looks: leave the database file alone for other processes
+            try:
+                self.refresh(database=True)
+            except Exception:  # one bad refresh must not end the page's updates
+                log.exception("dashboard: refresh failed")
+
+
+__all__ = ["DashboardHub"]

@@ -1,0 +1,240 @@
+"""Read one UTC day of live trading from DuckDB: sessions, equity, trades with their orders and decisions, fills,
+events, plus the cumulative history up to the day's end and the paper-validation baseline.
+
+Which rows belong to the day: equity points and events stamped inside it, trades that closed inside it. A
+session whose bars run on a replayed clock (the sandbox) but whose control events carry wall time (emergency
+stop, overrides) gets those events at its last bar, so the day they concern still shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from core.store import Store
+
+DAY = timedelta(days=1)
+_TS = pl.Datetime("us", "UTC")
+# Decisions that created an order carry its client order id: the link from a fill back to its decision.
+_DECISION_SQL = """
+SELECT session_id, ts, symbol, kind, action, code, reason, details,
+       json_extract_string(details, '$.order.client_order_id') AS client_order_id,
+       TRY_CAST(json_extract(details, '$.market.price') AS DOUBLE) AS ref_price
+FROM decisions WHERE session_id IN ({ids}) AND ts >= ? AND ts < ?
+"""
+
+
+@dataclass
+class DayData:
+    """Everything the report reads, as frames (timestamps UTC)."""
+
+    day: date
+    start: datetime
+    end: datetime
+    sessions: pl.DataFrame  # live sessions that marked equity, closed a trade or logged an event in the day
+    equity: pl.DataFrame  # ts, equity, cash, exposure, session_id — inside the day, ascending
+    start_equity: float | None  # equity at 00:00 UTC, or at session start when later (SPEC conventions)
+    trades: pl.DataFrame  # live trades closed in the day, with entry/exit order and decision links
+    fills: pl.DataFrame  # the day's sessions' fills with order type/tag and the decision's reference price
+    decisions: pl.DataFrame  # the day's sessions' decisions (since the earliest entry of a trade closed today)
+    events: pl.DataFrame  # events of the day (session events and session-less ones: alerts, emergency stops)
+    history_equity: pl.DataFrame  # every live equity point before the day's end (cumulative metrics)
+    history_trades: pl.DataFrame  # every live trade closed before the day's end
+    first_equity: float | None  # starting equity of the first live session (cumulative metrics)
+    paper: dict[str, Any] | None = None  # latest passed gate for the config hash, with its session's trades
+    config_hash: str | None = None
+    settings_json: dict[str, Any] = field(default_factory=dict)  # the latest session's stored settings
+
+    @property
+    def session_ids(self) -> list[str]:
+        return [str(s) for s in self.sessions["id"].to_list()] if self.sessions.height else []
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + DAY
+
+
+def load_day(store: Store, day: date) -> DayData:
+    """Read the day; an empty day (no live session) comes back with empty frames, never an error."""
+    start, end = day_bounds(day)
+    sessions = _sessions(store, start, end)
+    ids = [str(i) for i in sessions["id"].to_list()] if sessions.height else []
+    equity = _rows(store, "SELECT session_id, ts, equity, cash, exposure FROM equity WHERE session_id IN ({ids}) "
+                          "AND ts >= ? AND ts < ? ORDER BY ts", ids, [start, end])
+    trades = _rows(store, "SELECT * FROM trades WHERE session_id IN ({ids}) AND mode = 'live' AND exit_time >= ? "
+                          "AND exit_time < ? ORDER BY exit_time, trade_id", ids, [start, end])
+    since = start
+    if trades.height:
+        since = min(start, trades["entry_time"].min())  # type: ignore[type-var,assignment]
+    decisions = _rows(store, _DECISION_SQL, ids, [since - DAY, end])
+    fills = _fills(store, ids, since - DAY, end, decisions)
+    history_equity, history_trades, first_equity = _history(store, end)
+    data = DayData(day, start, end, sessions, equity, _start_equity(sessions, equity), trades, fills,
+                   decisions, _events(store, sessions, ids, start, end), history_equity, history_trades,
+                   first_equity)
+    if sessions.height:
+        latest = sessions.sort("started_at").row(-1, named=True)
+        data.config_hash = latest["config_hash"]
+        data.settings_json = _json(latest.get("settings"))
+        data.paper = load_paper_baseline(store, str(latest["config_hash"]))
+    data.trades = link_trades(data.trades, fills, decisions)
+    return data
+
+
+def _rows(store: Store, sql: str, ids: list[str], params: list[Any]) -> pl.DataFrame:
+    """Run ``sql`` with ``{ids}`` bound to the session ids (an empty list matches nothing)."""
+    marks = ", ".join("?" for _ in ids) or "NULL"
+    return store.query(sql.format(ids=marks), [*ids, *params])
+
+
+_SESSIONS_SQL = """
+WITH day_ids AS (
+    SELECT session_id FROM equity WHERE ts >= ? AND ts < ?
+    UNION SELECT session_id FROM trades WHERE exit_time >= ? AND exit_time < ?
+    UNION SELECT session_id FROM events WHERE ts >= ? AND ts < ? AND code = 'SESSION_STARTED'
+)
+SELECT s.*, b.first_bar, b.last_bar, b.bars,
+       (SELECT e.equity FROM equity e JOIN sessions p ON p.id = e.session_id
+        WHERE p.mode = 'live' AND e.ts < ? ORDER BY e.ts DESC LIMIT 1) AS prior_equity
+FROM sessions s
+LEFT JOIN (SELECT session_id, min(ts) AS first_bar, max(ts) AS last_bar, count(*) AS bars FROM equity
+           GROUP BY session_id) b ON b.session_id = s.id
+WHERE s.mode = 'live' AND s.id IN (SELECT session_id FROM day_ids)
+ORDER BY s.started_at
+"""
+
+
+def _sessions(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
+    """The day's live sessions with their bar span and the last live equity mark before the day (one query)."""
+    return store.query(_SESSIONS_SQL, [start, end, start, end, start, end, start])
+
+
+def _start_equity(sessions: pl.DataFrame, equity: pl.DataFrame) -> float | None:
+    """Equity at 00:00 UTC: the last live mark before the day, else the first session's starting equity."""
+    if not sessions.height:
+        return None
+    prior = sessions["prior_equity"].drop_nulls()
+    if prior.len():
+        return float(prior[0])
+    first = sessions["starting_equity"].drop_nulls()
+    if first.len():
+        return float(first[0])
+    return float(equity["equity"][0]) if equity.height else None
+
+
+def _fills(store: Store, ids: list[str], since: datetime, end: datetime, decisions: pl.DataFrame) -> pl.DataFrame:
+    """Fills with their order's type, tag and stop, and the reference price their cost is measured from:
+    the decision's market price for market orders, the stop price for stops."""
+    fills = _rows(store, "SELECT f.session_id, f.fill_id, f.client_order_id, f.symbol, f.side, f.qty, f.price, "
+                         "f.fee, f.ts, o.type AS order_type, o.tag, o.stop_price FROM fills f LEFT JOIN orders o ON "
+                         "o.session_id = f.session_id AND o.client_order_id = f.client_order_id WHERE f.session_id "
+                         "IN ({ids}) AND f.ts >= ? AND f.ts < ? ORDER BY f.ts", ids, [since, end])
+    refs = decisions.filter(pl.col("client_order_id").is_not_null()).select(
+        "session_id", "client_order_id", pl.col("ref_price").alias("decision_price")).unique(
+        ["session_id", "client_order_id"], keep="first")
+    if not fills.height:
+        return fills.with_columns(pl.lit(None, pl.Float64).alias("ref_price"))
+    fills = fills.join(refs, on=["session_id", "client_order_id"], how="left")
+    ref = pl.when(pl.col("tag") == "stop").then(pl.col("stop_price")).otherwise(pl.col("decision_price"))
+    return fills.with_columns(ref.alias("ref_price")).drop("decision_price")
+
+
+def _events(store: Store, sessions: pl.DataFrame, ids: list[str], start: datetime, end: datetime) -> pl.DataFrame:
+    events = store.query("SELECT event_id, session_id, ts, kind, severity, code, message, details FROM events "
+                         "WHERE ts >= ? AND ts < ? AND (session_id IS NULL OR session_id IN (SELECT id FROM sessions "
+                         "WHERE mode = 'live')) ORDER BY ts", [start, end])
+    replayed = _replayed_sessions(sessions, start, end)
+    if replayed:
+        marks = ", ".join("?" for _ in replayed)
+        # only events stamped a day or more away from the session's bars: those carry wall time
+        late = store.query(f"SELECT e.event_id, e.session_id, s.last_bar AS ts, e.kind, e.severity, e.code, "
+                           f"e.message, e.details FROM events e JOIN (SELECT session_id, min(ts) AS first_bar, "
+                           f"max(ts) AS last_bar FROM equity GROUP BY session_id) s ON s.session_id = e.session_id "
+                           f"WHERE e.session_id IN ({marks}) AND (e.ts < s.first_bar - INTERVAL 1 DAY OR "
+                           f"e.ts > s.last_bar + INTERVAL 1 DAY)", list(replayed))
+        if late.height:
+            events = pl.concat([events, late.cast(events.schema)]).unique("event_id").sort("ts")
+    return events
+
+
+def _replayed_sessions(sessions: pl.DataFrame, start: datetime, end: datetime) -> list[str]:
+    """Sessions whose bars ran on a replayed clock (bar time a day or more away from the wall time they started
+    at) and whose last bar falls in this day."""
+    out = []
+    for row in sessions.iter_rows(named=True):
+        first, last = row.get("first_bar"), row.get("last_bar")
+        if first is None or last is None or not start <= last < end:
+            continue
+        if abs(row["started_at"] - first) >= DAY:
+            out.append(str(row["id"]))
+    return out
+
+
+def _history(store: Store, end: datetime) -> tuple[pl.DataFrame, pl.DataFrame, float | None]:
+    equity = store.query("SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
+                         "WHERE s.mode = 'live' AND e.ts < ? ORDER BY e.ts", [end])
+    trades = store.query("SELECT net_pnl, fees, exit_time FROM trades WHERE mode = 'live' AND exit_time < ? "
+                         "ORDER BY exit_time", [end])
+    # ordered by first bar, not started_at: a replayed (sandbox) session's bars and wall clock differ
+    first = store.query("SELECT s.starting_equity FROM sessions s JOIN (SELECT session_id, min(ts) AS first_bar "
+                        "FROM equity WHERE ts < ? GROUP BY session_id) b ON b.session_id = s.id WHERE s.mode = "
+                        "'live' AND s.starting_equity IS NOT NULL ORDER BY b.first_bar LIMIT 1", [end])
+    return equity, trades, float(first["starting_equity"][0]) if first.height else None
+
+
+def load_paper_baseline(store: Store, config_hash: str) -> dict[str, Any] | None:
+    """The latest passed gate for ``config_hash`` (its metrics) and its paper session's per-trade numbers."""
+    gate = store.query("SELECT g.id, g.session_id, g.created_at, g.metrics, g.thresholds, (SELECT coalesce(sum("
+                       "f.slippage), 0) FROM fills f WHERE f.session_id = g.session_id) AS slippage, (SELECT "
+                       "coalesce(sum(f.qty * f.price), 0) FROM fills f WHERE f.session_id = g.session_id) AS notional "
+                       "FROM gate_results g WHERE g.config_hash = ? AND g.passed ORDER BY g.created_at DESC LIMIT 1",
+                       [config_hash])
+    if not gate.height:
+        return None
+    row = gate.row(0, named=True)
+    trades = store.query("SELECT net_pnl, fees, return_pct, qty, entry_price FROM trades WHERE session_id = ?",
+                         [row["session_id"]])
+    return {"gate_id": row["id"], "session_id": row["session_id"], "created_at": row["created_at"],
+            "metrics": _json(row["metrics"]), "thresholds": _json(row["thresholds"]), "trades": trades,
+            "slippage": float(row["slippage"]), "fill_notional": float(row["notional"])}
+
+
+def link_trades(trades: pl.DataFrame, fills: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """Each trade with the client order ids of its entry (first buy fill) and exit (last sell fill), the exit
+    order's tag and stop price, and the entry/exit decisions (time, details JSON)."""
+    if not trades.height:
+        return trades
+    keys = ["session_id", "symbol"]
+    buys = (fills.filter(pl.col("side") == "buy").group_by([*keys, "ts"]).agg(
+        pl.col("client_order_id").first().alias("entry_cid")).rename({"ts": "entry_time"}))
+    sells = (fills.filter(pl.col("side") == "sell").group_by([*keys, "ts"]).agg(
+        pl.col("client_order_id").last().alias("exit_cid"), pl.col("tag").last().alias("exit_tag"),
+        pl.col("stop_price").last().alias("exit_stop")).rename({"ts": "exit_time"}))
+    by_cid = decisions.filter(pl.col("client_order_id").is_not_null()).unique(
+        ["session_id", "client_order_id"], keep="first")
+    entry = by_cid.select("session_id", pl.col("client_order_id").alias("entry_cid"),
+                          pl.col("ts").alias("entry_decided"), pl.col("details").alias("entry_details"))
+    exit_ = by_cid.select("session_id", pl.col("client_order_id").alias("exit_cid"),
+                          pl.col("ts").alias("exit_decided"), pl.col("details").alias("exit_details"))
+    return (trades.join(buys.with_columns(pl.col("entry_time").cast(_TS)), on=[*keys, "entry_time"], how="left")
+            .join(sells.with_columns(pl.col("exit_time").cast(_TS)), on=[*keys, "exit_time"], how="left")
+            .join(entry, on=["session_id", "entry_cid"], how="left")
+            .join(exit_, on=["session_id", "exit_cid"], how="left")
+            .sort("exit_time", "trade_id"))
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {}
+    return value if value is not None else {}
+
+
+__all__ = ["DAY", "DayData", "day_bounds", "link_trades", "load_day", "load_paper_baseline"]
