@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import polars as pl
 
 from core.config import Settings
+from core.dashboard.actions import retrying
 from core.live.runner import open_live
 from core.live.session import LiveOptions
 from core.store import Store
@@ -50,6 +52,11 @@ def seed_metrics(settings: Settings, **values: Any) -> dict[str, Any]:
            "sharpe": 1.31, "sortino": 1.9, "net_pnl": 41.5, "metrics": {}, **values}
     Store(settings.db_path).insert_rows("metrics_snapshots", [row])
     return row
+
+
+def query(settings: Settings, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    """A read while a dashboard in this process may be reading too (its connection conflicts for an instant)."""
+    return retrying(lambda: Store(settings.db_path).query(sql, params))
 
 
 def login(base_url: str, token: str) -> tuple[httpx.Client, str]:

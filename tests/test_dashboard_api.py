@@ -27,7 +27,7 @@ from core.domain import TradingState
 from core.live.state import LiveState, load_state, save_state
 from core.sandbox.server import SandboxServer
 from core.store import Store
-from tests.dashboard_rig import NAMES, TOKENS, DashRig, login, operators
+from tests.dashboard_rig import NAMES, TOKENS, DashRig, login, operators, query
 from tests.sandbox_rig import BTC, ETH, sandbox, settings_for
 from tests.test_live import market, sandbox_config
 
@@ -49,15 +49,14 @@ def served(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
 
 def events(settings: Settings, kinds: tuple[str, ...] = ("override", "security", "alert")) -> list[dict[str, Any]]:
     marks = ", ".join("?" * len(kinds))
-    rows = Store(settings.db_path).query(f"select kind, severity, code, message, details from events where kind in "
-                                         f"({marks}) order by ts", list(kinds))
+    rows = query(settings, f"select kind, severity, code, message, details from events where kind in ({marks}) "
+                           "order by ts", list(kinds))
     return [{**r, "details": json.loads(r["details"] or "{}")} for r in rows.iter_rows(named=True)]
 
 
 def stored_text(settings: Settings) -> str:
     """Every row of the tables a token could leak into, as text (R8.2)."""
-    store = Store(settings.db_path)
-    return " ".join(str(store.query(f"select * from {t}").rows()) for t in ("events", "alerts", "notifications"))
+    return " ".join(str(query(settings, f"select * from {t}").rows()) for t in ("events", "alerts", "notifications"))
 
 
 # --- login, cookie, CSRF --------------------------------------------------------------------------------------------

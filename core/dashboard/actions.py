@@ -40,15 +40,19 @@ HALT_CODE = "SUSPICIOUS_LOGINS"
 OVERRIDES = ("resume", "clear-breaker")
 
 
+# DuckDB refuses a read-only connection beside a read-write one to the same file in one process (and the
+# reverse) for as long as both are open, with these messages, and the store's lock retry (for other processes)
+# does not cover them.
+IN_PROCESS_CONFLICTS = ("different configuration", "Unique file handle conflict")
+
+
 def retrying(fn: Callable[[], T], attempts: int = 40) -> T:
-    """Run a Store call from a web thread. In the trading process DuckDB refuses a read-only connection beside
-    a read-write one (and the reverse) for the instant both are open, without the lock retry the store does
-    across processes: wait that instant out."""
+    """Run a Store call from a web thread, waiting out an in-process connection conflict (see above)."""
     for attempt in range(attempts):
         try:
             return fn()
         except StoreError as exc:
-            if "different configuration" not in str(exc) or attempt == attempts - 1:
+            if not any(m in str(exc) for m in IN_PROCESS_CONFLICTS) or attempt == attempts - 1:
                 raise
             time.sleep(0.05)
     raise StoreError("unreachable")  # the loop returns or raises
@@ -160,4 +164,4 @@ def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
     os.replace(tmp, folder / name)
 
 
-__all__ = ["HALT_CODE", "OVERRIDES", "Actions", "retrying"]
+__all__ = ["HALT_CODE", "IN_PROCESS_CONFLICTS", "OVERRIDES", "Actions", "retrying"]

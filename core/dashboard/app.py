@@ -104,7 +104,7 @@ def create_dashboard_app(settings: Settings, hub: DashboardHub, actions: Actions
         token = _bearer(request)
         if token is None:
             return _error(401, "LOGIN_REQUIRED", "log in, or send Authorization: Bearer <viewer token>")
-        return check_token(request, token, "metrics")
+        return check_token(request, token, "API token")
 
     def check_token(request: Request, token: str, channel: str) -> Operator | JSONResponse:
         source = _source(request)

@@ -390,6 +390,7 @@ class LiveSession:
                 engine.collect_fills()  # the last bar's orders may have filled since the last poll
             except RampartError as exc:
                 engine.record_event("error", "FINAL_SYNC_FAILED", f"fills of the last bar not collected: {exc}")
+            self._apply_requests()  # a halt asked for at the very end (e.g. the auth error that ended us) persists
         engine.record_event("info", "SESSION_STOPPED", f"live session stopped: {reason}; protective stops stay "
                             "on the exchange")
         res = engine.finish()

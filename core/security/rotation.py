@@ -138,7 +138,7 @@ class KeyRotator:
         for path, request in pending_requests(self.data_dir):
             path.unlink(missing_ok=True)
             self.check(session, trigger=f"{MANUAL} by {request.get('who') or 'unknown'}",
-                       request_id=str(request.get("id") or ""))
+                       request_id=str(request.get("id") or path.stem))
         if self._polls % self.every == 0:
             self.check(session)
 
