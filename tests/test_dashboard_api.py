@@ -28,7 +28,7 @@ from core.live.state import LiveState, load_state, save_state
 from core.sandbox.server import SandboxServer
 from core.store import Store
 from tests.dashboard_rig import NAMES, TOKENS, DashRig, login, operators, query
-from tests.sandbox_rig import BTC, ETH, sandbox, settings_for
+from tests.sandbox_rig import BTC, ETH, Rig, sandbox, settings_for
 from tests.test_live import market, sandbox_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,6 +197,22 @@ def test_bad_bearer_tokens_on_the_control_api_count_toward_the_same_lockout_and_
     (alert,) = Store(settings.db_path).query("select code, session_id, evidence from alerts").rows(named=True)
     assert alert["code"] == "LOGIN_LOCKOUT" and alert["session_id"] == rig.session.session_id
     assert json.loads(alert["evidence"])["channel"] == "control API"
+
+
+@pytest.mark.req("R8.4")
+def test_a_lockout_seen_by_rampart_dashboard_halts_the_session_running_beside_it(tmp_path: Path, creds: None) -> None:
+    settings = settings_for(tmp_path, operators=operators())
+    with sandbox([BTC] * 4, [ETH] * 4) as server:
+        rig = Rig(server, settings)  # no dashboard of its own: `rampart dashboard` serves the data dir
+        with OfflineDashboard(settings, port=0) as dash:
+            answers = [httpx.post(dash.url + "/login", data={"token": f"guess-{i:04d}"}).status_code for i in range(10)]
+        rig.bar()  # the session picks the command file up at its next poll
+        state = rig.engine.risk.state
+        session_events = rig.events()
+        rig.stop()
+    assert answers == [401] * 9 + [429] and state is TradingState.SAFE_MODE
+    assert session_events.filter(session_events["code"] == "SUSPICIOUS_LOGINS").height == 1
+    assert load_state(tmp_path / "live" / "state.json").trading_state == "SAFE_MODE"
 
 
 @pytest.mark.req("R8.4")

@@ -153,8 +153,8 @@ def test_with_slack_down_then_failing_nothing_is_lost_and_everything_arrives_onc
         assert after["n1"]["next_attempt_at"] > before["n1"]["next_attempt_at"]  # backing off
         assert all(after[k]["next_attempt_at"] >= after["n1"]["next_attempt_at"] for k in keys)  # queued behind
         assert "Connection refused" in after["n1"]["last_error"]
+        slack.fail(503)  # back up, answering, but 5xx
         slack.up()
-        slack.fail(503)  # answering, but 5xx
         wait_until(lambda: len(slack.posts()) >= 2, what="posts answered 503")
         assert {p.status for p in slack.posts()} == {503} and slack.messages == []
         assert all(r["status"] == "pending" for r in outbox(settings).values())

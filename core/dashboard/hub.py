@@ -52,7 +52,7 @@ class DashboardHub:
         self._status: dict[str, Any] = {}
         self._db: dict[str, Any] | None = None
         self._db_at = 0.0
-        self._watched_at = time.monotonic()
+        self._watched_at = -math.inf  # offline: nothing is read until a page or a scraper asks
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 

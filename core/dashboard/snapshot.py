@@ -117,12 +117,15 @@ def live_view(session: LiveSession) -> dict[str, Any]:
         "source": "session", "session_id": st.get("session_id"), "mode": st.get("mode", "live"),
         "exchange": st.get("exchange"), "state": st.get("state"), "rung": st.get("rung"),
         "risk_per_trade": st.get("risk_per_trade"), "exposure_cap": st.get("exposure_cap"),
-        "derisked": st.get("derisked"), "latency_s": st.get("latency_s"), "latency_paused": st.get("latency_paused"),
+        "derisked": st.get("derisked"), "latency_s": _round(st.get("latency_s"), 3),
+        "latency_paused": st.get("latency_paused"),
         "bars": st.get("bars"), "breakers": _breakers(st.get("breakers") or []),
         "equity": st.get("equity"), "cash": st.get("cash"), "sod_equity": st.get("sod_equity"),
         "positions": positions,
         "data": {"last_candle_ts": st.get("last_candle_ts"), "last_bar_at": st.get("last_bar_at")},
-        "connectivity": {"ok": ok_at is not None and (err_at is None or ok_at >= err_at), "last_ok_at": ok_at,
+        # seconds are enough for the page, and a value that moves every call would push every poll
+        "connectivity": {"ok": ok_at is not None and (err_at is None or ok_at >= err_at),
+                         "last_ok_at": _round(ok_at, 0),
                          "last_error_at": err_at, "last_error": conn.get("last_error")},
     }
 
@@ -151,6 +154,10 @@ def saved_view(settings: Settings, state_path: Path) -> dict[str, Any]:
             "positions": [{"symbol": sym, "qty": p.get("qty"), "avg_price": p.get("avg_price"),
                            "stop": p.get("stop"), "mark": None, "unrealized": None}
                           for sym, p in sorted(state.positions.items())]}
+
+
+def _round(value: Any, digits: int) -> Any:
+    return round(value, digits) if isinstance(value, float) and math.isfinite(value) else value
 
 
 def _breakers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -363,6 +363,7 @@ class LiveSession:
                 risk.breakers.clear(str(cmd.get("breaker")), ts)
             elif action == "halt-entries":  # a login lockout seen by `rampart dashboard` in another process
                 self.halt_entries(str(cmd.get("code")), str(cmd.get("reason")), cmd.get("evidence"))
+                self._apply_requests()  # now, not at the next poll
             elif action == "approve-scaling":  # authorized and checked by apply_override (R2.5, R6.3)
                 code, message, details = apply_to_risk(risk, self.state, cmd.get("scaling") or {},
                                                        self.settings.scaling.rungs)

@@ -23,7 +23,10 @@ DEFAULT_LOCK_TIMEOUT_S = 10.0
 FIRST_RETRY_DELAY_S = 0.02
 MAX_RETRY_DELAY_S = 0.5
 
-_LOCK_MARKERS = ("could not set lock", "conflicting lock")
+# The last two come from this very process: a read-only and a read-write connection cannot be open at once
+# (e.g. the dashboard reading while the trading thread writes). Both are short units, so waiting works.
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "different configuration than existing connections",
+                 "unique file handle conflict")
 _PID_PATTERN = re.compile(r"PID (\d+)")
 
 
