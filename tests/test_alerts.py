@@ -193,6 +193,7 @@ def test_a_position_mismatch_found_by_reconciliation_alerts_once_per_difference(
     assert balance["evidence"]["observed"] == pytest.approx(0.002) and balance["evidence"]["threshold"] == 0.0
     order = by_source["UNEXPLAINED_ORDER"]
     assert order["evidence"]["symbol"] == "ETHUSDT" and order["evidence"]["order"]
+    assert order["evidence"]["observed"] == f"order {order['evidence']['order']}"
     events = Store(settings.db_path).query("SELECT event_id FROM events WHERE session_id = ? AND code = ? AND "
                                            "kind = 'session' ORDER BY ts", [rig.session.session_id,
                                                                             "POSITION_MISMATCH"])

@@ -146,6 +146,20 @@ def completed_scheduled_run(server: Any, deployment: str, timeout_s: float) -> d
     raise AssertionError(f"no scheduled run of {deployment} completed within {timeout_s} s")
 
 
+def stop_serving(server: Any, proc: subprocess.Popen[bytes], deployment: str) -> None:
+    """Pause the test deployment's schedule on the (shared) server, then stop ``serve`` and any run it started."""
+    found = api(server, "/deployments/filter", {"deployments": {"name": {"any_": [deployment]}}})
+    for dep in found:
+        httpx.post(f"{server.url}/deployments/{dep['id']}/pause_deployment", timeout=10)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # busy starting a run: no need to be gentle with a test's serve
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 @pytest.mark.req("R3.3")
 def test_the_metrics_flow_runs_on_its_schedule_in_a_prefect_server(tmp_path: Path, prefect_server: Any) -> None:
     data = seed(tmp_path)
@@ -163,9 +177,7 @@ def test_the_metrics_flow_runs_on_its_schedule_in_a_prefect_server(tmp_path: Pat
     except AssertionError:
         raise AssertionError(log_path.read_text()[-3000:]) from None
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+        stop_serving(prefect_server, proc, "metrics-test")
     store = Store(tmp_path / "rampart.duckdb")
     rows = store.query("SELECT * FROM metrics_snapshots WHERE flow_run_id = ? ORDER BY scope", [run["id"]])
     by_scope = {r["scope"]: r for r in rows.iter_rows(named=True)}

@@ -152,9 +152,12 @@ class PositionMismatchRule:
             return None
         self._seen.add(key)
         evidence: dict[str, Any] = {"reconcile_code": code, "event_id": event_id, **details}
-        if "exchange" in details and "expected" in details:
+        if "exchange" in details and "expected" in details:  # a balance: the exchange's quantity vs the books'
             evidence |= {"observed": details["exchange"], "threshold": details["expected"],
                          "difference": float(details["exchange"]) - float(details["expected"])}
+        else:  # an order: one that should not be there
+            evidence |= {"observed": f"order {details.get('order') or details.get('client_order_id')}",
+                         "threshold": "no order Rampart did not journal"}
         return Alert(self.rule, self.code, MISMATCH_CODES[code], f"{code}: {message}", evidence)
 
 
