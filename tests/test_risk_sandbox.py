@@ -384,7 +384,10 @@ def test_correlation_0_8_with_btc_held_blocks_an_eth_entry_on_the_sandbox_while_
         btc, eth = corr_paths(rho, corr_window, history)
         measured = float(np.corrcoef(log_returns(btc)[-corr_window:], log_returns(eth)[-corr_window:])[0, 1])
         assert measured == pytest.approx(rho, abs=0.01)
-        settings = settings_for(tmp_path / str(rho), risk={"corr_window": corr_window})
+        # the correlated paths move ~0.5 % a bar and a market order fills at the next candle's price: that is
+        # slippage against the decision close, which must not trip the slippage breaker in this scenario
+        settings = settings_for(tmp_path / str(rho), risk={"corr_window": corr_window},
+                                breakers={"slippage_bps": 1000})
         with scripted_sandbox(btc, eth, history - 1) as server:
             rig = Rig(server, settings)
             rig.bar(BTCUSDT=enter(0.20))  # 20 % stops: 50 USDT each, both well inside the 200 USDT cap

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
@@ -88,6 +89,7 @@ class CcxtBroker:
         self._reported: dict[str, tuple[float, float]] = {}  # client order id -> (qty, fee) reported as fills
         self._unread: dict[str, dict[str, Any]] = {}  # submit responses whose fills are not reported yet
         self._value: dict[str, float] = {}  # client order id -> quote value of the fills reported
+        self._refs: dict[str, float] = {}  # client order id -> reference price its slippage is measured against
         self._lock = threading.Lock()  # one request at a time: credentials change only between requests (R8.3)
 
     # --- plumbing ------------------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ class CcxtBroker:
     # --- Broker protocol -----------------------------------------------------------------------------------
     def submit(self, order: Order, bar: BarContext, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
+        self._refs[order.client_order_id] = _reference(order, bar, ts)
         bar.working.append(order)
         _always_wake(bar)
         if self.before_submit is not None:
@@ -304,9 +307,24 @@ class CcxtBroker:
         price = (order.avg_fill_price * order.filled_qty - (self._value.get(cid, 0.0))) / qty
         self._value[cid] = order.avg_fill_price * order.filled_qty
         self._reported[cid] = (order.filled_qty, total_fee)
+        ref = self._refs.get(cid) or price  # an order adopted after a restart has no reference: no slippage
+        # signed quote cost against the reference (the decision bar's close, or the stop/limit price): what the
+        # abnormal-slippage breaker (R6.2), the alerts and the reports measure, as on the paper broker
+        cost = (price - ref) * qty if order.side is Side.BUY else (ref - price) * qty
         fills.append(OrderFilled(f"{cid}-{order.filled_qty:.8f}", cid, order.symbol, order.side, qty, price,
                                  max(total_fee - done_fee, 0.0), order.updated_ts, order.tag,
-                                 "maker" if order.type is OrderType.LIMIT else "taker"))
+                                 "maker" if order.type is OrderType.LIMIT else "taker", cost))
+
+
+def _reference(order: Order, bar: BarContext, ts: int) -> float:
+    """What a fill is measured against: a stop's trigger, a limit's price, else the decision bar's close (the latest
+    bar at or before ``ts``)."""
+    if order.type is OrderType.STOP and order.stop_price:
+        return order.stop_price
+    if order.type is OrderType.LIMIT and order.price:
+        return order.price
+    i = bisect.bisect_right(bar.ts, ts) - 1
+    return bar.close[i] if 0 <= i < len(bar.close) else (bar.close[-1] if bar.close else 0.0)
 
 
 def _has_fees(info: dict[str, Any]) -> bool:

@@ -75,7 +75,11 @@ class DecisionLog:
 
     # --- market conditions ---------------------------------------------------------------------------------
     def quote(self, symbol: str) -> dict[str, Any]:
-        """Best bid/ask and spread now (one light order-book request); the error instead if the exchange fails."""
+        """Best bid/ask and spread now (one light order-book request); the error instead if the exchange fails.
+        While the exchange is slow (latency pause, R4.4) it is skipped: it would delay the order, an exit included."""
+        engine = self.session.engine
+        if engine is not None and engine.risk.latency_paused:
+            return {"spread_skipped": f"exchange latency {engine.risk.latency:.2f}s: the order goes first"}
         broker = self.session.broker
         try:
             book = broker.call("fetch_order_book", broker.client.fetch_order_book, symbol_to_ccxt(symbol),
