@@ -95,6 +95,8 @@ def test_one_trade_is_explained_by_its_rows_from_signal_to_exit(tmp_path: Path, 
     assert f["reference"] == "decision close" and f["reference_price"] == BTC
     assert f["slippage_bps"] == pytest.approx((f["price"] / BTC - 1) * 10_000, abs=1e-3)
     assert f["slippage_quote"] == pytest.approx((f["price"] - BTC) * f["qty"], abs=1e-6)
+    stored = Store(settings.db_path).query("SELECT slippage FROM fills WHERE fill_id = ?", [f["fill_id"]]).item()
+    assert f["slippage_quote"] == pytest.approx(stored, abs=1e-6)  # the broker measures it the same way
 
     # the exit: its reason, its execution and fill, and the closed trade
     assert exit_signal["reason"] == trade["exit_reason"] and exit_signal["details"]["market"]["price"] == BTC * 1.01

@@ -374,6 +374,11 @@ class LiveSession:
         return applied
 
     def _check_reconcile(self) -> None:
+        """Compare with the exchange. The books and the state file are brought up to date first: fills of orders
+        sent this bar are booked and saved, so a fresh fill is not mistaken for a mismatch (nor swallowed)."""
+        if self.engine is not None:
+            self.engine.collect_fills()
+            self._save_state()
         report = reconcile(self.broker, self.state, self.symbols)
         for ev in report.events:
             if self.engine is not None and ev["code"] != "ORDER_NEVER_SENT":
