@@ -350,7 +350,9 @@ def test_no_canary_secret_appears_in_any_output(
     market_day = run.sandbox.service.exchange.market.now()  # epoch ms of the sandbox's market clock
     day = time.strftime("%Y-%m-%d", time.gmtime(market_day / 1000))
     exercise_reports_audit_and_dashboard(run, day)
-    exercise_prefect(run, monkeypatch)
+    # Prefect's console handler keeps the stream it first logs to: not capfd's, which closes after this test
+    with capfd.disabled():
+        exercise_prefect(run, monkeypatch)
     collect_files(run)
     out, err = capfd.readouterr()
     run.blobs["this process"] = out + err + caplog.text

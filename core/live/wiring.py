@@ -9,10 +9,6 @@ from core.live.session import LiveSession
 
 def attach(session: LiveSession) -> None:
     """Connect the session's observers; each block belongs to one capability."""
-    # notifications (core.notify): entries, exits and significant events into the outbox; the Slack notifier
-    from core.notify.session import NotifyObserver
-
-    session.observers.append(NotifyObserver())
     # alerts and the decision log (core.monitoring): execution rows, fills with slippage, JSON lines; R3.4 rules
     from core.monitoring.attach import attach_monitoring
 
@@ -33,6 +29,11 @@ def attach(session: LiveSession) -> None:
     from core.security.rotation import KeyRotator
 
     session.observers.append(KeyRotator.for_session(session))
+    # notifications (core.notify): entries, exits and significant events into the outbox; the Slack notifier;
+    # last, so what the others store at stop (audit anchors, alerts) is delivered before the process ends
+    from core.notify.session import NotifyObserver
+
+    session.observers.append(NotifyObserver())
     return None
 
 
