@@ -21,7 +21,7 @@ from core.live.runner import open_live
 from core.live.session import LiveOptions, summary_text
 from core.reporting.paper_report import format_verdict
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
-from core.security.redact import register_secret
+from core.security.redact import install_log_redaction, register_secret
 from core.validation import run_paper_validation
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+")
@@ -51,6 +51,7 @@ def demo_operators(settings: Settings) -> tuple[Settings, dict[str, str]]:
 
 
 def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed: float = 3600.0) -> int:
+    install_log_redaction()
     settings = load_settings()
     outcome = run_paper_validation(settings, "synthetic", days=days, seed=seed)
     print(format_verdict(outcome.metrics, outcome.verdict))
