@@ -32,6 +32,7 @@ from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUn
 from core.execution.broker import base36
 from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
 from core.execution.ccxt_client import make_binance
+from core.fileio import fsync_dir
 from core.live.credentials import load_credentials
 from core.live.reconcile import OUR_PREFIX, base_asset
 from core.live.state import LiveState, load_state, save_state
@@ -71,7 +72,7 @@ def write_halt(data_dir: Path, reason: str, who: str, requested_at: datetime | N
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)  # the rename itself must survive a power cut too
+    fsync_dir(path.parent)  # the rename itself must survive a power cut too
     return flag
 
 
@@ -87,19 +88,6 @@ def read_halt(data_dir: Path) -> dict[str, Any] | None:
     if isinstance(flag, dict):
         return flag
     return {"reason": f"unreadable HALT file {path}", "who": "unknown", "ts": None, "requested_at": None}
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not every platform opens folders; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- the report -------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from core.control.api import ControlServer
 from core.control.emergency import read_halt
 from core.control.overrides import pending_commands, session_marker
 from core.dashboard.server import serve_with_dashboard
-from core.domain import Instrument, Mode, Order, TradingState
+from core.domain import Instrument, Mode, Order, OrderTag, TradingState
 from core.engine import Engine
 from core.errors import AuthenticationError, ExchangeError, RampartError, SessionError
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
@@ -280,6 +280,8 @@ class LiveSession:
             return False
         self._bar_at = time.time()
         self.bars += self.engine.advance(sets)
+        if any(o.tag is not OrderTag.STOP for b in self.engine.books for o in b.working):
+            self.engine.collect_fills()  # book this bar's market fills now: the protective stop goes on at once
         if self.bars // self.options.reconcile_every > self._reconciled:
             self._reconciled = self.bars // self.options.reconcile_every
             self._check_reconcile()

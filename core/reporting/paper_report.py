@@ -7,13 +7,10 @@ last, so a crash leaves either the previous file or the new one, never half a fi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -24,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import DataError
+from core.fileio import atomic_write
 from core.gate import GateCheck, GateVerdict
 from core.reporting.metrics import Metrics
 
@@ -66,20 +64,6 @@ def json_safe(value: Any) -> Any:
         return json_safe(dataclasses.asdict(value))
     # Anything else (Path, UUID, ...) is shown by its text rather than failing the whole report.
     return str(value)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -140,9 +124,9 @@ def write_paper_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {key: out_dir / name for key, name in FILES.items()}
     equity_out = _equity_frame(equity)
-    _atomic_write(paths["trades"], _csv_ready(trades).write_csv)
-    _atomic_write(paths["metrics"], _metrics_frame(metrics).write_csv)
-    _atomic_write(paths["equity"], _csv_ready(equity_out).write_csv)
+    atomic_write(paths["trades"], _csv_ready(trades).write_csv)
+    atomic_write(paths["metrics"], _metrics_frame(metrics).write_csv)
+    atomic_write(paths["equity"], _csv_ready(equity_out).write_csv)
     document = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": datetime.now(UTC),
@@ -154,7 +138,7 @@ def write_paper_report(
         "files": {k: v for k, v in FILES.items() if k != "json"},
     }
     text = json.dumps(json_safe(document), indent=2, allow_nan=False)
-    _atomic_write(paths["json"], lambda p: _write_text(p, text + "\n"))
+    atomic_write(paths["json"], lambda p: _write_text(p, text + "\n"))
     return paths
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from core.errors import ConfigError
+from core.fileio import fsync_dir
 from core.security.redact import redact_value, register_secret
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class AuditJournal:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return records
 
     def last(self) -> tuple[int, str]:
@@ -150,19 +151,6 @@ def _tail(fh: IO[bytes]) -> tuple[int, str, bool]:
         if start == 0:
             return 0, GENESIS, torn
         chunk *= 4
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- verifying --------------------------------------------------------------------------------------------

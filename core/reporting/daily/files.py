@@ -1,27 +1,5 @@
-"""Atomic file writes for the report exports: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes for the report exports (the shared ``core.fileio.atomic_write``)."""
 
-from __future__ import annotations
-
-import contextlib
-import os
-import uuid
-from collections.abc import Callable
-from pathlib import Path
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write`` on a temp file beside ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return path
-
+from core.fileio import atomic_write
 
 __all__ = ["atomic_write"]
