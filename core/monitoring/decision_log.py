@@ -49,9 +49,11 @@ DECISION_SCHEMA: dict[str, Any] = {
     "session_id": pl.String, "decision_id": pl.String, "ts": pl.Datetime("us", "UTC"), "symbol": pl.String,
     "kind": pl.String, "action": pl.String, "code": pl.String, "reason": pl.String, "details": pl.String,
 }
-# Within one bar of the engine clock: decisions, then fills booked on it, then orders sent on it (a protective stop
-# goes out after its entry's fill is booked), then the trade a fill closed.
-_STORY_ORDER = "CASE kind WHEN 'fill' THEN 1 WHEN 'execution' THEN 2 WHEN 'trade' THEN 3 ELSE 0 END"
+# Within one bar of the engine clock: decisions, then the orders they sent (and cancels), then the fills booked on
+# it (a market order's fill is booked on the bar it was sent), then the protective stops placed after an entry's
+# fill, then the trade a fill closed. Ties keep the order the rows were made in (decision_id).
+_STORY_ORDER = ("CASE WHEN kind = 'execution' AND json_extract(details, '$.request.params.stopLossPrice') IS NOT NULL "
+                "THEN 3 WHEN kind = 'execution' THEN 1 WHEN kind = 'fill' THEN 2 WHEN kind = 'trade' THEN 4 ELSE 0 END")
 
 
 def decision_log_path(data_dir: Path) -> Path:
