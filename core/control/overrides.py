@@ -83,7 +83,7 @@ def apply_override(settings: Settings, action: str, token: str | None, reason: s
     if action == "resume":
         halt_path(settings.data_dir).unlink(missing_ok=True)
     if running_session(settings.data_dir) is not None:
-        _write_command(settings.data_dir, command)
+        write_command(settings.data_dir, command)
         applied = "running session"
     else:
         apply_to_saved_state(settings, command)
@@ -112,19 +112,25 @@ def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
 
 def pending_commands(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Commands waiting for the running session, oldest first."""
-    folder = live_dir(data_dir) / "commands"
+    return read_queue(live_dir(data_dir) / "commands")
+
+
+def read_queue(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The JSON files of a hand-over folder (commands, rotation requests), oldest first; a file that cannot be read
+    yet is left for the next poll."""
     if not folder.is_dir():
         return []
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
             out.append((path, json.loads(path.read_text())))
-        except json.JSONDecodeError:
+        except (OSError, json.JSONDecodeError):
             continue  # half-written: picked up on the next poll
     return out
 
 
-def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
+def write_command(data_dir: Path, command: dict[str, Any]) -> None:
+    """Hand ``command`` (with an ``id``) to the live session on ``data_dir``: written whole, then renamed in."""
     folder = live_dir(data_dir) / "commands"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{command['id'][:8]}.json"

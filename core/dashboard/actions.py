@@ -10,9 +10,7 @@ putting the saved live state into SAFE_MODE when none runs.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.config import Settings
 from core.control.auth import Operator, authorize
 from core.control.emergency import emergency_stop
-from core.control.overrides import OverrideResult, apply_override, live_dir, running_session
+from core.control.overrides import OverrideResult, apply_override, running_session, write_command
 from core.dashboard.auth import Lockout, WebSession
 from core.domain import TradingState
 from core.errors import RampartError, StoreError
@@ -155,13 +153,7 @@ class Actions:
 
 def _write_command(data_dir: Path, command: dict[str, Any]) -> None:
     """A command file for the live session running on ``data_dir`` (the format ``apply_override`` writes)."""
-    command = {"id": uuid.uuid4().hex, "requested_at": datetime.now(UTC).isoformat(), **command}
-    folder = live_dir(data_dir) / "commands"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{command['id'][:8]}.json"
-    tmp = folder / (name + ".tmp")
-    tmp.write_text(json.dumps(command))
-    os.replace(tmp, folder / name)
+    write_command(data_dir, {"id": uuid.uuid4().hex, "requested_at": datetime.now(UTC).isoformat(), **command})
 
 
 __all__ = ["HALT_CODE", "IN_PROCESS_CONFLICTS", "OVERRIDES", "Actions", "retrying"]

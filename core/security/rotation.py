@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.control.overrides import read_queue
 from core.errors import AuthenticationError, ExchangeError, StoreError
 from core.security.credentials import CredentialProvider, Credentials, provider_for, remember
 
@@ -103,16 +104,8 @@ def request_rotation(data_dir: Path, who: str) -> str:
 
 
 def pending_requests(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    folder = requests_dir(data_dir)
-    if not folder.is_dir():
-        return []
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return out
+    """Rotation requests waiting for the running session, oldest first."""
+    return read_queue(requests_dir(data_dir))
 
 
 # --- the session side ----------------------------------------------------------------------------------------
