@@ -34,6 +34,7 @@ from core.domain import (
     dt_to_ms,
     ms_to_dt,
 )
+from core.errors import TradingHalted
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
@@ -190,6 +191,8 @@ class Engine:
             self.result.ts.append(ts[i])
             try:
                 self.step_range(i, i + 1)
+            except TradingHalted:  # the emergency stop owns the account now: not an error of this session
+                raise
             except Exception as exc:  # recorded, and the session fails closed: no new entries after an error
                 self.record_error(exc)
                 raise

@@ -55,6 +55,11 @@ class SessionError(RampartError):
     """A trading session failed; the session is recorded as errored and the gate fails (R1.5)."""
 
 
+class TradingHalted(SessionError):
+    """An emergency stop took over the account while the session was about to send an order: the order is not
+    sent and the session stops as halted. Not a failure of the session."""
+
+
 class OrderError(RampartError):
     """An order could not be built or was rejected by the broker for a reason that is not a risk denial."""
 

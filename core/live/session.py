@@ -30,7 +30,7 @@ from core.control.overrides import pending_commands, session_marker
 from core.dashboard.server import serve_with_dashboard
 from core.domain import Instrument, Mode, Order, OrderTag, TradingState
 from core.engine import Engine
-from core.errors import AuthenticationError, ExchangeError, RampartError, SessionError
+from core.errors import AuthenticationError, ExchangeError, RampartError, TradingHalted
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.gate import check_go_live
 from core.live.credentials import Credentials
@@ -279,9 +279,12 @@ class LiveSession:
         if sets is None:
             return False
         self._bar_at = time.time()
-        self.bars += self.engine.advance(sets)
-        if any(o.tag is not OrderTag.STOP for b in self.engine.books for o in b.working):
-            self.engine.collect_fills()  # book this bar's market fills now: the protective stop goes on at once
+        try:
+            self.bars += self.engine.advance(sets)
+            if any(o.tag is not OrderTag.STOP for b in self.engine.books for o in b.working):
+                self.engine.collect_fills()  # book this bar's market fills now: the protective stop goes on at once
+        except TradingHalted:
+            return False  # the run loop sees the HALT flag next and stops as "emergency stop"
         if self.bars // self.options.reconcile_every > self._reconciled:
             self._reconciled = self.bars // self.options.reconcile_every
             self._check_reconcile()
@@ -428,7 +431,7 @@ class LiveSession:
         """Called by the broker before an order is sent: after a crash, reconciliation knows to look for it.
         Once an emergency stop has raised the HALT flag, nothing more is sent."""
         if self._check_halt():
-            raise SessionError(f"HALTED by an emergency stop: {order.client_order_id} not sent")
+            raise TradingHalted(f"HALTED by an emergency stop: {order.client_order_id} not sent")
         self.state.remember_order(order)
         save_state(self.state_path, self.state)
 
