@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 from core.config import Settings, load_settings  # noqa: E402
 from core.control.emergency import emergency_stop  # noqa: E402
 from core.domain import Order, OrderStatus, OrderTag, OrderType, Position, Side  # noqa: E402
-from core.live.state import LiveState, save_state  # noqa: E402
 from core.market import generate  # noqa: E402
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig  # noqa: E402
 from core.sandbox.server import SandboxServer  # noqa: E402
+from core.state.live import LiveState, save_state  # noqa: E402
 
 POSITIONS = {"BTCUSDT": ("BTC/USDT", 0.01), "ETHUSDT": ("ETH/USDT", 0.1)}
 

@@ -17,10 +17,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import INSTRUMENTS
+from core.config.risk import BreakerConfig, RiskLimits
 from core.domain import Signal
-from core.risk.breakers import BreakerConfig, CircuitBreakers
+from core.risk.breakers import CircuitBreakers
 from core.risk.engine import EntryApproved, RiskConfig, RiskEngine
-from core.risk.limits import RiskLimits
 
 
 def main() -> None:

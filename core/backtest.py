@@ -11,7 +11,7 @@ from core.config import Settings
 from core.domain import Mode
 from core.engine import SessionResult
 from core.errors import DataQualityError
-from core.reporting.metrics import Metrics
+from core.metrics import Metrics
 from core.session import config_hash, new_session_id
 from core.store import Store
 from core.validation import check_market, evaluate, load_market, persist, run_session, session_row

@@ -19,8 +19,8 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from core.control.emergency import emergency_stop_command
 from core.errors import RampartError
+from core.redact import install_log_redaction, redact
 from core.sandbox.cli import sandbox as sandbox_command
-from core.security.redact import install_log_redaction, redact
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Rampart: prove a strategy on paper, then trade it live with capital protection.")

@@ -39,36 +39,8 @@ from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
 from core.risk.engine import EntryApproved, RiskAction, RiskEngine
+from core.strategy.bar import Bar
 from core.strategy.base import Strategy
-
-
-class BarContext:
-    """One symbol's view for its strategy: candle lists, the open position and working orders."""
-
-    __slots__ = ("close", "high", "instrument", "low", "n_market", "open", "position", "strategy", "symbol", "ts",
-                 "volume", "wake_high", "wake_low", "working")
-
-    def __init__(self, symbol: str, instrument: Instrument, strategy: Strategy, frame: pl.DataFrame) -> None:
-        self.symbol = symbol
-        self.instrument = instrument
-        self.strategy = strategy
-        self.refresh(frame)
-        self.position: Position | None = None
-        self.working: list[Order] = []
-        # Kept by the broker so the loop only calls it when something can happen on this bar: market orders
-        # waiting, or the bar's low/high reaching a working stop or limit. A live broker sets wake_low = inf.
-        self.n_market = 0
-        self.wake_low = -math.inf
-        self.wake_high = math.inf
-
-    def refresh(self, frame: pl.DataFrame) -> None:
-        """Take the candle lists from ``frame`` (live: the window of closed candles, one bar longer)."""
-        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_numpy().tolist()
-        self.open: list[float] = frame["open"].to_numpy().tolist()
-        self.high: list[float] = frame["high"].to_numpy().tolist()
-        self.low: list[float] = frame["low"].to_numpy().tolist()
-        self.close: list[float] = frame["close"].to_numpy().tolist()
-        self.volume: list[float] = frame["volume"].to_numpy().tolist()
 
 
 @dataclass
@@ -138,7 +110,7 @@ class Engine:
         self.strategies = strategies
         self.instruments = instruments
         self.record_decisions = record_decisions
-        self.books: list[BarContext] = []
+        self.books: list[Bar] = []
         self._orders: dict[str, Order] = {}
         self._i: int | None = None
         self._start_ts: int | None = None
@@ -164,7 +136,7 @@ class Engine:
         return self.finish()
 
     def load(self, candle_sets: list[CandleSet]) -> None:
-        """Build each symbol's BarContext from aligned candle sets and let its strategy compute indicators."""
+        """Build each symbol's Bar from aligned candle sets and let its strategy compute indicators."""
         lengths = {len(cs.frame) for cs in candle_sets}
         if len(lengths) > 1:
             raise ValueError(f"candle sets are not aligned (lengths {sorted(lengths)}); align them first")
@@ -172,7 +144,7 @@ class Engine:
         for cs in candle_sets:
             strategy = self.strategies[cs.symbol]
             strategy.prepare(cs.frame)
-            self.books.append(BarContext(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
+            self.books.append(Bar(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
         self.risk.prepare({b.symbol: b.close for b in self.books})
 
     def advance(self, candle_sets: list[CandleSet]) -> int:
@@ -340,11 +312,11 @@ class Engine:
         else:
             pos.qty = qty
 
-    def _book(self, symbol: str) -> BarContext:
+    def _book(self, symbol: str) -> Bar:
         return next(b for b in self.books if b.symbol == symbol)
 
     # --- fills ---------------------------------------------------------------------------------------------
-    def _book_fills(self, bar: BarContext, fills: list[OrderFilled]) -> None:
+    def _book_fills(self, bar: Bar, fills: list[OrderFilled]) -> None:
         """Book fills into the portfolio; place the protective stop after an entry, cancel it after an exit."""
         for fill in fills:
             order = self._orders[fill.client_order_id]
@@ -364,7 +336,7 @@ class Engine:
                 for other in [o for o in bar.working if o.tag is OrderTag.STOP]:
                     self.broker.cancel(other, bar, fill.ts)
 
-    def _place_stop(self, bar: BarContext, stop: float | None, ts: int, seq: int = 0) -> None:
+    def _place_stop(self, bar: Bar, stop: float | None, ts: int, seq: int = 0) -> None:
         pos = bar.position
         if pos is None or stop is None:
             return
@@ -375,7 +347,7 @@ class Engine:
         self._submit(bar, order, ts)
 
     # --- decisions -----------------------------------------------------------------------------------------
-    def _on_signal(self, bar: BarContext, signal: Signal, i: int, equity: float) -> None:
+    def _on_signal(self, bar: Bar, signal: Signal, i: int, equity: float) -> None:
         ts = bar.ts[i]
         price = bar.close[i]
         self._quote = self.quote(signal.symbol) if self.quote is not None else {}  # before any order is sent
@@ -423,7 +395,7 @@ class Engine:
                 "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
                 "latency_s": self.risk.latency, **self._quote}
 
-    def _submit(self, bar: BarContext, order: Order, ts: int) -> None:
+    def _submit(self, bar: Bar, order: Order, ts: int) -> None:
         self._orders[order.client_order_id] = order
         self.result.orders.append(order)
         self.broker.submit(order, bar, ts)

@@ -24,7 +24,7 @@ from core.errors import ConfigError, DataError, DataProblem
 from core.gate import GateVerdict, evaluate_gate
 from core.market import CandleSet, align, check_candles, generate, load_candles, resample
 from core.market.candles import timeframe_ms
-from core.reporting.metrics import Metrics, compute_metrics
+from core.metrics import Metrics, compute_metrics
 from core.reporting.paper_report import write_paper_report
 from core.session import config_hash, new_session_id, run_paper_session
 from core.store import Store

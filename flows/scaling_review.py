@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from core.config import run_overrides
-from core.scaling.approval import review_markdown
+from core.control.approval import review_markdown
 from tasks.credentials import secure_run
 from tasks.scaling import conclude_review_task, evaluate_review_task, record_review_task
 

@@ -16,10 +16,10 @@ Create the blocks once (values from a prompt or a file, never a command line tha
 
 from __future__ import annotations
 
+from core.config.security import CredentialsConfig
 from core.errors import AuthenticationError
-from core.security.config import CredentialsConfig
+from core.redact import install_log_redaction
 from core.security.credentials import Credentials, make_credentials, register_provider
-from core.security.redact import install_log_redaction
 
 
 class PrefectSecretProvider:

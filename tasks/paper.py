@@ -22,7 +22,7 @@ from core.engine import SessionResult
 from core.errors import DataProblem
 from core.gate import GateVerdict
 from core.market import CandleSet
-from core.reporting.metrics import Metrics
+from core.metrics import Metrics
 from core.reporting.paper_report import format_verdict
 from core.session import config_hash, new_session_id
 from core.store import Store

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.config import load_settings
-from core.scaling.approval import Answer, conclude, how_to_answer, review_markdown
+from core.control.approval import Answer, conclude, how_to_answer, review_markdown
 from core.scaling.decisions import Outcome, record_outcome
 from core.scaling.eligibility import Eligibility, evaluate
 from core.store import Store

@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 
 from core.domain import Signal
-from core.engine import BarContext
 from core.market.candles import CandleSet, timeframe_ms
+from core.strategy.bar import Bar
 from core.strategy.base import Strategy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,20 +39,20 @@ class Scripted(Strategy):
 
     name = "scripted"
 
-    def __init__(self, script: dict[int, Callable[[int, BarContext], Signal | None]]) -> None:
+    def __init__(self, script: dict[int, Callable[[int, Bar], Signal | None]]) -> None:
         super().__init__(Strategy.Params())
         self.script = script
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         fn = self.script.get(i)
         return fn(i, bar) if fn else None
 
 
-def enter(stop: float, reason: str = "scripted entry") -> Callable[[int, BarContext], Signal]:
+def enter(stop: float, reason: str = "scripted entry") -> Callable[[int, Bar], Signal]:
     return lambda i, bar: Signal.enter(bar.symbol, stop, reason)
 
 
-def leave(reason: str = "scripted exit") -> Callable[[int, BarContext], Signal]:
+def leave(reason: str = "scripted exit") -> Callable[[int, Bar], Signal]:
     return lambda i, bar: Signal.exit(bar.symbol, reason)
 
 

@@ -19,13 +19,14 @@ import polars as pl
 
 from core.config import Settings, load_settings
 from core.domain import Signal
-from core.engine import BarContext, Engine
+from core.engine import Engine
 from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.session import config_hash
 from core.store import Store
+from core.strategy.bar import Bar
 from core.strategy.base import Strategy, StrategyParams
 from tests.helpers import candles
 
@@ -39,7 +40,7 @@ ACTION_CODES = ("DAILY_LOSS_LIMIT", "STATE_CHANGED", "DRAWDOWN_DERISK", "UNREALI
                 "UNREALIZED_LOSS_RECOVERED", "LATENCY_PAUSE", "LATENCY_RESUME", "BREAKER_CONSECUTIVE_LOSSES",
                 "BREAKER_API_ERRORS", "BREAKER_SLIPPAGE")
 
-Cue = Callable[[BarContext, int], Signal | None]
+Cue = Callable[[Bar, int], Signal | None]
 
 
 def enter(stop_below: float, reason: str = "cue entry") -> Cue:
@@ -60,7 +61,7 @@ class CueStrategy(Strategy):
         super().__init__(StrategyParams())
         self.cue: Cue | None = None
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         cue, self.cue = self.cue, None
         return cue(bar, i) if cue is not None else None
 

@@ -8,16 +8,10 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
+from core.config.risk import BreakerConfig
 from core.domain import dt_to_ms
 from core.errors import ConfigError, StoreError
-from core.risk.breakers import (
-    API_ERRORS,
-    CONSECUTIVE_LOSSES,
-    SLIPPAGE,
-    BreakerConfig,
-    BreakerTripped,
-    CircuitBreakers,
-)
+from core.risk.breakers import API_ERRORS, CONSECUTIVE_LOSSES, SLIPPAGE, BreakerTripped, CircuitBreakers
 
 pytestmark = pytest.mark.req("R6.2")
 

@@ -10,9 +10,9 @@ import pytest
 
 from core.live.runner import open_live
 from core.live.session import LiveOptions
-from core.live.state import load_state
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.sandbox.server import SandboxServer
+from core.state.live import load_state
 from core.store import Store
 from tests.test_live import STRATEGY, market, pass_gate, sandbox_config
 from tests.test_overrides import TOKENS, settings_with_operators

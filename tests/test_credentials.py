@@ -13,11 +13,12 @@ import pytest
 from pydantic import SecretStr
 
 from core.config import load_settings
+from core.config.security import CredentialsConfig
 from core.errors import AuthenticationError, ConfigError
 from core.live.runner import open_live
 from core.live.session import LiveOptions, PreflightFailed
+from core.redact import redact
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
-from core.security.config import CredentialsConfig
 from core.security.credentials import (
     Credentials,
     DirProvider,
@@ -26,7 +27,6 @@ from core.security.credentials import (
     provider_for,
     register_provider,
 )
-from core.security.redact import redact
 from tests.sandbox_rig import sandbox, settings_for
 
 KEY, SECRET = "provider-test-key-7f3a", "provider-test-secret-91c2"

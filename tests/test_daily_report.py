@@ -27,12 +27,12 @@ from core.execution.ccxt_client import make_binance
 from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession
 from core.market import generate
+from core.metrics import compute_metrics
 from core.reporting.daily.builder import build_daily_report
 from core.reporting.daily.candles import default_source
 from core.reporting.daily.export_json import SCHEMA_PATH, validate
 from core.reporting.daily.publish import generate_daily_report
 from core.reporting.daily.reasons import TradeContext, entry_text, exit_text
-from core.reporting.metrics import compute_metrics
 from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.store import Store

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from core.control.emergency import read_halt
-from core.live.state import load_state
+from core.state.halt import read_halt
+from core.state.live import load_state
 from core.store import Store
 from tests.dashboard_rig import NAMES, TOKENS, DashRig, operators, seed_metrics
 from tests.sandbox_rig import BTC, ETH, enter, exchange, held, sandbox, settings_for

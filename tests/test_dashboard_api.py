@@ -20,12 +20,12 @@ import httpx
 import pytest
 
 from core.config import Settings, load_settings
-from core.control.emergency import read_halt
 from core.dashboard.auth import LoginGuard, WebSessions
 from core.dashboard.server import OfflineDashboard
 from core.domain import TradingState
-from core.live.state import LiveState, load_state, save_state
 from core.sandbox.server import SandboxServer
+from core.state.halt import read_halt
+from core.state.live import LiveState, load_state, save_state
 from core.store import Store
 from tests.dashboard_rig import NAMES, TOKENS, DashRig, login, operators, query
 from tests.sandbox_rig import BTC, ETH, Rig, sandbox, settings_for

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from core.gate import GateConfig, GateVerdict, check_go_live, evaluate_gate
-from core.reporting.metrics import Metrics
+from core.config.gate import GateConfig
+from core.gate import GateVerdict, check_go_live, evaluate_gate
+from core.metrics import Metrics
 
 HASH = "3f2a9c1e" + "0" * 56
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError, DataError
-from core.reporting.metrics import (
+from core.metrics import (
     compute_metrics,
     max_drawdown,
     period_returns,

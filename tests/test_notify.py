@@ -23,9 +23,9 @@ from core.control.overrides import apply_override
 from core.market import generate
 from core.notify import Notification, Notifier, deliver_now, deliver_pending, enqueue, notify
 from core.notify.outbox import rows as outbox_rows
+from core.redact import register_secret
 from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
-from core.security.redact import register_secret
 from core.store import Store
 from core.validation import run_paper_validation
 from tests.sandbox_rig import BTC, ETH, Rig, enter, leave, sandbox, settings_for

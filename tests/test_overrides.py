@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings, load_settings
+from core.config.risk import BreakerConfig
 from core.control.auth import hash_token
-from core.control.emergency import write_halt
 from core.control.overrides import apply_override
 from core.domain import TradingState
 from core.live.session import LiveOptions
-from core.live.state import LiveState, load_state, save_state
-from core.risk.breakers import BreakerConfig, CircuitBreakers
+from core.risk.breakers import CircuitBreakers
+from core.state.halt import write_halt
+from core.state.live import LiveState, load_state, save_state
 from core.store import Store
 
 TOKENS = {"viewer": "view-token-123", "operator": "op-token-456", "admin": "admin-token-789"}

@@ -12,8 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from core.gate import GateConfig, evaluate_gate
-from core.reporting.metrics import compute_metrics
+from core.config.gate import GateConfig
+from core.gate import evaluate_gate
+from core.metrics import compute_metrics
 from core.reporting.paper_report import format_verdict, write_paper_report
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -17,9 +17,9 @@ import pytest
 from core.errors import ConfigError
 from core.execution.ccxt_broker import CcxtBroker, translate
 from core.execution.ccxt_client import make_binance
+from core.redact import MASK, install_log_redaction, redact, redact_value, register_secret
 from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
-from core.security.redact import MASK, install_log_redaction, redact, redact_value, register_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +156,7 @@ def test_ccxt_is_never_verbose_with_keys() -> None:
 def test_uncaught_tracebacks_in_the_main_thread_and_in_threads_are_scrubbed() -> None:
     script = (
         "import threading\n"
-        "from core.security.redact import install_log_redaction, register_secret\n"
+        "from core.redact import install_log_redaction, register_secret\n"
         "register_secret('CANARYSECRET-traceback-0001')\n"
         "install_log_redaction()\n"
         "def work():\n"

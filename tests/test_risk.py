@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from core.config import INSTRUMENTS
+from core.config.risk import RiskLimits
 from core.domain import Mode, OrderStatus, OrderTag, Signal, TradingState
 from core.engine import Engine
 from core.errors import ConfigError
 from core.execution.paper import FillModelConfig, PaperBroker
 from core.portfolio import Portfolio
 from core.risk.engine import RiskConfig, RiskEngine
-from core.risk.limits import RiskLimits
 from core.strategy.base import Strategy
 from tests.helpers import Scripted, candles, enter, flat, leave
 
@@ -181,7 +181,8 @@ def test_without_limits_no_control_acts_paper_validation_measures_the_strategy()
 
 @pytest.mark.req("R6.2")
 def test_a_losing_streak_trips_the_breaker_and_blocks_entries_for_its_cooldown() -> None:
-    from core.risk.breakers import BreakerConfig, CircuitBreakers
+    from core.config.risk import BreakerConfig
+    from core.risk.breakers import CircuitBreakers
 
     # three round trips that each lose (buy 100, sell 99), then entries on every bar of the next 3 hours
     rows = [*flat(100, 1)] + [(100, 100, 100, 100), (99, 99, 99, 99)] * 3 + [*flat(99, 6)]

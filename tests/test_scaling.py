@@ -16,16 +16,16 @@ import polars as pl
 import pytest
 
 from core.config import INSTRUMENTS, Settings, load_settings
+from core.config.ladder import LADDER, Rung, rung
 from core.control.auth import hash_token
 from core.control.overrides import apply_override
 from core.domain import Signal
 from core.errors import ConfigError
-from core.live.state import LiveState, load_state
 from core.risk.engine import EntryApproved, RiskConfig, RiskEngine
-from core.risk.ladder import LADDER, Rung, rung
 from core.scaling.eligibility import BREACH_CODES, evaluate
 from core.scaling.symbols import DAY_MS, half_risk_until
 from core.session import config_hash
+from core.state.live import LiveState, load_state
 from core.store import Store
 
 TOKENS = {"viewer": "scaling-view-token", "operator": "scaling-op-token", "admin": "scaling-admin-token"}
@@ -328,7 +328,7 @@ def test_rampart_approvals_list_says_clearly_when_prefect_is_not_reachable(
 def test_an_approval_without_an_authorized_reviewer_or_a_comment_is_recorded_as_rejected(
     answer: tuple[str, str], needle: str, tmp_path: Path
 ) -> None:
-    from core.scaling.approval import Answer, conclude
+    from core.control.approval import Answer, conclude
 
     settings, now = scaling_settings(tmp_path), datetime.now(UTC)
     live_history(settings, now)
@@ -342,7 +342,7 @@ def test_an_approval_without_an_authorized_reviewer_or_a_comment_is_recorded_as_
 @pytest.mark.req("R5.2")
 @pytest.mark.req("R5.4")
 def test_an_approval_is_not_applied_when_a_breach_happened_while_the_review_waited(tmp_path: Path) -> None:
-    from core.scaling.approval import Answer, conclude
+    from core.control.approval import Answer, conclude
 
     settings, now = scaling_settings(tmp_path), datetime.now(UTC)
     live_history(settings, now)
@@ -360,7 +360,7 @@ def test_an_approval_is_not_applied_when_a_breach_happened_while_the_review_wait
 @pytest.mark.req("R5.4")
 @pytest.mark.req("R2.5")
 def test_an_approval_with_no_session_running_is_recorded_with_who_why_and_the_evidence(tmp_path: Path) -> None:
-    from core.scaling.approval import Answer, conclude
+    from core.control.approval import Answer, conclude
 
     settings, now = scaling_settings(tmp_path), datetime.now(UTC)
     live_history(settings, now)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.live.state import load_state
+from core.state.live import load_state
 from core.store import Store
 from tests.prefect_server import PrefectServer
 from tests.test_scaling import LOSING, OPERATORS, TOKENS, live_history

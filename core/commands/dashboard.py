@@ -46,9 +46,9 @@ def dashboard(
     """Serve the dashboard from the database and the saved live state until Ctrl-C. Log in with an operator
     token (RAMPART_OPERATORS); emergency stop needs RAMPART_API_KEY/RAMPART_API_SECRET."""
     from core.config import load_settings, run_overrides
-    from core.control.overrides import running_session
     from core.dashboard.server import OfflineDashboard
     from core.errors import RampartError
+    from core.state.commands import running_session
 
     if exchange not in EXCHANGES:
         raise fail(f"unknown exchange '{exchange}'; use one of: {', '.join(EXCHANGES)}", EXIT_USAGE)

@@ -10,20 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from core.config.security import OperatorConfig
 
-Role = Literal["viewer", "operator", "admin"]
 RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
-
-
-class OperatorConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1, max_length=64)
-    role: Role
-    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the token, never the token")
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,14 @@ import typer
 from core.config import Settings
 from core.domain import Instrument, TradingState
 from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUnavailable, OrderNotFound, StoreError
-from core.execution.broker import base36
+from core.execution.broker import OUR_PREFIX, base36
 from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
 from core.execution.ccxt_client import make_binance
-from core.fileio import fsync_dir
-from core.live.credentials import load_credentials
-from core.live.reconcile import OUR_PREFIX, base_asset
-from core.live.state import LiveState, load_state, save_state
-from core.market.candles import symbol_to_ccxt
+from core.market.candles import base_asset, symbol_to_ccxt
 from core.security.audit import CallLog, record_audit
+from core.security.credentials import load_credentials
+from core.state.halt import halt_path, state_file, write_halt
+from core.state.live import LiveState, load_state, save_state
 
 log = logging.getLogger("rampart.control")
 notify_log = logging.getLogger("rampart.notify")
@@ -47,47 +46,6 @@ ROUNDS = 3  # cancel + sell rounds before giving up and reporting what is left
 SELL_ATTEMPTS = 3
 CALL_TIMEOUT_MS = 5_000  # an emergency must not hang 10 s on one dead connection
 DUST_EPS = 1e-8  # the exchange's smallest unit of any asset
-
-
-# --- the HALT flag ----------------------------------------------------------------------------------------
-def halt_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "live" / "HALT"
-
-
-def state_file(data_dir: Path) -> Path:
-    """The live state file of the account (the same default as LiveSession)."""
-    return Path(data_dir) / "live" / "state.json"
-
-
-def write_halt(data_dir: Path, reason: str, who: str, requested_at: datetime | None = None) -> dict[str, Any]:
-    """Write the HALT flag atomically (temp file, fsync, rename, fsync of the folder); returns its content."""
-    now = datetime.now(UTC)
-    flag = {"reason": reason, "who": who, "ts": int(now.timestamp() * 1000),
-            "requested_at": (requested_at or now).isoformat(), "pid": os.getpid()}
-    path = halt_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".HALT.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(flag, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)  # the rename itself must survive a power cut too
-    return flag
-
-
-def read_halt(data_dir: Path) -> dict[str, Any] | None:
-    """The HALT flag, or None when trading is not halted. An unreadable flag still means HALTED."""
-    path = halt_path(data_dir)
-    try:
-        flag = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        flag = None
-    if isinstance(flag, dict):
-        return flag
-    return {"reason": f"unreadable HALT file {path}", "who": "unknown", "ts": None, "requested_at": None}
 
 
 # --- the report -------------------------------------------------------------------------------------------

@@ -8,23 +8,21 @@ next start sees it. Resuming after an emergency stop also removes the HALT flag.
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from core.config import Settings
 from core.control.auth import Operator, authorize
-from core.control.emergency import halt_path
 from core.domain import TradingState
 from core.errors import ConfigError
-from core.live.state import load_state, save_state
 from core.risk.breakers import CircuitBreakers
 from core.scaling.changes import apply_to_state, change_refusal
 from core.security.audit import record_audit
+from core.state.commands import live_dir, running_session, write_command
+from core.state.halt import halt_path
+from core.state.live import load_state, save_state
 from core.store import Store
 
 ACTIONS: dict[str, str] = {"resume": "operator", "clear-breaker": "operator", "reset-derisk": "operator",
@@ -39,25 +37,6 @@ class OverrideResult:
     detail: str
     who: str | None = None
     applied_to: str | None = None  # "running session" | "saved state"
-
-
-def live_dir(data_dir: Path) -> Path:
-    return data_dir / "live"
-
-
-def session_marker(data_dir: Path) -> Path:
-    return live_dir(data_dir) / "session.json"
-
-
-def running_session(data_dir: Path) -> dict[str, Any] | None:
-    """The live session currently running on this data dir (its marker names a live pid), or None."""
-    marker = session_marker(data_dir)
-    try:
-        info: dict[str, Any] = json.loads(marker.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
-    return info
 
 
 def apply_override(settings: Settings, action: str, token: str | None, reason: str, *,
@@ -108,35 +87,6 @@ def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
     elif action == "approve-scaling":
         apply_to_state(state, command["scaling"])
     save_state(path, state)
-
-
-def pending_commands(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Commands waiting for the running session, oldest first."""
-    return read_queue(live_dir(data_dir) / "commands")
-
-
-def read_queue(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The JSON files of a hand-over folder (commands, rotation requests), oldest first; a file that cannot be read
-    yet is left for the next poll."""
-    if not folder.is_dir():
-        return []
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue  # half-written: picked up on the next poll
-    return out
-
-
-def write_command(data_dir: Path, command: dict[str, Any]) -> None:
-    """Hand ``command`` (with an ``id``) to the live session on ``data_dir``: written whole, then renamed in."""
-    folder = live_dir(data_dir) / "commands"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{command['id'][:8]}.json"
-    tmp = folder / (name + ".tmp")
-    tmp.write_text(json.dumps(command))
-    os.replace(tmp, folder / name)
 
 
 def _record(settings: Settings, result: OverrideResult, reason: str, breaker: str | None,

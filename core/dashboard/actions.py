@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.config import Settings
 from core.control.auth import Operator, authorize
 from core.control.emergency import emergency_stop
-from core.control.overrides import OverrideResult, apply_override, running_session, write_command
+from core.control.overrides import OverrideResult, apply_override
 from core.dashboard.auth import Lockout, WebSession
 from core.domain import TradingState
 from core.errors import RampartError, StoreError
-from core.live.state import load_state, save_state
 from core.monitoring.alerts import Alert, record_alert
+from core.state.commands import running_session, write_command
+from core.state.live import load_state, save_state
 from core.store import Store
 
 if TYPE_CHECKING:

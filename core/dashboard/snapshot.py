@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import Settings
-from core.control.emergency import read_halt
+from core.config.ladder import rung
 from core.dashboard.queries import read_database
 from core.errors import RampartError
 from core.gate import check_go_live
-from core.live.state import load_state
+from core.redact import redact_value
 from core.risk.breakers import CircuitBreakers
-from core.risk.ladder import rung
-from core.security.redact import redact_value
+from core.state.halt import read_halt
+from core.state.live import load_state
 
 if TYPE_CHECKING:
     from core.live.session import LiveSession

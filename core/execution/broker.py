@@ -1,6 +1,6 @@
 """The Broker boundary: what the engine asks of any execution venue, paper or live, and order ids.
 
-A broker keeps each symbol's working orders in ``BarContext.working``; ``on_bar`` reports the fills that
+A broker keeps each symbol's working orders in ``Bar.working``; ``on_bar`` reports the fills that
 happened since the last call. Client order ids are deterministic, so a retried or replayed submit carries
 the same id and the exchange refuses the duplicate instead of doubling the order.
 """
@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Protocol
 from core.domain import Order, OrderFilled
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+OUR_PREFIX = "rp"  # every client order id Rampart makes starts with it
 
 
 def base36(n: int) -> str:
@@ -35,12 +36,12 @@ def client_order_id(session_id: str, symbol: str, ts: int, tag: str, seq: int = 
 class Broker(Protocol):
     """An execution venue. Paper simulates fills from bars; live talks to the exchange."""
 
-    def submit(self, order: Order, bar: BarContext, ts: int) -> None:
+    def submit(self, order: Order, bar: Bar, ts: int) -> None:
         """Send an order; it becomes working (``bar.working``) or is rejected (status REJECTED)."""
 
-    def cancel(self, order: Order, bar: BarContext, ts: int) -> None:
+    def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         """Cancel a working order (no-op when it is no longer open)."""
 
-    def on_bar(self, bar: BarContext, i: int) -> list[OrderFilled]:
+    def on_bar(self, bar: Bar, i: int) -> list[OrderFilled]:
         """Fills of ``bar``'s working orders during bar ``i`` (paper) or since the last call (live)."""
         ...

@@ -30,12 +30,12 @@ from core.errors import (
     OrderNotFound,
 )
 from core.market.candles import symbol_to_ccxt
-from core.security.redact import redact
+from core.redact import redact
 
 if TYPE_CHECKING:
     import ccxt
 
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 T = TypeVar("T")
 log = logging.getLogger("rampart.execution")
@@ -165,7 +165,7 @@ class CcxtBroker:
         return out
 
     # --- Broker protocol -----------------------------------------------------------------------------------
-    def submit(self, order: Order, bar: BarContext, ts: int) -> None:
+    def submit(self, order: Order, bar: Bar, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
         self._refs[order.client_order_id] = _reference(order, bar, ts)
         bar.working.append(order)
@@ -185,7 +185,7 @@ class CcxtBroker:
         self._adopt(order, response, ts)
         self._unread[order.client_order_id] = response
 
-    def cancel(self, order: Order, bar: BarContext, ts: int) -> None:
+    def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         if order.is_open:
             try:  # cancelling by client id is idempotent: a retry after a lost answer finds it gone
                 self.read("cancel_order", self.client.cancel_order, order.exchange_order_id,
@@ -200,7 +200,7 @@ class CcxtBroker:
         if order in bar.working and not order.is_open:
             bar.working.remove(order)
 
-    def on_bar(self, bar: BarContext, i: int) -> list[OrderFilled]:
+    def on_bar(self, bar: Bar, i: int) -> list[OrderFilled]:
         """Poll every working order once and report new fills."""
         fills: list[OrderFilled] = []
         for order in list(bar.working):
@@ -316,7 +316,7 @@ class CcxtBroker:
                                  "maker" if order.type is OrderType.LIMIT else "taker", cost))
 
 
-def _reference(order: Order, bar: BarContext, ts: int) -> float:
+def _reference(order: Order, bar: Bar, ts: int) -> float:
     """What a fill is measured against: a stop's trigger, a limit's price, else the decision bar's close (the latest
     bar at or before ``ts``)."""
     if order.type is OrderType.STOP and order.stop_price:
@@ -346,7 +346,7 @@ def _round_price(price: float, tick: float) -> float:
     return round(math.floor(price / tick + 1e-9) * tick, 10) if tick > 0 else price
 
 
-def _always_wake(bar: BarContext) -> None:
+def _always_wake(bar: Bar) -> None:
     """Live orders change on the exchange, not on our bar's range: poll whenever anything is working."""
     bar.wake_low = math.inf
     bar.n_market = len(bar.working)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from core.domain import Order, OrderFilled, OrderStatus, OrderType, Side
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
     from core.portfolio import Portfolio
+    from core.strategy.bar import Bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +38,20 @@ class PaperBroker:
         self._slip = config.slippage_bps / 10_000.0
         self.notices: list[tuple[int, str, str]] = []  # (ts, code, message) for the session's event log
 
-    def submit(self, order: Order, bar: BarContext, ts: int) -> None:
+    def submit(self, order: Order, bar: Bar, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
         order.apply(OrderStatus.ACCEPTED, ts)
         bar.working.append(order)
         _rewake(bar)
 
-    def cancel(self, order: Order, bar: BarContext, ts: int) -> None:
+    def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         if order.is_open:
             order.apply(OrderStatus.CANCELED, ts)
         if order in bar.working:
             bar.working.remove(order)
             _rewake(bar)
 
-    def on_bar(self, bar: BarContext, i: int) -> list[OrderFilled]:
+    def on_bar(self, bar: Bar, i: int) -> list[OrderFilled]:
         """Two passes per bar: market orders at the open first; then, called again by the engine once those
         fills are booked, stops and limits against the bar's range. Returns [] when nothing more can fill."""
         fills: list[OrderFilled] = []
@@ -85,7 +85,7 @@ class PaperBroker:
         _rewake(bar)
         return fills
 
-    def _fill(self, bar: BarContext, order: Order, price: float, ref: float, ts: int,
+    def _fill(self, bar: Bar, order: Order, price: float, ref: float, ts: int,
               fills: list[OrderFilled], *, taker: bool) -> None:
         fee_rate = self.config.taker_fee if taker else self.config.maker_fee
         qty = order.remaining
@@ -113,7 +113,7 @@ class PaperBroker:
                                  order.symbol, order.side, qty, price, fee, ts, order.tag,
                                  "taker" if taker else "maker", slippage))
 
-    def _affordable(self, bar: BarContext, order: Order, qty: float, price: float, fee_rate: float,
+    def _affordable(self, bar: Bar, order: Order, qty: float, price: float, fee_rate: float,
                     ts: int) -> float:
         """Quote-sized orders spend their quote amount; any buy is cut to the cash available."""
         cash = self.portfolio.cash
@@ -130,8 +130,8 @@ class PaperBroker:
         return qty
 
 
-def _rewake(bar: BarContext) -> None:
-    """Recompute the prices at which this bar's working orders can trigger (see BarContext.wake_low)."""
+def _rewake(bar: Bar) -> None:
+    """Recompute the prices at which this bar's working orders can trigger (see Bar.wake_low)."""
     n_market = 0
     wake_low = -math.inf
     wake_high = math.inf

@@ -16,11 +16,10 @@ from typing import Any
 
 from core.domain import Order, OrderFilled, Position, Side
 from core.errors import ExchangeUnavailable, OrderNotFound
+from core.execution.broker import OUR_PREFIX
 from core.execution.ccxt_broker import CcxtBroker
-from core.live.state import LiveState
-from core.market.candles import symbol_to_ccxt
-
-OUR_PREFIX = "rp"
+from core.market.candles import base_asset, symbol_to_ccxt
+from core.state.live import LiveState
 
 
 @dataclass
@@ -34,10 +33,6 @@ class ReconcileReport:
 
     def event(self, severity: str, code: str, message: str, **details: Any) -> None:
         self.events.append({"severity": severity, "code": code, "message": message, "details": details})
-
-
-def base_asset(symbol: str) -> str:
-    return symbol_to_ccxt(symbol).split("/")[0]
 
 
 def reconcile(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str = "USDT") -> ReconcileReport:

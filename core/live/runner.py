@@ -7,9 +7,9 @@ from pathlib import Path
 from core.config import Settings
 from core.errors import AuthenticationError, ConfigError
 from core.execution.ccxt_client import make_binance
-from core.live.credentials import Credentials, load_credentials
 from core.live.session import LiveOptions, LiveSession
 from core.live.wiring import attach
+from core.security.credentials import Credentials, load_credentials
 
 EXCHANGES = ("sandbox", "binance")
 

@@ -24,27 +24,28 @@ from typing import Any
 import polars as pl
 
 from core.config import Settings
+from core.config.ladder import rung
 from core.control.api import ControlServer
-from core.control.emergency import read_halt
-from core.control.overrides import pending_commands, session_marker
 from core.dashboard.server import serve_with_dashboard
 from core.domain import Instrument, Mode, Order, OrderTag, TradingState
 from core.engine import Engine
 from core.errors import AuthenticationError, ExchangeError, RampartError, TradingHalted
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.gate import check_go_live
-from core.live.credentials import Credentials
 from core.live.feed import ExchangeFeed
 from core.live.observers import SessionObserver, call_observers
-from core.live.reconcile import base_asset, reconcile
-from core.live.state import LiveState, load_state, save_state
+from core.live.reconcile import reconcile
+from core.market.candles import base_asset
 from core.portfolio import Portfolio
 from core.risk.breakers import CircuitBreakers
 from core.risk.engine import RiskConfig, RiskEngine
-from core.risk.ladder import rung
 from core.scaling.changes import apply_to_risk
 from core.scaling.symbols import half_risk_until, unapproved_symbols
+from core.security.credentials import Credentials
 from core.session import config_hash, new_session_id
+from core.state.commands import pending_commands, session_marker
+from core.state.halt import read_halt
+from core.state.live import LiveState, load_state, save_state
 from core.store import Store
 from core.strategy import build_params, make_strategy
 from core.validation import session_frames, session_row

@@ -150,6 +150,11 @@ def symbol_to_ccxt(symbol: str) -> str:
     )
 
 
+def base_asset(symbol: str) -> str:
+    """The asset bought: "BTCUSDT" -> "BTC"."""
+    return symbol_to_ccxt(symbol).split("/")[0]
+
+
 def ccxt_to_symbol(symbol: str) -> str:
     """ccxt spot symbol to exchange form: "BTC/USDT" -> "BTCUSDT"."""
     match = re.fullmatch(r"([A-Z0-9]+)/([A-Z0-9]+)", symbol.strip().upper())

@@ -37,7 +37,7 @@ from core.execution.ccxt_broker import CallRecord
 from core.market.candles import ccxt_to_symbol, symbol_to_ccxt
 from core.monitoring.references import OrderReferences, details_of
 from core.monitoring.rules import slippage_bps
-from core.security.redact import redact_value
+from core.redact import redact_value
 from core.store import Store
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from core.monitoring.rules import (
     SlippageRule,
     StaleDataRule,
 )
-from core.security.redact import redact
+from core.redact import redact
 
 if TYPE_CHECKING:
     from core.live.session import LiveSession

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.metrics import profit_factor, win_rate
 from core.monitoring.alerts import Alert
-from core.reporting.metrics import profit_factor, win_rate
 
 EVIDENCE_ROWS = 20  # rows listed in an alert's evidence at most (the newest)
 

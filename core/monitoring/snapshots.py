@@ -1,6 +1,6 @@
 """The 15-minute metrics (R3.3): the R1.3 metric set recomputed from the live trades and equity in DuckDB.
 
-``compute_snapshot`` runs ``core.reporting.metrics.compute_metrics`` — the same functions as the paper report and
+``compute_snapshot`` runs ``core.metrics.compute_metrics`` — the same functions as the paper report and
 the gate — on every live session's closed trades and mark-to-market equity (scope ``live``: the account's whole
 live history, one curve in time order, from the first live session's starting equity) or on one session's
 (scope = its id). ``record_snapshots`` stores the ``live`` snapshot and the current session's in
@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from core.reporting.metrics import compute_metrics
+from core.metrics import compute_metrics
 from core.store import Store
 
 LIVE_SCOPE = "live"

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from core.config.notify import NotifyConfig
 from core.errors import RampartError
 from core.notify import outbox
-from core.notify.config import NotifyConfig
 from core.notify.handoff import Handoff
 from core.notify.outbox import Notification, OutboxRow, Settled
 from core.store import Store

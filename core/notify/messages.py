@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.notify.outbox import OutboxRow
-from core.security.redact import redact
+from core.redact import redact
 
 SIGNS = {"info": ":information_source:", "warning": ":warning:", "error": ":x:", "critical": ":rotating_light:"}
 KIND_SIGNS = {"entry": ":chart_with_upwards_trend:", "exit": ":checkered_flag:", "emergency": ":rotating_light:",

@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from core.errors import StoreError
-from core.security.redact import redact, redact_value
+from core.redact import redact, redact_value
 from core.store import Store, unit_of_work
 
 log = logging.getLogger("rampart.notify")

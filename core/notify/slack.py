@@ -22,11 +22,11 @@ from typing import Any, Literal
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from core.config.notify import NotifyConfig
 from core.errors import ConfigError
-from core.notify.config import NotifyConfig
 from core.notify.messages import fallback_text, render
 from core.notify.outbox import OutboxRow
-from core.security.redact import redact, register_secret
+from core.redact import redact, register_secret
 
 log = logging.getLogger("rampart.notify.slack")
 EVENT_TYPE = "rampart_notification"

@@ -23,7 +23,7 @@ import polars as pl
 from core.errors import DataError
 from core.fileio import atomic_write
 from core.gate import GateCheck, GateVerdict
-from core.reporting.metrics import Metrics
+from core.metrics import Metrics
 
 SCHEMA_VERSION = 1
 FILES = {"json": "report.json", "trades": "trades.csv", "metrics": "metrics.csv", "equity": "equity.csv"}

@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
-
+from core.config.risk import BreakerConfig
 from core.domain import ms_to_dt
 from core.errors import ConfigError, StoreError
 
@@ -32,40 +31,7 @@ STATE_VERSION = 1
 _MS_PER_HOUR = 3_600_000
 
 
-class BreakerConfig(BaseModel):
-    """Thresholds and cooldowns. Out-of-range values fail at load with the field, its range and the value."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    consecutive_losses: int = 4  # trips after this many losing closed trades in a row
-    losses_cooldown_hours: float = 4.0
-    api_errors: int = 10  # trips after this many API errors (5xx, timeouts, 429, auth) ...
-    api_error_window_s: float = 300.0  # ... within this rolling window
-    api_cooldown_hours: float = 1.0
-    slippage_bps: float = 50.0  # trips when one fill's adverse slippage exceeds this
-    slippage_cooldown_hours: float = 2.0
-
-    # field -> (low, high, unit in the message). One table so every message has the same shape.
-    RANGES: ClassVar[dict[str, tuple[float, float, str]]] = {
-        "consecutive_losses": (1, 50, " trades"),
-        "losses_cooldown_hours": (1, 24, " hours"),
-        "api_errors": (1, 1000, " errors"),
-        "api_error_window_s": (10, 3600, " seconds"),
-        "api_cooldown_hours": (1, 24, " hours"),
-        "slippage_bps": (1, 1000, " bps"),
-        "slippage_cooldown_hours": (1, 24, " hours"),
-    }
-
-    @field_validator("*")
-    @classmethod
-    def _in_range(cls, value: float, info: ValidationInfo) -> float:
-        # A custom message rather than Field(ge=, le=): the operator must see the name, the range and the value
-        # in one line (R6.2 acceptance). "not lo <= v <= hi" also rejects NaN.
-        name = info.field_name or ""
-        lo, hi, unit = cls.RANGES[name]
-        if not lo <= value <= hi:
-            raise ValueError(f"{name} must be between {lo:g} and {hi:g}{unit}; got {value:g}")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

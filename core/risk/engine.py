@@ -15,10 +15,10 @@ from typing import Any
 
 import polars as pl
 
+from core.config.ladder import NEW_SYMBOL_RISK_MULTIPLIER, Rung, capped
+from core.config.risk import RiskLimits
 from core.domain import Instrument, OrderDenied, Reason, Signal, TradingState
 from core.errors import ConfigError
-from core.risk.ladder import NEW_SYMBOL_RISK_MULTIPLIER, Rung, capped
-from core.risk.limits import RiskLimits
 from core.risk.sizing import Sized, SizeRefused, SizingInputs, size_all_in, size_by_risk
 
 DAY_MS = 86_400_000

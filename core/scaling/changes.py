@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.config import INSTRUMENTS, Settings
-from core.live.state import LiveState
+from core.config.ladder import Rung, rung
 from core.risk.engine import RiskEngine
-from core.risk.ladder import Rung, rung
 from core.scaling.symbols import remember_approval, symbol_refusal
+from core.state.live import LiveState
 from core.store import Store
 
 KINDS = ("step_up", "new_symbol")

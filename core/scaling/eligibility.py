@@ -19,11 +19,11 @@ from typing import Any
 import polars as pl
 
 from core.config import Settings
-from core.live.state import load_state
-from core.reporting.metrics import Metrics, compute_metrics
+from core.config.ladder import rung
+from core.metrics import Metrics, compute_metrics
 from core.risk.breakers import CODES as BREAKER_CODES
-from core.risk.ladder import rung
 from core.scaling.symbols import next_candidate, symbol_refusal
+from core.state.live import load_state
 from core.store import Store
 
 BREACH_CODES: tuple[str, ...] = ("DAILY_LOSS_LIMIT", "DRAWDOWN_DERISK", "EMERGENCY_STOP", *BREAKER_CODES.values())
@@ -237,7 +237,7 @@ def _breach_check(breaches: list[dict[str, Any]]) -> Check:
 
 
 def _state_check(settings: Settings) -> Check:
-    from core.control.emergency import read_halt  # heavy (exchange code): only when a review runs
+    from core.state.halt import read_halt  # heavy (exchange code): only when a review runs
 
     if read_halt(settings.data_dir) is not None:
         return Check("state", False, "HALTED: an emergency stop is in force")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.config import Settings
-from core.live.state import LiveState
+from core.state.live import LiveState
 from core.store import Store
 
 DAY_MS = 86_400_000

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.fileio import fsync_dir
-from core.security.redact import redact_value, register_secret
+from core.redact import redact_value, register_secret
 
 if TYPE_CHECKING:
     from core.config import Settings

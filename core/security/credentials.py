@@ -24,9 +24,9 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
+from core.config.security import CredentialsConfig
 from core.errors import AuthenticationError, ConfigError
-from core.security.config import CredentialsConfig
-from core.security.redact import register_secret
+from core.redact import register_secret
 
 KEY_VAR, SECRET_VAR = "RAMPART_API_KEY", "RAMPART_API_SECRET"
 KEY_FILE, SECRET_FILE = "api_key", "api_secret"

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.control.overrides import read_queue
 from core.errors import AuthenticationError, ExchangeError, StoreError
 from core.security.credentials import CredentialProvider, Credentials, provider_for, remember
+from core.state.commands import read_queue
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -239,7 +239,7 @@ def rotate_keys(settings: Settings, exchange: str, base_url: str | None, *, wait
     """``rampart keys rotate``: verify the provider's key; hand it to the running session (which proves and swaps
     it, then answers) or, with none running, report and change nothing. AuthenticationError when the source
     cannot be read; ExchangeError when the exchange cannot answer."""
-    from core.control.overrides import running_session
+    from core.state.commands import running_session
 
     who = who or _user()
     new = remember(provider_for(settings.credentials).load())

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from core.errors import ExchangeError
-from core.live.reconcile import OUR_PREFIX, base_asset
-from core.market.candles import symbol_to_ccxt
+from core.execution.broker import OUR_PREFIX
+from core.market.candles import base_asset, symbol_to_ccxt
 from core.monitoring.alerts import Alert, record_alert
 from core.security.audit import PUBLIC_CALLS
 

@@ -9,7 +9,7 @@ Write a strategy like this (see ``trend.py``)::
         def prepare(self, candles):           # polars frame → indicator lists, once per batch
             self.fast = column(candles, ema("close", self.p.fast))
 
-        def on_bar(self, i, bar):             # bar: the symbol's BarContext; i: index into the lists
+        def on_bar(self, i, bar):             # bar: the symbol's Bar; i: index into the lists
             if bar.position is None and self.fast[i] > bar.close[i]:
                 return Signal.enter(bar.symbol, stop=..., reason="why, with the numbers")
             return None
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from core.domain import Signal
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 
 class StrategyParams(BaseModel):
@@ -58,7 +58,7 @@ class Strategy:
     def prepare(self, candles: pl.DataFrame) -> None:
         """Compute indicator lists from the candle frame (ts, open, high, low, close, volume)."""
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         """Decide on bar ``i`` (its close is known): return a Signal or None."""
         raise NotImplementedError
 

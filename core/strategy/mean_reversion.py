@@ -11,7 +11,7 @@ from core.domain import Signal
 from core.strategy.base import Strategy, StrategyParams, atr, column, ema, rolling_std, rsi, sma
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 
 class MeanReversionParams(StrategyParams):
@@ -45,7 +45,7 @@ class MeanReversion(Strategy):
         self.trend = column(candles, ema("close", self.p.trend)) if self.p.trend else None
         self.entry_bar = -1
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         close, mean, std = bar.close[i], self.mean[i], self.std[i]
         if not std > 0:
             return None

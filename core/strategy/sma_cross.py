@@ -11,7 +11,7 @@ from core.domain import Signal
 from core.strategy.base import Strategy, StrategyParams, column, sma
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 
 class SmaCrossParams(StrategyParams):
@@ -34,7 +34,7 @@ class SmaCross(Strategy):
         self.fast = column(candles, sma("close", self.p.fast))
         self.slow = column(candles, sma("close", self.p.slow))
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         f = self.fast[i]
         s = self.slow[i]
         if bar.position is None:

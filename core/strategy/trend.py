@@ -12,7 +12,7 @@ from core.domain import Signal
 from core.strategy.base import Strategy, StrategyParams, atr, column, ema
 
 if TYPE_CHECKING:
-    from core.engine import BarContext
+    from core.strategy.bar import Bar
 
 
 class TrendParams(StrategyParams):
@@ -47,7 +47,7 @@ class TrendFollower(Strategy):
         self.atr = column(candles, atr(self.p.atr))
         self.target = math.inf
 
-    def on_bar(self, i: int, bar: BarContext) -> Signal | None:
+    def on_bar(self, i: int, bar: Bar) -> Signal | None:
         if i < 1:
             return None
         f, s, pf, ps = self.fast[i], self.slow[i], self.fast[i - 1], self.slow[i - 1]

@@ -1,6 +1,6 @@
 """Build the daily report (R7.1–R7.4) of one UTC day from DuckDB: data → one JSON-ready document.
 
-The document holds the day's and the cumulative key metrics (``core.reporting.metrics`` on the stored live trades
+The document holds the day's and the cumulative key metrics (``core.metrics`` on the stored live trades
 and equity, plus fees, slippage cost and exposure), the equity and drawdown curves, the comparison with the
 backtest over the same candles and with paper validation (``compare``), every trade with its entry and exit
 reasons in words (``reasons``), the day's risk events (``risk``) and the R7.4 suggestions (``suggest``). A day with
@@ -18,8 +18,10 @@ from typing import Any
 import polars as pl
 
 from core.config import MarketConfig, Settings, StrategyConfig
+from core.config.ladder import rung
 from core.errors import ConfigError
 from core.market.candles import timeframe_ms
+from core.metrics import Metrics, compute_metrics
 from core.reporting.daily.candles import CandleSource
 from core.reporting.daily.compare import (
     Attribution,
@@ -35,9 +37,7 @@ from core.reporting.daily.data import DayData, load_day
 from core.reporting.daily.reasons import TradeContext, details, entry_text, exit_text
 from core.reporting.daily.risk import coverage, risk_section
 from core.reporting.daily.suggest import Evidence, suggest
-from core.reporting.metrics import Metrics, compute_metrics
 from core.reporting.paper_report import json_safe
-from core.risk.ladder import rung
 from core.session import config_hash
 from core.store import Store
 from core.strategy import build_params

@@ -31,8 +31,8 @@ from core.domain import Mode, OrderFilled, dt_to_ms
 from core.errors import RampartError
 from core.market import align
 from core.market.candles import timeframe_ms
+from core.metrics import Metrics, compute_metrics
 from core.reporting.daily.candles import CandleSource
-from core.reporting.metrics import Metrics, compute_metrics
 from core.session import build_paper_engine
 from core.strategy import build_params, make_strategy
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.reporting.metrics import PERIODS
+from core.metrics import PERIODS
 
 DEFAULT_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")  # Debian fonts-dejavu-core (`make sysdeps`)
 

@@ -14,19 +14,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.control.auth import OperatorConfig
-from core.dashboard.config import DashboardConfig
+from core.config.alerts import AlertConfig
+from core.config.dashboard import DashboardConfig
+from core.config.gate import GateConfig
+from core.config.notify import NotifyConfig
+from core.config.reports import ReportConfig
+from core.config.risk import BreakerConfig, RiskLimits
+from core.config.scaling import ScalingConfig
+from core.config.security import AuditConfig, CredentialsConfig, OperatorConfig
 from core.domain import Instrument
 from core.errors import ConfigError
-from core.gate import GateConfig
 from core.market.candles import TIMEFRAMES
-from core.monitoring.config import AlertConfig
-from core.notify.config import NotifyConfig
-from core.reporting.daily.config import ReportConfig
-from core.risk.breakers import BreakerConfig
-from core.risk.limits import RiskLimits
-from core.scaling.config import ScalingConfig
-from core.security.config import AuditConfig, CredentialsConfig
 
 # Binance spot filters (PRICE_FILTER tickSize, LOT_SIZE stepSize, NOTIONAL minNotional) for the symbols Rampart
 # knows. Live sessions replace these with the exchange's own values from exchangeInfo.

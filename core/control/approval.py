@@ -20,10 +20,11 @@ import httpx
 
 from core.config import Settings
 from core.control.auth import RANK
-from core.control.overrides import apply_override, running_session
+from core.control.overrides import apply_override
 from core.scaling.changes import change_refusal
 from core.scaling.decisions import Outcome, record_outcome
 from core.scaling.eligibility import Eligibility, evaluate
+from core.state.commands import running_session
 from core.store import Store
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.risk.ladder import LADDER, Rung, check_ladder
+from core.config.ladder import LADDER, Rung, check_ladder
 
 
 class ScalingConfig(BaseModel):

@@ -52,3 +52,16 @@ class AuditConfig(BaseModel):
                                                                      "every N bars (0 = only at reconciliation)")
     check_account_every: int = Field(5, ge=0, le=10_000, description="look for foreign trades and unexplained "
                                                                       "balances every N bars (0 = off)")
+
+
+Role = Literal["viewer", "operator", "admin"]
+
+
+class OperatorConfig(BaseModel):
+    """One operator: name, role (viewer < operator < admin) and the SHA-256 of the token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Role
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 hex of the token, never the token")
