@@ -29,6 +29,7 @@ from core.market import generate  # noqa: E402
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig  # noqa: E402
 from core.sandbox.server import SandboxServer  # noqa: E402
 from core.state.live import LiveState, save_state  # noqa: E402
+from core.venue import sandbox_at  # noqa: E402
 
 POSITIONS = {"BTCUSDT": ("BTC/USDT", 0.01), "ETHUSDT": ("ETH/USDT", 0.1)}
 
@@ -67,7 +68,7 @@ def main(runs: int = 5) -> dict[str, Any]:
             settings = load_settings(data_dir=Path(tmp) / f"run{run}")
             seed(client, settings, run)
             t0 = time.perf_counter()
-            report = emergency_stop(settings, "benchmark", "bench", "sandbox", server.url)
+            report = emergency_stop(settings, "benchmark", "bench", sandbox_at(server.url))
             whole.append(time.perf_counter() - t0)
             if not report.flat or report.seconds_to_flat is None:
                 raise SystemExit(f"run {run} did not end flat: {report.text()}")

@@ -17,7 +17,7 @@ import typer
 # typer 0.29 ships its own click; its usage errors are these classes, not the click package's.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
-from core.control.emergency import emergency_stop_command
+from core.commands import ExchangeOpt, SandboxUrlOpt
 from core.errors import RampartError
 from core.redact import install_log_redaction, redact
 from core.sandbox.cli import sandbox as sandbox_command
@@ -60,11 +60,12 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _settings(symbols: str, strategy: str | None, timeframe: str | None, params: list[str] | None,
-              data_dir: Path | None) -> Any:
+def _settings(symbols: str | None, strategy: str | None, timeframe: str | None, params: list[str] | None,
+              data_dir: Path | None, exchange: str | None = None, exchange_url: str | None = None) -> Any:
     from core.config import load_settings, run_overrides
 
-    return load_settings(**run_overrides(symbols, strategy, timeframe, _parse_params(params), data_dir))
+    return load_settings(**run_overrides(symbols, strategy, timeframe, _parse_params(params), data_dir, exchange,
+                                         exchange_url))
 
 
 def _sources(source: list[str]) -> str | list[str]:
@@ -140,8 +141,7 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,E
 
 
 @app.command()
-def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) or binance (real money)")] = "sandbox",
-         sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
          duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until "
                                                          "SIGTERM/Ctrl-C)")] = None,
          max_bars: Annotated[int | None, typer.Option(help="stop after this many bars")] = None,
@@ -160,20 +160,20 @@ def live(exchange: Annotated[str, typer.Option(help="sandbox (local, rehearsal) 
 
     if duration is not None and not duration > 0:
         raise _fail(f"--duration must be a positive number of seconds, got {duration:g}")
-    settings = _settings(symbols, strategy, timeframe, param, data_dir)
+    settings = _settings(symbols, strategy, timeframe, param, data_dir, exchange, sandbox_url)
     options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars, control_port=control_port)
-    session = open_live(settings, exchange, sandbox_url, options)
+    session = open_live(settings, None, options)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    typer.echo(f"Live session {session.session_id} on {exchange}: trading {symbols} (stop with Ctrl-C)")
+    typer.echo(f"Live session {session.session_id} on {session.venue.describe()}: trading "
+               f"{','.join(settings.market.symbols)} (stop with Ctrl-C)")
     summary = session.run(stop)
     typer.echo(summary_text(summary))
     raise typer.Exit(EXIT_ERROR if summary.stopped_because.startswith("error") else EXIT_OK)
 
 
 app.command("sandbox")(sandbox_command)
-app.command("emergency-stop")(emergency_stop_command)
 
 @app.command()
 def override(action: Annotated[str, typer.Argument(help="resume | clear-breaker | reset-derisk")],
@@ -222,33 +222,31 @@ def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g
                   since: Annotated[str, typer.Option(help="first day, YYYY-MM-DD (UTC)")],
                   timeframe: Annotated[str, typer.Option(help="candle size, e.g. 1m, 5m, 1h")] = "1m",
                   until: Annotated[str | None, typer.Option(help="stop before this day (default: now)")] = None,
-                  exchange: Annotated[str, typer.Option(help="binance or sandbox")] = "binance",
-                  sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+                  exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
                   out: Annotated[Path | None, typer.Option(help="folder (default DATA_DIR/candles)")] = None) -> None:
     """Download candles via ccxt into DATA_DIR/candles/SYMBOL-TF.parquet; run again to resume."""
-    from core.config import INSTRUMENTS, load_settings
-    from core.execution.ccxt_client import make_binance
+    from core.config import INSTRUMENTS, load_settings, run_overrides
     from core.market.candles import timeframe_ms
     from core.market.download import download_candles, parse_since
+    from core.venue import venue_for
 
     symbol = symbol.strip().upper()
     if symbol not in INSTRUMENTS:
         raise _fail(f"unknown symbol '{symbol}'; known: {', '.join(INSTRUMENTS)}")
-    if exchange not in ("binance", "sandbox"):
-        raise _fail(f"unknown exchange '{exchange}'; use binance or sandbox")
     timeframe_ms(timeframe)
     start, end = parse_since(since), parse_since(until) if until else None
-    folder = out or load_settings().data_dir / "candles"
-    client = make_binance(base_url=sandbox_url if exchange == "sandbox" else None)  # public data: no keys
+    settings = load_settings(**run_overrides(exchange=exchange, exchange_url=sandbox_url))
+    folder = out or settings.data_dir / "candles"
+    client = venue_for(settings.exchange).client()  # public data: no keys
     result = download_candles(client, symbol, timeframe, start, folder, end)
     typer.echo(f"{result.path}: {result.rows} candles ({result.new_rows} new), {result.first} -> {result.last}, "
                "data checks passed")
 
 
 def _register_commands() -> None:
-    from core.commands import dashboard, report, scaling, security
+    from core.commands import dashboard, emergency, report, scaling, security
 
-    for module in (dashboard, report, scaling, security):
+    for module in (emergency, dashboard, report, scaling, security):
         module.register(app)
 
 

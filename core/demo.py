@@ -24,6 +24,7 @@ from core.redact import install_log_redaction, register_secret
 from core.reporting.paper_report import format_verdict
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.validation import run_paper_validation
+from core.venue import sandbox_at
 
 URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
@@ -68,8 +69,8 @@ def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed:
         state = Path(settings.data_dir) / "live" / "sandbox-demo-state.json"
         state.unlink(missing_ok=True)  # every rehearsal opens a fresh sandbox account
         live_settings, tokens = demo_operators(settings)
-        session = open_live(live_settings, "sandbox", url, LiveOptions(poll_interval_s=0.1, duration_s=live_seconds,
-                                                                       control_port=0), state_path=state)
+        options = LiveOptions(poll_interval_s=0.1, duration_s=live_seconds, control_port=0)
+        session = open_live(live_settings, sandbox_at(url), options, state_path=state)
         if session.control is not None:
             print(f"Dashboard {session.control.url} while the rehearsal runs; log in with the operator token "
                   f"{tokens['operator']} or the viewer token {tokens['viewer']} (made for this rehearsal only)")

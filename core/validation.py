@@ -28,6 +28,7 @@ from core.metrics import Metrics, compute_metrics
 from core.reporting.paper_report import write_paper_report
 from core.session import config_hash, new_session_id, run_paper_session
 from core.store import Store
+from core.venue import Venue
 
 log = logging.getLogger("rampart.validation")
 
@@ -125,12 +126,15 @@ def evaluate(result: SessionResult | None, settings: Settings, problems: Sequenc
     return metrics, evaluate_gate(metrics, errors, settings.gate, chash)
 
 
-def session_row(session_id: str, mode: Mode, settings: Settings, chash: str, started_at: datetime) -> dict[str, Any]:
+def session_row(session_id: str, mode: Mode, settings: Settings, chash: str, started_at: datetime,
+                venue: Venue | None = None) -> dict[str, Any]:
+    """The ``sessions`` row of a new session; ``venue`` for sessions that trade on an exchange."""
     return {
         "id": session_id, "mode": mode.value, "started_at": started_at, "strategy": settings.strategy.name,
         "config_hash": chash, "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
         "starting_equity": settings.paper.starting_cash,
         "settings": json.loads(settings.model_dump_json(include={"strategy", "market", "paper", "sizing", "gate"})),
+        **({"venue": venue.name, "live_evidence": venue.live_evidence} if venue is not None else {}),
     }
 
 

@@ -21,12 +21,15 @@ from tasks.report import (
 
 @flow(name="daily-report", log_prints=True)
 def daily_report_flow(date: str | None = None, formats: str = "json,csv,pdf", out: str | None = None,
-                      candles: list[str] | None = None, exchange: str = "binance", sandbox_url: str | None = None,
-                      data_dir: str | None = None, notify: bool = True) -> dict[str, Any]:
-    """``date`` YYYY-MM-DD (default: yesterday, UTC); ``exchange`` binance | sandbox | none for missing candles."""
+                      candles: list[str] | None = None, exchange: str | None = "binance",
+                      sandbox_url: str | None = None, data_dir: str | None = None,
+                      notify: bool = True) -> dict[str, Any]:
+    """``date`` YYYY-MM-DD (default: yesterday, UTC); missing candles come as public klines from ``exchange``
+    (binance or sandbox; None: offline)."""
     secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
-    settings, chosen = load_report_settings_task(run_overrides(data_dir=data_dir), formats)
-    report = build_report_task(settings, date, candles, exchange, sandbox_url)
+    overrides = run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url)
+    settings, chosen = load_report_settings_task(overrides, formats)
+    report = build_report_task(settings, date, candles, exchange is not None)
     paths = write_report_task(report, settings, chosen, out)
     publish_artifact_task(report, paths)
     key = announce_task(settings, report, paths) if notify else None

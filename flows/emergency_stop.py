@@ -14,12 +14,12 @@ from tasks.emergency import emergency_stop_task
 
 
 @flow(name="emergency-stop", log_prints=True, retries=0)
-def emergency_stop_flow(reason: str, who: str = "prefect", exchange: str = "sandbox",
-                        sandbox_url: str | None = "http://127.0.0.1:8765",
-                        data_dir: str | None = None) -> dict[str, Any]:
+def emergency_stop_flow(reason: str, who: str = "prefect", exchange: str | None = None,
+                        sandbox_url: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Flatten and halt the account; returns the report (``flat`` says whether anything is left)."""
     secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
-    return emergency_stop_task(run_overrides(data_dir=data_dir), reason, who, exchange, sandbox_url)
+    return emergency_stop_task(run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url), reason,
+                               who)
 
 
 if __name__ == "__main__":

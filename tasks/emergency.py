@@ -10,15 +10,15 @@ from prefect.cache_policies import NO_CACHE
 
 from core.config import load_settings
 from core.control.emergency import emergency_stop
+from core.venue import venue_for
 
 
 @task(cache_policy=NO_CACHE, retries=0)
-def emergency_stop_task(overrides: dict[str, Any], reason: str, who: str, exchange: str,
-                        sandbox_url: str | None) -> dict[str, Any]:
+def emergency_stop_task(overrides: dict[str, Any], reason: str, who: str) -> dict[str, Any]:
     """HALT and flatten; the report becomes a markdown artifact and the returned dict. Not retried by Prefect:
     the stop retries its own exchange calls, and a second run is always safe to start by hand."""
     settings = load_settings(**overrides)
-    report = emergency_stop(settings, reason, who, exchange, sandbox_url if exchange == "sandbox" else None)
+    report = emergency_stop(settings, reason, who, venue_for(settings.exchange))
     logger = get_run_logger()
     (logger.info if report.flat else logger.critical)(report.summary())
     create_markdown_artifact(key="emergency-stop", markdown=report.markdown(), description="Emergency stop report")

@@ -15,14 +15,14 @@ from core.live.session import LiveOptions, LiveSummary, summary_text
 
 
 @task(cache_policy=NO_CACHE, retries=0)
-def run_live_session_task(overrides: dict[str, Any], exchange: str, sandbox_url: str | None,
-                          duration_s: float | None, max_bars: int | None, poll_interval_s: float) -> LiveSummary:
+def run_live_session_task(overrides: dict[str, Any], duration_s: float | None, max_bars: int | None,
+                          poll_interval_s: float) -> LiveSummary:
     """The long-running execution task. Cancellation (SIGTERM → TerminationSignal) still flushes and closes
     the session: ``run`` shuts down in ``finally``; protective stops stay on the exchange."""
     settings = load_settings(**overrides)
     options = LiveOptions(poll_interval_s=poll_interval_s, duration_s=duration_s, max_bars=max_bars)
-    session = open_live(settings, exchange, sandbox_url, options)
-    get_run_logger().info("live session %s started on %s", session.session_id, exchange)
+    session = open_live(settings, None, options)
+    get_run_logger().info("live session %s started on %s", session.session_id, session.venue.describe())
     summary = session.run(threading.Event())
     get_run_logger().info(summary_text(summary))
     return summary

@@ -19,6 +19,7 @@ from core.reporting.daily.candles import default_source
 from core.reporting.daily.export_pdf import check_fonts
 from core.reporting.daily.publish import announce, markdown_summary, parse_day, parse_formats, report_dir, write_report
 from core.store import Store
+from core.venue import venue_for
 
 
 @task(cache_policy=NO_CACHE)
@@ -32,13 +33,9 @@ def load_report_settings_task(overrides: dict[str, Any], formats: str) -> tuple[
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def build_report_task(settings: Settings, day: str | None, candles: list[str] | None, exchange: str,
-                      sandbox_url: str | None) -> DailyReport:
-    client = None
-    if exchange in ("binance", "sandbox"):
-        from core.execution.ccxt_client import make_binance
-
-        client = make_binance(base_url=sandbox_url if exchange == "sandbox" else None)  # public klines, no keys
+def build_report_task(settings: Settings, day: str | None, candles: list[str] | None,
+                      fetch_candles: bool) -> DailyReport:
+    client = venue_for(settings.exchange).client() if fetch_candles else None  # public klines, no keys
     source = default_source(settings.data_dir, [Path(c) for c in candles or []], client)
     report = build_daily_report(Store(settings.db_path), settings, parse_day(day), source)
     get_run_logger().info(report.headline)

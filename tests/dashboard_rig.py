@@ -15,6 +15,7 @@ from core.dashboard.actions import retrying
 from core.live.runner import open_live
 from core.live.session import LiveOptions
 from core.store import Store
+from core.venue import sandbox_at
 from tests.sandbox_rig import CueStrategy, Rig
 
 TOKENS = {"viewer": "view-token-123", "operator": "op-token-456", "admin": "admin-token-789"}
@@ -32,7 +33,7 @@ class DashRig(Rig):
     """The manual-clock Rig, its session serving the dashboard and control API (control_port=0)."""
 
     def __post_init__(self) -> None:
-        self.session = open_live(self.settings, "sandbox", self.server.url,
+        self.session = open_live(self.settings, sandbox_at(self.server.url),
                                  LiveOptions(poll_interval_s=0.05, control_port=0))
         self.cues = {}
         for book in self.engine.books:

@@ -35,6 +35,7 @@ from core.security.audit import (
     verify,
 )
 from core.store import Store
+from core.venue import sandbox_at
 from tests.sandbox_rig import BTC, ETH, Rig, by_code, enter, leave, sandbox, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
             rig.bar()
             rig.stop()
             apply_override(settings, "resume", "not-a-token", "let me in")  # refused: still journalled
-            emergency_stop(settings, "audit test", "alice", "sandbox", server.url)
+            emergency_stop(settings, "audit test", "alice", sandbox_at(server.url))
     return data
 
 

@@ -14,6 +14,7 @@ from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.sandbox.server import SandboxServer
 from core.state.live import load_state
 from core.store import Store
+from core.venue import sandbox_at
 from tests.test_live import STRATEGY, market, pass_gate, sandbox_config
 from tests.test_overrides import TOKENS, settings_with_operators
 
@@ -29,7 +30,7 @@ def test_control_api_refuses_viewers_and_stops_the_session_for_an_operator(
     settings = settings_with_operators(tmp_path, strategy=STRATEGY, market={"timeframe": "1m"})
     pass_gate(settings)
     with SandboxServer(sandbox_config(market())) as server:
-        session = open_live(settings, "sandbox", server.url,
+        session = open_live(settings, sandbox_at(server.url),
                             LiveOptions(poll_interval_s=0.1, duration_s=60, control_port=0))
         assert session.control is not None
         runner = threading.Thread(target=session.run, args=(threading.Event(),), daemon=True)

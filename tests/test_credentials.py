@@ -27,6 +27,7 @@ from core.security.credentials import (
     provider_for,
     register_provider,
 )
+from core.venue import sandbox_at
 from tests.sandbox_rig import sandbox, settings_for
 
 KEY, SECRET = "provider-test-key-7f3a", "provider-test-secret-91c2"
@@ -173,13 +174,13 @@ def test_a_live_session_takes_its_keys_from_the_secrets_directory(
     folder = write(tmp_path / "secrets", DEMO_API_KEY, DEMO_API_SECRET)
     with sandbox([40_000.0] * 5, [2_000.0] * 5) as server:
         settings = settings_for(tmp_path / "d", credentials={"provider": "dir", "secrets_dir": str(folder)})
-        session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05))
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05))
         assert session.credentials is not None and session.credentials.key_id == "…-key"
         session.shutdown("test over")
         assert server.stats()["auth_calls"][DEMO_API_KEY] > 0
         empty = settings_for(tmp_path / "e", credentials={"provider": "dir", "secrets_dir": str(tmp_path / "none")})
         with pytest.raises(PreflightFailed, match=r"NO_CREDENTIALS: secrets directory .*none not found"):
-            open_live(empty, "sandbox", server.url, LiveOptions())
+            open_live(empty, sandbox_at(server.url), LiveOptions())
 
 
 @pytest.mark.req("R8.1")

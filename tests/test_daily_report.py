@@ -37,6 +37,7 @@ from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.store import Store
 from core.validation import run_paper_validation
+from core.venue import sandbox_at
 from tests.sandbox_rig import BTC, ETH, Rig, enter, sandbox, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def paper_gate(settings: Settings) -> None:
 def trade_a_day(settings: Settings, server: SandboxServer) -> LiveSession:
     """Step the live session bar by bar on the manual clock, then halt entries (as suspicious-activity detection
     does) after the last bar, so the state change is a risk event that changes no trade."""
-    session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05))
+    session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05))
     for _ in range(BARS):
         httpx.post(f"{server.url}/sandbox/advance", json={"ms": 60_000}).raise_for_status()
         assert session.step(), "the session saw no new closed bar"
@@ -284,7 +285,7 @@ def test_a_tightened_stop_and_an_emergency_stop_are_explained_in_words(tmp_path:
         rig.bar()
         rig.bar(ETHUSDT=enter(0.10, "cue entry ETH"))  # BTC gaps through its tightened stop
         rig.bar()
-        report = emergency_stop(settings, "exchange incident", "olga", "sandbox", server.url)
+        report = emergency_stop(settings, "exchange incident", "olga", sandbox_at(server.url))
         assert report.flat
         rig.stop()
     doc = build_daily_report(Store(settings.db_path), settings, DAY).doc

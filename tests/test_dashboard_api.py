@@ -27,6 +27,7 @@ from core.sandbox.server import SandboxServer
 from core.state.halt import read_halt
 from core.state.live import LiveState, load_state, save_state
 from core.store import Store
+from core.venue import sandbox_at
 from tests.dashboard_rig import NAMES, TOKENS, DashRig, login, operators, query
 from tests.sandbox_rig import BTC, ETH, Rig, sandbox, settings_for
 from tests.test_live import market, sandbox_config
@@ -326,7 +327,7 @@ def test_offline_emergency_stop_from_the_dashboard_halts_with_the_trading_proces
 ) -> None:
     settings = offline_settings(tmp_path, "ACTIVE")
     with SandboxServer(sandbox_config(market())) as server, \
-            OfflineDashboard(settings, exchange="sandbox", base_url=server.url, port=0) as dash:
+            OfflineDashboard(settings, sandbox_at(server.url), port=0) as dash:
         client, csrf = login(dash.url, TOKENS["operator"])
         stop = client.post("/api/actions/emergency-stop", json={"reason": "process down, drill", "confirm": True},
                            headers={"X-CSRF-Token": csrf})

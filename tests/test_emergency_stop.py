@@ -38,6 +38,7 @@ from core.session import config_hash
 from core.state.halt import halt_path, read_halt
 from core.state.live import LiveState, load_state, save_state
 from core.store import Store
+from core.venue import sandbox_at
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGY: dict[str, Any] = {"name": "sma_cross", "params": {"fast": 100, "slow": 500}}
@@ -145,14 +146,14 @@ def test_emergency_stop_with_a_live_session_open_flattens_halts_records_and_noti
     pass_gate(settings)
     state = seed(sandbox, settings)
     # a real live session: preflight, reconcile (adopting the seeded positions and stops), then bars
-    session = open_live(settings, "sandbox", sandbox.url, LiveOptions(poll_interval_s=0.05))
+    session = open_live(settings, sandbox_at(sandbox.url), LiveOptions(poll_interval_s=0.05))
     deadline = time.monotonic() + 20
     while session.bars < 1 and time.monotonic() < deadline:
         if not session.step():
             time.sleep(0.05)
     assert session.engine is not None and set(session.engine.portfolio.positions) == set(SEEDED)
     with caplog.at_level(logging.CRITICAL, logger="rampart.notify"):
-        report = emergency_stop(settings, "test: exchange outage", "tester", "sandbox", sandbox.url)
+        report = emergency_stop(settings, "test: exchange outage", "tester", sandbox_at(sandbox.url))
     assert report.flat and report.state == "HALTED"
     details = assert_halted_and_flat(sandbox, settings, state.baseline, "test: exchange outage")
     expected = json.loads(json.dumps(report.to_dict()))
@@ -207,7 +208,7 @@ def test_holdings_that_are_not_rampart_s_are_not_sold_and_dust_is_reported(
     state = seed(sandbox, settings)
     assert state.baseline == {"BTC": 0.5, "ETH": 2.0}
     deposit(sandbox, "BTC", 0.000003)  # managed now, but below one lot step: it cannot be sold
-    report = emergency_stop(settings, "test: baseline", "tester", "sandbox", sandbox.url)
+    report = emergency_stop(settings, "test: baseline", "tester", sandbox_at(sandbox.url))
     assert report.flat and report.dust == {"BTCUSDT": pytest.approx(0.000003)}
     totals = client(sandbox).fetch_balance()["total"]
     assert totals["BTC"] == pytest.approx(0.500003, abs=1e-9) and totals["ETH"] == pytest.approx(2.0, abs=1e-9)
@@ -223,7 +224,7 @@ def test_transient_errors_and_lost_responses_are_retried_without_doubling_a_sell
     with SandboxServer(sandbox_config()) as server:
         state = seed(server, settings)
         server.service.faults.set_spec("error5xx=0.25,lost_response=0.25,seed=4")
-        report = emergency_stop(settings, "test: faults", "tester", "sandbox", server.url)
+        report = emergency_stop(settings, "test: faults", "tester", sandbox_at(server.url))
         injected = server.stats()["faults_injected"]
         server.service.faults.set_spec("")
         orders = [o for s in SYMBOLS.values() for o in client(server).fetch_orders(s, limit=1000)]
@@ -246,7 +247,7 @@ def test_an_unreachable_exchange_still_halts_records_and_notifies_but_is_not_fla
         seed(server, settings)
         url = server.url
     with caplog.at_level(logging.CRITICAL, logger="rampart.notify"):
-        report = emergency_stop(settings, "test: outage", "tester", "sandbox", url, timeout_ms=500)
+        report = emergency_stop(settings, "test: outage", "tester", sandbox_at(url), timeout_ms=500)
     assert not report.flat and report.leftovers and report.errors
     state = load_state(settings.data_dir / "live" / "state.json")
     assert state.trading_state == "HALTED" and set(state.positions) == set(SEEDED)  # unverified: kept
@@ -261,9 +262,9 @@ def test_an_emergency_stop_without_a_reason_is_refused_before_anything_is_writte
     settings = estop_settings(tmp_path)
     for reason in ("", "   "):
         with pytest.raises(ConfigError, match="an emergency stop needs a reason"):
-            emergency_stop(settings, reason, "tester", "sandbox", "http://127.0.0.1:9")
-    with pytest.raises(ConfigError, match="unknown exchange"):
-        emergency_stop(settings, "why", "tester", "kraken")
+            emergency_stop(settings, reason, "tester", sandbox_at("http://127.0.0.1:9"))
+    with pytest.raises(ConfigError, match="RAMPART_EXCHANGE__NAME"):
+        load_settings(data_dir=tmp_path, exchange={"name": "kraken"})
     assert not halt_path(tmp_path).exists() and not (tmp_path / "rampart.duckdb").exists()
 
 
@@ -274,7 +275,7 @@ def test_without_a_live_state_orders_are_cancelled_but_no_holding_is_sold(
     settings = estop_settings(tmp_path)
     seed(sandbox, settings)
     (settings.data_dir / "live" / "state.json").unlink()  # e.g. a wrong --data-dir
-    report = emergency_stop(settings, "test: no state", "tester", "sandbox", sandbox.url)
+    report = emergency_stop(settings, "test: no state", "tester", sandbox_at(sandbox.url))
     assert not report.flat and "managed positions unknown" in report.leftovers[-1]
     assert open_orders(sandbox) == [] and report.closed == {}
     totals = client(sandbox).fetch_balance()["total"]
@@ -308,11 +309,11 @@ def test_a_running_live_session_stops_on_the_halt_flag_and_keeps_the_halted_stat
     settings = estop_settings(tmp_path)
     pass_gate(settings)
     state = seed(sandbox, settings)
-    session = open_live(settings, "sandbox", sandbox.url, LiveOptions(poll_interval_s=0.05))
+    session = open_live(settings, sandbox_at(sandbox.url), LiveOptions(poll_interval_s=0.05))
     stop = threading.Event()
     runner = threading.Thread(target=session.run, args=(stop,), daemon=True)
     runner.start()
-    report = emergency_stop(settings, "test: concurrent", "tester", "sandbox", sandbox.url)
+    report = emergency_stop(settings, "test: concurrent", "tester", sandbox_at(sandbox.url))
     runner.join(timeout=3)
     if runner.is_alive():  # the live loop does not watch the HALT flag yet (the lead wires it in)
         stop.set()

@@ -29,6 +29,7 @@ from core.sandbox.server import SandboxServer
 from core.session import build_paper_engine
 from core.store import Store
 from core.validation import run_paper_validation
+from core.venue import sandbox_at
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGY: dict[str, Any] = {"name": "sma_cross", "params": {"fast": 3, "slow": 8, "stop_pct": 0.004}}
@@ -63,7 +64,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 def run_live(settings: Settings, server: SandboxServer, bars: int, timeout_ms: int = 10_000) -> LiveSession:
-    session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.1, max_bars=bars,
+    session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.1, max_bars=bars,
                                                                       duration_s=120), timeout_ms=timeout_ms)
     session.run(threading.Event())
     return session
@@ -165,7 +166,7 @@ def test_a_wrong_secret_is_refused_with_a_clear_message_and_paper_makes_no_authe
     monkeypatch.setenv("RAMPART_API_KEY", DEMO_API_KEY)
     monkeypatch.setenv("RAMPART_API_SECRET", "not-the-secret")
     with pytest.raises(PreflightFailed) as info:
-        open_live(settings, "sandbox", sandbox.url, LiveOptions())
+        open_live(settings, sandbox_at(sandbox.url), LiveOptions())
     message = str(info.value)
     assert "CREDENTIALS_REFUSED" in message and "Signature for this request is not valid" in message
     assert "not-the-secret" not in message
@@ -178,12 +179,12 @@ def test_live_refuses_to_start_without_a_passed_gate_for_this_config(
 ) -> None:
     settings = live_settings(tmp_path)
     with pytest.raises(PreflightFailed, match="NO_GATE"):
-        open_live(settings, "sandbox", sandbox.url, LiveOptions())
+        open_live(settings, sandbox_at(sandbox.url), LiveOptions())
     pass_gate(settings)
     changed = load_settings(data_dir=tmp_path, market={"timeframe": "1m"},
                             strategy={**STRATEGY, "params": {**STRATEGY["params"], "slow": 9}})
     with pytest.raises(PreflightFailed, match="NO_GATE"):
-        open_live(changed, "sandbox", sandbox.url, LiveOptions())
+        open_live(changed, sandbox_at(sandbox.url), LiveOptions())
 
 
 @pytest.mark.req("R6.4")
@@ -328,7 +329,7 @@ def test_periodic_reconciliation_raises_an_order_and_a_deposit_rampart_did_not_m
 
     settings = live_settings(tmp_path)
     pass_gate(settings)
-    session = open_live(settings, "sandbox", sandbox.url,
+    session = open_live(settings, sandbox_at(sandbox.url),
                         LiveOptions(poll_interval_s=0.1, max_bars=12, reconcile_every=4))
     price = sandbox.client(DEMO_API_KEY, DEMO_API_SECRET).fetch_ticker("BTC/USDT")["last"]
     httpx.post(f"{sandbox.url}/sandbox/foreign-order", json={

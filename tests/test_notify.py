@@ -28,6 +28,7 @@ from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.store import Store
 from core.validation import run_paper_validation
+from core.venue import sandbox_at
 from tests.sandbox_rig import BTC, ETH, Rig, enter, leave, sandbox, settings_for
 from tests.slack_server import CHANNEL_ID, CHANNEL_NAME, TOKEN, SlackServer
 
@@ -248,7 +249,7 @@ def test_the_emergency_stop_is_delivered_immediately_from_the_command_process(
     settings = load_settings(data_dir=tmp_path, market={"timeframe": "1m"}, notify=slack_config(slack))
     sets = generate(["BTCUSDT", "ETHUSDT"], "1m", 0.5, 11)
     with SandboxServer(SandboxConfig(source=tuple(sets), speed=120.0, start=sets[0].frame["ts"][60])) as exchange:
-        report = emergency_stop(settings, "test: exchange outage", "tester", "sandbox", exchange.url)
+        report = emergency_stop(settings, "test: exchange outage", "tester", sandbox_at(exchange.url))
     # no notifier runs in this process: the message is in Slack when the command returns
     [key] = [k for k in slack.posted_keys() if k.startswith("emergency:")]
     msg = texts(slack.message(key))

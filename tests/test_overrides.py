@@ -19,6 +19,7 @@ from core.risk.breakers import CircuitBreakers
 from core.state.halt import write_halt
 from core.state.live import LiveState, load_state, save_state
 from core.store import Store
+from core.venue import sandbox_at
 
 TOKENS = {"viewer": "view-token-123", "operator": "op-token-456", "admin": "admin-token-789"}
 
@@ -106,7 +107,7 @@ def test_a_running_session_applies_the_resume_on_its_next_poll(tmp_path: Path, m
     pass_gate(settings)
     save_state(tmp_path / "live" / "state.json", LiveState(trading_state="SAFE_MODE"))
     with SandboxServer(sandbox_config(market())) as server:
-        session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.1, max_bars=6))
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.1, max_bars=6))
         assert session.engine is not None and session.engine.risk.state is TradingState.SAFE_MODE
         result = apply_override(settings, "resume", TOKENS["operator"], "loss reviewed, resuming")
         assert result.accepted and result.applied_to == "running session"

@@ -25,6 +25,7 @@ from core.sandbox.server import SandboxServer
 from core.security.rotation import KeyRotator
 from core.session import config_hash
 from core.store import Store
+from core.venue import sandbox_at
 from tests.sandbox_rig import Rig, sandbox, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +121,7 @@ def test_rotation_under_steady_traffic_fails_no_request_and_trading_goes_on_afte
     config = SandboxConfig(source=tuple(sets), speed=120.0, start=sets[0].frame["ts"][60],
                            api_keys={OLD_KEY: OLD_SECRET})
     with SandboxServer(config) as server:
-        session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05, duration_s=400))
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05, duration_s=400))
         stop = threading.Event()
         runner = threading.Thread(target=session.run, args=(stop,), daemon=True)
         traffic = Traffic(session)

@@ -27,6 +27,7 @@ from core.scaling.symbols import DAY_MS, half_risk_until
 from core.session import config_hash
 from core.state.live import LiveState, load_state
 from core.store import Store
+from core.venue import sandbox_at
 
 TOKENS = {"viewer": "scaling-view-token", "operator": "scaling-op-token", "admin": "scaling-admin-token"}
 OPERATORS = [{"name": {"viewer": "victor", "operator": "alice", "admin": "root"}[role], "role": role,
@@ -265,7 +266,7 @@ def test_live_refuses_an_added_symbol_without_approval_and_trades_an_approved_on
     with SandboxServer(SandboxConfig(source=tuple(sets), clock="manual", start=sets[0].frame["ts"][WARMUP_BARS])) \
             as server:
         with pytest.raises(PreflightFailed, match="SYMBOL_NOT_APPROVED: SOLUSDT has no approved new-symbol decision"):
-            open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05))
+            open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05))
         approved_symbol(settings, "SOLUSDT", datetime.now(UTC))
         rig = Rig(server, settings)
         rig.bar(BTCUSDT=enter(0.10), SOLUSDT=enter(0.10))

@@ -23,6 +23,7 @@ import pytest
 
 from core.state.live import load_state
 from core.store import Store
+from core.venue import sandbox_at
 from tests.prefect_server import PrefectServer
 from tests.test_scaling import LOSING, OPERATORS, TOKENS, live_history
 
@@ -103,7 +104,7 @@ def test_an_approved_review_moves_the_live_session_to_rung_2_and_a_rejected_one_
     monkeypatch.setenv("RAMPART_OPERATOR_TOKEN", TOKENS["operator"])
     monkeypatch.setenv("RAMPART_OPERATORS", json.dumps(OPERATORS))
     with sandbox([BTC] * 6, [ETH] * 6) as server:
-        session = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05, control_port=0))
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05, control_port=0))
         assert limits(session) == (0.001, 0.02)
 
         # 1. the review pauses with the proposal and its evidence in the input form; rejected from the "UI"
@@ -148,7 +149,7 @@ def test_an_approved_review_moves_the_live_session_to_rung_2_and_a_rejected_one_
         assert load_state(data_dir / "live" / "state.json").rung == 1
 
         # R6.4: a restart trades at rung 1 again, whatever was approved before
-        restarted = open_live(settings, "sandbox", server.url, LiveOptions(poll_interval_s=0.05))
+        restarted = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05))
         assert limits(restarted) == (0.001, 0.02) and restarted.status()["rung"] == 1
         restarted.run(stopped)
 

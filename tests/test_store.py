@@ -146,7 +146,7 @@ def _holder(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
 @pytest.mark.req("R1.2")
 @pytest.mark.req("R1.4")
 def test_migrations_create_every_table_with_the_listed_columns(store: Store) -> None:
-    assert store.schema_version() == LATEST_VERSION == 3
+    assert store.schema_version() == LATEST_VERSION == 4
     cols = store.query(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"

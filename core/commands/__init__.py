@@ -6,9 +6,17 @@ on stderr and the exit code (1 by default; 2 for a malformed command line).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+# The venue options every command that talks to an exchange takes; not given = the settings' RAMPART_EXCHANGE__*.
+ExchangeOpt = Annotated[str | None, typer.Option(
+    help="sandbox (the local Binance twin) or binance (real money); default RAMPART_EXCHANGE__NAME (sandbox)")]
+SandboxUrlOpt = Annotated[str | None, typer.Option(
+    help="URL of `rampart sandbox` (default RAMPART_EXCHANGE__URL, http://127.0.0.1:8765)")]
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -17,4 +25,4 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "fail"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "ExchangeOpt", "SandboxUrlOpt", "fail"]

@@ -15,10 +15,9 @@ from typing import Annotated
 
 import typer
 
-from core.commands import EXIT_USAGE, fail
+from core.commands import EXIT_USAGE, ExchangeOpt, SandboxUrlOpt, fail
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-EXCHANGES = ("sandbox", "binance")
 
 
 def _check_port(host: str, port: int) -> None:
@@ -40,8 +39,8 @@ def dashboard(
     = None,
     port: Annotated[int | None, typer.Option(help="port (default RAMPART_DASHBOARD__PORT, 8787; 0 = any free)")]
     = None,
-    exchange: Annotated[str, typer.Option(help="where an emergency stop flattens: sandbox or binance")] = "sandbox",
-    sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+    exchange: ExchangeOpt = None,
+    sandbox_url: SandboxUrlOpt = None,
 ) -> None:
     """Serve the dashboard from the database and the saved live state until Ctrl-C. Log in with an operator
     token (RAMPART_OPERATORS); emergency stop needs RAMPART_API_KEY/RAMPART_API_SECRET."""
@@ -49,13 +48,13 @@ def dashboard(
     from core.dashboard.server import OfflineDashboard
     from core.errors import RampartError
     from core.state.commands import running_session
+    from core.venue import venue_for
 
-    if exchange not in EXCHANGES:
-        raise fail(f"unknown exchange '{exchange}'; use one of: {', '.join(EXCHANGES)}", EXIT_USAGE)
     if port is not None and not 0 <= port <= 65535:
         raise fail(f"--port must be 0-65535, got {port}", EXIT_USAGE)
     try:
-        settings = load_settings(**run_overrides(data_dir=data_dir))
+        settings = load_settings(**run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url))
+        venue = venue_for(settings.exchange)
     except RampartError as exc:
         raise fail(str(exc)) from None
     if not settings.operators:
@@ -73,8 +72,7 @@ def dashboard(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with OfflineDashboard(settings, exchange=exchange, base_url=sandbox_url if exchange == "sandbox" else None,
-                              host=bind, port=port) as served:
+        with OfflineDashboard(settings, venue, host=bind, port=port) as served:
             typer.echo(f"Dashboard on {served.url} (data {settings.data_dir}); stop with Ctrl-C")
             stop.wait()
     except RampartError as exc:

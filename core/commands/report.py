@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from core.commands import EXIT_USAGE, fail
+from core.commands import EXIT_USAGE, SandboxUrlOpt, fail
 
 report_app = typer.Typer(help="Reports: the daily report of live trading (R7).", rich_markup_mode=None)
 
@@ -21,14 +21,6 @@ def _candle_files(items: list[str] | None) -> list[Path]:
     return files
 
 
-def _exchange_client(exchange: str, sandbox_url: str) -> object | None:
-    if exchange == "none":
-        return None
-    if exchange not in ("binance", "sandbox"):
-        raise fail(f"unknown --exchange '{exchange}'; use none, binance or sandbox", EXIT_USAGE)
-    from core.execution.ccxt_client import make_binance
-
-    return make_binance(base_url=sandbox_url if exchange == "sandbox" else None)  # public klines: no keys
 
 
 @report_app.command("daily")
@@ -40,9 +32,10 @@ def daily(
     candles: Annotated[list[str] | None, typer.Option(
         "--candles", help="candle files for the backtest, one per symbol (repeat or comma-separate); default "
                           "DATA_DIR/candles/SYMBOL-TF.parquet")] = None,
-    exchange: Annotated[str, typer.Option(help="also fetch missing candles as public klines from binance or "
-                                               "sandbox (no keys); none = offline")] = "none",
-    sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
+    exchange: Annotated[str | None, typer.Option(help="also fetch missing candles as public klines from this "
+                                                      "exchange, sandbox or binance (no keys); default offline")]
+    = None,
+    sandbox_url: SandboxUrlOpt = None,
     data_dir: Annotated[Path | None, typer.Option(help="where the database and reports are (default ./data)")] = None,
     no_notify: Annotated[bool, typer.Option("--no-notify", help="write the files but send no notification")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
@@ -54,16 +47,18 @@ def daily(
     from core.errors import ConfigError
     from core.reporting.daily.candles import default_source
     from core.reporting.daily.publish import generate_daily_report, parse_day, parse_formats
+    from core.venue import venue_for
 
     try:
         day, chosen = parse_day(date), parse_formats(formats)
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     files = _candle_files(candles)
-    settings = load_settings(**run_overrides(data_dir=data_dir))
+    settings = load_settings(**run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url))
     if not settings.db_path.is_file():
         raise fail(f"no database at {settings.db_path}; check --data-dir (or RAMPART_DATA_DIR)")
-    source = default_source(settings.data_dir, files, _exchange_client(exchange, sandbox_url))
+    client = venue_for(settings.exchange).client() if exchange is not None else None  # public klines: no keys
+    source = default_source(settings.data_dir, files, client)
     run = generate_daily_report(settings, day, formats=chosen, out=out, candles=source, announce_it=not no_notify)
     doc = run.report.doc
     if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core.commands import fail
+from core.commands import ExchangeOpt, SandboxUrlOpt, fail
 
 
 def register(app: typer.Typer) -> None:
@@ -17,8 +17,6 @@ def register(app: typer.Typer) -> None:
 
 
 # --- keys (R8.1, R8.3) ---------------------------------------------------------------------------------------
-ExchangeOpt = Annotated[str, typer.Option(help="sandbox (local) or binance (real money)")]
-SandboxUrlOpt = Annotated[str, typer.Option(help="URL of `rampart sandbox`")]
 KeysDataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="the live session's data directory "
                                                                          "(default ./data)")]
 
@@ -31,7 +29,7 @@ def _register_keys(app: typer.Typer) -> None:
     keys_app.command("show")(keys_show)
 
 
-def keys_rotate(exchange: ExchangeOpt = "sandbox", sandbox_url: SandboxUrlOpt = "http://127.0.0.1:8765",
+def keys_rotate(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
                 wait: Annotated[float, typer.Option(help="seconds to wait for the running session's answer")] = 30.0,
                 data_dir: KeysDataDirOpt = None) -> None:
     """Rotate to the key now held by the configured provider (RAMPART_CREDENTIALS__PROVIDER: the env/.env
@@ -41,13 +39,12 @@ def keys_rotate(exchange: ExchangeOpt = "sandbox", sandbox_url: SandboxUrlOpt = 
     Exit 0 when rotated, unchanged or verified; 1 when refused or unanswered."""
     from core.config import load_settings, run_overrides
     from core.security.rotation import rotate_keys
+    from core.venue import venue_for
 
-    if exchange not in ("sandbox", "binance"):
-        raise fail(f"unknown exchange '{exchange}'; use sandbox or binance", 2)
     if not wait > 0:
         raise fail(f"--wait must be a positive number of seconds, got {wait:g}", 2)
-    settings = load_settings(**run_overrides(data_dir=data_dir))
-    outcome = rotate_keys(settings, exchange, sandbox_url if exchange == "sandbox" else None, wait_s=wait)
+    settings = load_settings(**run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url))
+    outcome = rotate_keys(settings, venue_for(settings.exchange), wait_s=wait)
     line = f"{outcome.code}: {outcome.detail}"
     if not outcome.ok:
         raise fail(line)

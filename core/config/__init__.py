@@ -22,6 +22,7 @@ from core.config.reports import ReportConfig
 from core.config.risk import BreakerConfig, RiskLimits
 from core.config.scaling import ScalingConfig
 from core.config.security import AuditConfig, CredentialsConfig, OperatorConfig
+from core.config.venue import ExchangeConfig
 from core.domain import Instrument
 from core.errors import ConfigError
 from core.market.candles import TIMEFRAMES
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
     alerts: AlertConfig = AlertConfig()
     reports: ReportConfig = ReportConfig()
     scaling: ScalingConfig = ScalingConfig()
+    exchange: ExchangeConfig = ExchangeConfig()
     credentials: CredentialsConfig = CredentialsConfig()
     audit: AuditConfig = AuditConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -158,7 +160,8 @@ class Settings(BaseSettings):
 
 
 def run_overrides(symbols: str | None = None, strategy: str | None = None, timeframe: str | None = None,
-                  params: dict[str, Any] | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
+                  params: dict[str, Any] | None = None, data_dir: str | Path | None = None,
+                  exchange: str | None = None, exchange_url: str | None = None) -> dict[str, Any]:
     """Settings overrides from a run's options (CLI flags, flow parameters); None leaves the setting alone."""
     market: dict[str, Any] = {}
     if symbols:
@@ -170,6 +173,9 @@ def run_overrides(symbols: str | None = None, strategy: str | None = None, timef
         overrides["strategy"] = {"params": params or {}, **({"name": strategy} if strategy else {})}
     if data_dir:
         overrides["data_dir"] = data_dir
+    venue = {k: v for k, v in (("name", exchange), ("url", exchange_url)) if v is not None}
+    if venue:
+        overrides["exchange"] = venue
     return overrides
 
 

@@ -21,6 +21,7 @@ from core.control.auth import Operator, authorize
 from core.control.emergency import emergency_stop
 from core.control.overrides import apply_override
 from core.store import Store
+from core.venue import Venue
 
 HTTP_STATUS = {"OVERRIDE_NO_TOKEN": 401, "OVERRIDE_BAD_TOKEN": 401, "OVERRIDE_FORBIDDEN": 403}
 
@@ -51,8 +52,8 @@ def _token(authorization: str | None) -> str | None:
     return None
 
 
-def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]], exchange: str,
-                       base_url: str | None, guard: AuthGuard | None = None) -> FastAPI:
+def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]], venue: Venue,
+                       guard: AuthGuard | None = None) -> FastAPI:
     """``status`` returns the running session's view (state, rung, breakers, latency, positions). With a
     ``guard``, bad tokens count toward the login lockout and a locked-out client is refused (429)."""
     app = FastAPI(title="Rampart control API", docs_url=None, redoc_url=None)
@@ -98,7 +99,7 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
         operator = who(request, authorization, "operator", "emergency-stop")
         if not body.reason.strip():
             raise HTTPException(422, {"code": "OVERRIDE_NO_REASON", "detail": "an emergency stop needs a reason"})
-        report = emergency_stop(settings, body.reason, operator.name, exchange, base_url)
+        report = emergency_stop(settings, body.reason, operator.name, venue)
         result: dict[str, Any] = report.to_dict()
         return result
 

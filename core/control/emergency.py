@@ -17,31 +17,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from core.config import Settings
-from core.domain import Instrument, TradingState
+from core.domain import Instrument, Order, OrderTag, OrderType, Side, TradingState
 from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUnavailable, OrderNotFound, StoreError
 from core.execution.broker import OUR_PREFIX, base36
 from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
-from core.execution.ccxt_client import make_binance
 from core.market.candles import base_asset, symbol_to_ccxt
 from core.security.audit import CallLog, record_audit
 from core.security.credentials import load_credentials
 from core.state.halt import halt_path, state_file, write_halt
 from core.state.live import LiveState, load_state, save_state
+from core.venue import Venue, venue_for
 
 log = logging.getLogger("rampart.control")
 notify_log = logging.getLogger("rampart.notify")
 
-EXCHANGES = ("sandbox", "binance")
 ROUNDS = 3  # cancel + sell rounds before giving up and reporting what is left
 SELL_ATTEMPTS = 3
 CALL_TIMEOUT_MS = 5_000  # an emergency must not hang 10 s on one dead connection
@@ -208,8 +204,10 @@ class _Flattener:
 
     def _sell(self, sym: str, qty: float, rnd: int) -> None:
         cid = f"{OUR_PREFIX}-estop-{sym}-{rnd}-{self.stamp}"  # deterministic: a retry never doubles the sell
+        order = Order(cid, sym, Side.SELL, OrderType.MARKET, qty, OrderTag.EXIT, int(time.time() * 1000),
+                      reason=f"emergency stop by {self.report.who}: {self.report.reason}")
         try:
-            info = self._create_sell(sym, qty, cid)
+            info = self.broker.send(order, self.instruments[sym])
         except ExchangeRejected as exc:
             self.report.errors.append(f"{sym}: market sell of {qty:g} refused: {exc}")
             return
@@ -222,26 +220,6 @@ class _Flattener:
             return
         price = float(info.get("average") or info.get("price") or 0.0)
         self.fills.setdefault(sym, []).append((filled, price, fee_in_quote(info, price), cid))
-
-    def _create_sell(self, sym: str, qty: float, cid: str) -> dict[str, Any]:
-        """Send once; when the outcome is unknown look the id up and re-send the same id only if never seen."""
-        last: Exception | None = None
-        for attempt in range(SELL_ATTEMPTS):
-            try:
-                sent: dict[str, Any] = self.broker.call("create_order", self.client.create_order,
-                                                        symbol_to_ccxt(sym), "market", "sell", qty, None,
-                                                        {"newClientOrderId": cid})
-                return sent
-            except ExchangeUnavailable as exc:
-                last = exc
-                time.sleep(0.1 * (attempt + 1))
-                try:
-                    found: dict[str, Any] = self.broker.read("fetch_order", self.client.fetch_order, None,
-                                                             symbol_to_ccxt(sym), {"origClientOrderId": cid})
-                    return found
-                except (OrderNotFound, ExchangeUnavailable):
-                    continue  # never arrived (same id is safe to send again) or still unknown
-        raise ExchangeUnavailable(f"{cid}: outcome unknown after {SELL_ATTEMPTS} attempts: {last}")
 
     def summarize_sells(self, positions: dict[str, dict[str, Any]]) -> None:
         """closed {symbol: (qty, average price)} and per-symbol fees and P&L against the recorded entry."""
@@ -264,19 +242,19 @@ def _describe(sym: str, order: dict[str, Any], outcome: str) -> dict[str, Any]:
             "outcome": outcome}
 
 
-def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "sandbox",
-                   base_url: str | None = None, *, state_path: Path | None = None,
-                   timeout_ms: int = CALL_TIMEOUT_MS) -> EmergencyReport:
+def emergency_stop(settings: Settings, reason: str, who: str, venue: Venue | None = None, *,
+                   state_path: Path | None = None, timeout_ms: int = CALL_TIMEOUT_MS) -> EmergencyReport:
     """HALT, cancel every open order, sell every managed position at market, save HALTED, record, notify.
 
     Works without the live process. Exchange failures do not stop the rest: the report says what is left
     (``flat`` False) and the HALT flag and HALTED state are written whatever happens on the exchange."""
     started = time.perf_counter()
-    reason, who = _check_request(reason, who, exchange, base_url)
+    venue = venue or venue_for(settings.exchange)
+    reason, who = _check_request(reason, who)
     requested = datetime.now(UTC)
     write_halt(settings.data_dir, reason, who, requested)  # first: nothing new may come from Rampart after it
-    _notify(f"EMERGENCY STOP requested by {who} ({reason}): HALT set, flattening on {exchange}")
-    report = EmergencyReport(reason, who, exchange, requested.isoformat(), str(halt_path(settings.data_dir)))
+    _notify(f"EMERGENCY STOP requested by {who} ({reason}): HALT set, flattening on {venue.describe()}")
+    report = EmergencyReport(reason, who, venue.name, requested.isoformat(), str(halt_path(settings.data_dir)))
     path = state_path or state_file(settings.data_dir)
     state, baseline, writable = _load_state(path, report)
     stamp = base36(int(requested.timestamp() * 1000))
@@ -286,9 +264,9 @@ def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "s
     try:
         credentials = load_credentials(settings.credentials)  # the configured provider (R8.1)
         key_id = calls.key_id = credentials.key_id
-        client = make_binance(base_url=base_url if exchange == "sandbox" else None, timeout_ms=timeout_ms,
-                              api_key=credentials.api_key.get_secret_value(),
-                              secret=credentials.secret.get_secret_value(), enableRateLimit=False)
+        client = venue.client(api_key=credentials.api_key.get_secret_value(),
+                              secret=credentials.secret.get_secret_value(), timeout_ms=timeout_ms,
+                              enableRateLimit=False)
         broker = CcxtBroker(client)
         broker.listeners.append(calls)
         flattener = _Flattener(broker, list(settings.market.symbols), baseline, report, started, stamp)
@@ -304,21 +282,17 @@ def emergency_stop(settings: Settings, reason: str, who: str, exchange: str = "s
         _save_halted(path, state, flattener)
     _record(settings, report, state.session_id, key_id, path)
     record_audit(settings, [*calls.entries, ("emergency_stop", {
-        "who": who, "reason": reason, "exchange": exchange, "key_id": key_id, "session_id": state.session_id,
+        "who": who, "reason": reason, "exchange": venue.name, "key_id": key_id, "session_id": state.session_id,
         "flat": report.flat, "cancelled": len(report.cancelled), "closed": report.closed, "errors": report.errors})])
     _notify_report(settings, report, stamp, state.session_id)
     return report
 
 
-def _check_request(reason: str, who: str, exchange: str, base_url: str | None) -> tuple[str, str]:
+def _check_request(reason: str, who: str) -> tuple[str, str]:
     """Refuse a malformed request before anything is written (ConfigError says what to fix)."""
     reason = (reason or "").strip()
     if not reason:
         raise ConfigError("an emergency stop needs a reason, e.g. --reason 'exchange outage'")
-    if exchange not in EXCHANGES:
-        raise ConfigError(f"unknown exchange '{exchange}'; use one of: {', '.join(EXCHANGES)}")
-    if exchange == "sandbox" and not base_url:
-        raise ConfigError("the sandbox exchange needs its URL, e.g. --sandbox-url http://127.0.0.1:8765")
     return reason, (who or "").strip() or "unknown"
 
 
@@ -380,23 +354,3 @@ def _notify_report(settings: Settings, report: EmergencyReport, stamp: str, sess
         deliver_now(settings, store, urgent_only=True)
     except Exception as exc:  # logged by notify all the same; the emergency's own result must not be lost
         report.errors.append(f"emergency notification not stored or sent: {exc}"[:500])
-
-
-# --- command line -----------------------------------------------------------------------------------------
-def emergency_stop_command(
-    reason: Annotated[str, typer.Option(help="why (required; recorded and notified)")],
-    who: Annotated[str | None, typer.Option(help="who asks (default: $USER)")] = None,
-    exchange: Annotated[str, typer.Option(help="sandbox or binance (real money)")] = "sandbox",
-    sandbox_url: Annotated[str, typer.Option(help="URL of `rampart sandbox`")] = "http://127.0.0.1:8765",
-    data_dir: Annotated[Path | None, typer.Option(help="where the live state and database are (default ./data)")]
-    = None,
-) -> None:
-    """Emergency stop (R6.1): HALT, cancel all open orders, sell Rampart's positions at market. Works when the
-    live process is down (keys: RAMPART_API_KEY/RAMPART_API_SECRET). Exit 0 when flat, 1 otherwise."""
-    from core.config import load_settings, run_overrides
-
-    settings = load_settings(**run_overrides(data_dir=data_dir))
-    report = emergency_stop(settings, reason, who or os.environ.get("USER") or "unknown", exchange,
-                            sandbox_url if exchange == "sandbox" else None)
-    typer.echo(report.text())
-    raise typer.Exit(0 if report.flat else 1)

@@ -29,6 +29,7 @@ from core.monitoring.alerts import Alert, record_alert
 from core.state.commands import running_session, write_command
 from core.state.live import load_state, save_state
 from core.store import Store
+from core.venue import Venue, venue_for
 
 if TYPE_CHECKING:
     from core.live.session import LiveSession
@@ -60,12 +61,11 @@ def retrying(fn: Callable[[], T], attempts: int = 40) -> T:
 class Actions:
     """The dashboard's side effects for one data directory (and the attached session, if any)."""
 
-    def __init__(self, settings: Settings, session: LiveSession | None = None, *, exchange: str = "sandbox",
-                 base_url: str | None = None, state_path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, session: LiveSession | None = None, *, venue: Venue | None = None,
+                 state_path: Path | None = None) -> None:
         self.settings = settings
         self.session = session
-        self.exchange = session.exchange_name if session is not None else exchange
-        self.base_url = session.base_url if session is not None else base_url
+        self.venue = session.venue if session is not None else venue or venue_for(settings.exchange)
         self.state_path = state_path or (session.state_path if session is not None
                                          else settings.data_dir / "live" / "state.json")
         self.store = Store(settings.db_path)
@@ -81,7 +81,7 @@ class Actions:
         if not isinstance(found, Operator):
             self.refused("emergency-stop", web.name, found.code, found.detail, reason)
             return 403, {"code": found.code, "detail": found.detail}
-        report = emergency_stop(self.settings, reason, found.name, self.exchange, self.base_url,
+        report = emergency_stop(self.settings, reason, found.name, self.venue,
                                 state_path=self.state_path)
         return 200, {"accepted": True, "action": "emergency-stop", "flat": report.flat, "state": report.state,
                      "summary": report.summary(), "leftovers": report.leftovers}

@@ -16,6 +16,7 @@ from core.dashboard.actions import Actions
 from core.dashboard.app import create_dashboard_app
 from core.dashboard.auth import LoginGuard
 from core.dashboard.hub import DashboardHub
+from core.venue import Venue, venue_for
 
 if TYPE_CHECKING:
     from core.live.session import LiveSession
@@ -37,7 +38,7 @@ def serve_with_dashboard(session: LiveSession, port: int) -> ControlServer:
     hub = attach_dashboard(session)
     actions = Actions(settings, session)
     guard = LoginGuard(settings.dashboard.lockout_after, settings.dashboard.lockout_s, actions.on_lockout)
-    control = create_control_app(settings, session.status, session.exchange_name, session.base_url, guard=guard)
+    control = create_control_app(settings, session.status, session.venue, guard=guard)
     app = create_dashboard_app(settings, hub, actions, guard, control=control)
     return ControlServer(app, host=settings.dashboard.host, port=port).start()
 
@@ -45,17 +46,18 @@ def serve_with_dashboard(session: LiveSession, port: int) -> ControlServer:
 class OfflineDashboard:
     """``rampart dashboard``: the page from DuckDB and the saved state; actions act offline."""
 
-    def __init__(self, settings: Settings, *, exchange: str = "sandbox", base_url: str | None = None,
-                 host: str | None = None, port: int | None = None, state_path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, venue: Venue | None = None, *, host: str | None = None,
+                 port: int | None = None, state_path: Path | None = None) -> None:
         from core.store import Store
 
         Store(settings.db_path).schema_version()  # creates/migrates the file before the first read
         self.settings = settings
         self.hub = DashboardHub(settings, state_path=state_path)
-        self.actions = Actions(settings, exchange=exchange, base_url=base_url, state_path=state_path)
+        venue = venue or venue_for(settings.exchange)
+        self.actions = Actions(settings, venue=venue, state_path=state_path)
         self.guard = LoginGuard(settings.dashboard.lockout_after, settings.dashboard.lockout_s,
                                 self.actions.on_lockout)
-        control = create_control_app(settings, self.hub.builder.status, exchange, base_url, guard=self.guard)
+        control = create_control_app(settings, self.hub.builder.status, venue, guard=self.guard)
         self.app = create_dashboard_app(settings, self.hub, self.actions, self.guard, control=control)
         self.server = ControlServer(self.app, host=host or settings.dashboard.host,
                                     port=settings.dashboard.port if port is None else port)

@@ -173,7 +173,7 @@ class CcxtBroker:
         if self.before_submit is not None:
             self.before_submit(order)
         try:
-            response = self._create(order, bar.instrument)
+            response = self.send(order, bar.instrument)
         except ExchangeRejected as exc:
             order.apply(OrderStatus.REJECTED, ts)
             bar.working.remove(order)
@@ -239,8 +239,9 @@ class CcxtBroker:
             return order.filled_qty * order.avg_fill_price * 0.001  # the exchange's base fee until it answers
         return sum(fee_in_quote(t, float(t.get("price") or order.avg_fill_price)) for t in trades)
 
-    def _create(self, order: Order, inst: Instrument) -> dict[str, Any]:
-        """Send once; on an unknown outcome look the id up, and re-send the same id only if it never arrived."""
+    def send(self, order: Order, inst: Instrument) -> dict[str, Any]:
+        """The one idempotent order path (the engine's orders and the emergency stop's sells): send once; on an
+        unknown outcome look the id up, and re-send the same id only if the exchange never saw it."""
         last: Exception | None = None
         for attempt in range(SUBMIT_ATTEMPTS):
             try:

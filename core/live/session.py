@@ -49,6 +49,7 @@ from core.state.live import LiveState, load_state, save_state
 from core.store import Store
 from core.strategy import build_params, make_strategy
 from core.validation import session_frames, session_row
+from core.venue import Venue
 
 log = logging.getLogger("rampart.live")
 
@@ -85,10 +86,11 @@ class LiveSummary:
 class LiveSession:
     """One live session on one account. Build, ``preflight()``, ``start()``, then ``run(stop_event)``."""
 
-    def __init__(self, settings: Settings, client: Any, credentials: Credentials | None,
+    def __init__(self, settings: Settings, venue: Venue, client: Any, credentials: Credentials | None,
                  options: LiveOptions | None = None, store: Store | None = None,
                  state_path: Path | None = None) -> None:
         self.settings = settings
+        self.venue = venue
         self.options = options or LiveOptions()
         self.client = client
         self.credentials = credentials
@@ -105,8 +107,6 @@ class LiveSession:
         self.bars = 0
         self._reconciled = 0
         self._halted = False
-        self.exchange_name = "sandbox"
-        self.base_url: str | None = None
         self.control: ControlServer | None = None
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
@@ -164,13 +164,12 @@ class LiveSession:
         self.state.rung = 0  # R6.4: every (re)start trades at the first rung until an approval raises it
         report = reconcile(self.broker, self.state, self.symbols)
         engine = self._build_engine(instruments, report.cash)
-        if self.exchange_name != "sandbox":  # SPEC: wall clock in live runs; the sandbox's own time otherwise
-            engine.clock = lambda: int(time.time() * 1000)
+        engine.clock = self.venue.engine_clock()  # SPEC: wall clock on a real exchange, the sandbox's own time
         self.engine = engine
         self.broker.on_latency = self._on_latency
         self.broker.on_error = engine.on_api_error
         self.store.begin_session({**session_row(self.session_id, Mode.LIVE, self.settings, self.chash,
-                                                datetime.now(UTC)), "starting_equity": report.cash})
+                                                datetime.now(UTC), self.venue), "starting_equity": report.cash})
         lim = self.settings.risk  # the window must hold the risk windows too (returns need one more close)
         window = min(max(2 * max(s.warmup for s in engine.strategies.values()), 60, lim.vol_long_window + 1,
                          lim.corr_window + 1), MAX_WINDOW)
@@ -301,7 +300,7 @@ class LiveSession:
         marks = {b.symbol: b.close[-1] for b in engine.books if b.close}
         equity = engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash
         return {
-            "session_id": self.session_id, "mode": "live", "exchange": self.exchange_name,
+            "session_id": self.session_id, "mode": "live", "exchange": self.venue.name,
             "state": risk.state.value, "rung": self.state.rung + 1, "risk_per_trade": risk.risk_per_trade,
             "exposure_cap": risk.config.exposure_cap, "derisked": risk.derisked, "latency_s": risk.latency,
             "latency_paused": risk.latency_paused, "bars": self.bars,

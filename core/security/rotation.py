@@ -35,6 +35,7 @@ from core.state.commands import read_queue
 if TYPE_CHECKING:
     from core.config import Settings
     from core.live.session import LiveSession
+    from core.venue import Venue
 
 log = logging.getLogger("rampart.security")
 
@@ -72,16 +73,14 @@ class RotationOutcome:
 
 
 # --- proving a key -------------------------------------------------------------------------------------------
-def verify_credentials(credentials: Credentials, exchange: str, base_url: str | None, *, timeout_ms: int = 10_000,
+def verify_credentials(credentials: Credentials, venue: Venue, *, timeout_ms: int | None = None,
                        markets: dict[str, Any] | None = None) -> None:
     """A signed read with a separate client carrying only ``credentials``. AuthenticationError when the exchange
     refuses the pair; ExchangeError when it could not answer."""
     from core.execution.ccxt_broker import CcxtBroker
-    from core.execution.ccxt_client import make_binance
 
-    client = make_binance(base_url=base_url if exchange == "sandbox" else None, timeout_ms=timeout_ms,
-                          api_key=credentials.api_key.get_secret_value(),
-                          secret=credentials.secret.get_secret_value(), enableRateLimit=False)
+    client = venue.client(api_key=credentials.api_key.get_secret_value(),
+                          secret=credentials.secret.get_secret_value(), timeout_ms=timeout_ms, enableRateLimit=False)
     if markets:  # the trading client's markets: no exchangeInfo download before the signed read
         client.set_markets(markets)
     CcxtBroker(client).read("verify_key", client.fetch_balance, attempts=2)
@@ -181,7 +180,7 @@ class KeyRotator:
             return self._finish(session, RotationOutcome(code, detail, old_id, new.key_id, trigger, request_id))
 
         try:
-            verify_credentials(new, session.exchange_name, session.base_url, timeout_ms=self.timeout_ms,
+            verify_credentials(new, session.venue, timeout_ms=self.timeout_ms,
                                markets=getattr(session.client, "markets", None))
         except AuthenticationError as exc:
             self._refused, self._candidate = new, None
@@ -234,7 +233,7 @@ def notify_outcome(store: Any, outcome: RotationOutcome, session_id: str | None 
 
 
 # --- the command side ----------------------------------------------------------------------------------------
-def rotate_keys(settings: Settings, exchange: str, base_url: str | None, *, wait_s: float = 30.0,
+def rotate_keys(settings: Settings, venue: Venue, *, wait_s: float = 30.0,
                 who: str | None = None) -> RotationOutcome:
     """``rampart keys rotate``: verify the provider's key; hand it to the running session (which proves and swaps
     it, then answers) or, with none running, report and change nothing. AuthenticationError when the source
@@ -244,7 +243,7 @@ def rotate_keys(settings: Settings, exchange: str, base_url: str | None, *, wait
     who = who or _user()
     new = remember(provider_for(settings.credentials).load())
     try:
-        verify_credentials(new, exchange, base_url)
+        verify_credentials(new, venue)
     except AuthenticationError as exc:
         outcome = RotationOutcome(REFUSED, f"the exchange refused key {new.key_id} ({exc}); nothing was changed",
                                   None, new.key_id, f"{MANUAL} by {who}")

@@ -265,10 +265,18 @@ CREATE TABLE audit_anchors (
 );
 """
 
+# v4: which venue a session ran on, and whether its trades are live evidence (R5.2, R9.7). Rows written before
+# v4 have NULLs: a live session then counts as evidence, as it did.
+_V4_SESSION_VENUE = """
+ALTER TABLE sessions ADD COLUMN venue VARCHAR;
+ALTER TABLE sessions ADD COLUMN live_evidence BOOLEAN;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _V1_CORE_TABLES),
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
     Migration(3, "outbox, alerts, metric snapshots, scaling decisions, audit anchors", _V3_MONITORING_SCALING_AUDIT),
+    Migration(4, "session venue and live evidence", _V4_SESSION_VENUE),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,25 @@
+"""Exchange settings (``RAMPART_EXCHANGE__*``): which venue a live session, an emergency stop, a key rotation or
+a candle download talks to. What each venue means (its hosts, its clock, whether its trades are live evidence)
+is ``core.venue``'s; here are only the choices."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VenueName = Literal["sandbox", "binance"]
+VENUE_NAMES: tuple[str, ...] = ("sandbox", "binance")
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
+
+
+class ExchangeConfig(BaseModel):
+    """The venue and how to reach it. The sandbox needs its URL; Binance uses its own hosts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: VenueName = Field("sandbox", description="sandbox (the local Binance twin, rehearsal) or binance (real "
+                            "money)")
+    url: str | None = Field(None, description=f"the sandbox's URL (default {DEFAULT_SANDBOX_URL}); only the "
+                            "sandbox takes one")
+    timeout_ms: int = Field(10_000, ge=500, le=120_000, description="one exchange call's timeout")
