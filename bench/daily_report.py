@@ -25,10 +25,10 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.build import config_hash
 from core.config import Settings, load_settings
 from core.domain import Mode
 from core.market import generate
-from core.session import config_hash
 from core.store import Store
 from core.validation import session_row
 

@@ -49,10 +49,10 @@ def bench_frame(n: int) -> pl.DataFrame:
 
 def run_rampart(frame: pl.DataFrame) -> dict[str, Any]:
     """The benchmark workload on the full engine: all-in, next-open fills, fee 0.1 %, no slippage."""
+    from core.build import build_paper_engine
     from core.config import load_settings
     from core.domain import Instrument, Mode
     from core.market.candles import CandleSet
-    from core.session import build_paper_engine
 
     settings = load_settings(
         strategy={"name": "sma_cross", "params": {"fast": 20, "slow": 50, "stop_pct": 0.5}},

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.build import config_hash, new_session_id
 from core.config import Settings
 from core.domain import Mode
 from core.engine import SessionResult
 from core.errors import DataQualityError
 from core.metrics import Metrics
-from core.session import config_hash, new_session_id
 from core.store import Store
 from core.validation import check_market, evaluate, load_market, persist, run_session, session_row
 

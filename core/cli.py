@@ -155,8 +155,8 @@ def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
     import signal
     import threading
 
-    from core.live.runner import open_live
     from core.live.session import LiveOptions, summary_text
+    from core.node import open_live
 
     if duration is not None and not duration > 0:
         raise _fail(f"--duration must be a positive number of seconds, got {duration:g}")

@@ -18,8 +18,8 @@ from pathlib import Path
 from core.config import Settings, load_settings
 from core.config.security import OperatorConfig
 from core.control.auth import hash_token
-from core.live.runner import open_live
 from core.live.session import LiveOptions, summary_text
+from core.node import open_live
 from core.redact import install_log_redaction, register_secret
 from core.reporting.paper_report import format_verdict
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET

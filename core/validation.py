@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from core.build import config_hash, new_session_id, run_paper_session
 from core.config import Settings
 from core.domain import Mode, ms_to_dt
 from core.engine import SessionResult
@@ -26,7 +27,6 @@ from core.market import CandleSet, align, check_candles, generate, load_candles,
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
 from core.reporting.paper_report import write_paper_report
-from core.session import config_hash, new_session_id, run_paper_session
 from core.store import Store
 from core.venue import Venue
 

@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.config import load_settings
-from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSummary, summary_text
+from core.node import open_live
 
 
 @task(cache_policy=NO_CACHE, retries=0)

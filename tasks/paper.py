@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core import validation
+from core.build import config_hash, new_session_id
 from core.config import Settings, load_settings
 from core.domain import Mode
 from core.engine import SessionResult
@@ -24,7 +25,6 @@ from core.gate import GateVerdict
 from core.market import CandleSet
 from core.metrics import Metrics
 from core.reporting.paper_report import format_verdict
-from core.session import config_hash, new_session_id
 from core.store import Store
 
 

@@ -12,8 +12,8 @@ import polars as pl
 
 from core.config import Settings
 from core.dashboard.actions import retrying
-from core.live.runner import open_live
 from core.live.session import LiveOptions
+from core.node import open_live
 from core.store import Store
 from core.venue import sandbox_at
 from tests.sandbox_rig import CueStrategy, Rig

@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import polars as pl
 
+from core.build import config_hash
 from core.config import Settings, load_settings
 from core.domain import Signal
 from core.engine import Engine
-from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession
+from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.server import SandboxServer
-from core.session import config_hash
 from core.store import Store
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy, StrategyParams

@@ -20,9 +20,9 @@ import httpx
 import polars as pl
 import pytest
 
+from core.build import config_hash
 from core.monitoring.monitor import AlertMonitor
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
-from core.session import config_hash
 from core.store import Store
 from tests.sandbox_rig import BTC, ETH, Rig, enter, exchange, leave, sandbox, set_faults, settings_for
 

@@ -34,12 +34,12 @@ from typing import Any
 import httpx
 import pytest
 
+from core.build import config_hash
 from core.config import load_settings
 from core.control.auth import hash_token
 from core.market import generate
 from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
-from core.session import config_hash
 from core.store import Store
 from tests.slack_server import SlackServer
 

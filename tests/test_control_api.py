@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.live.runner import open_live
 from core.live.session import LiveOptions
+from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.sandbox.server import SandboxServer
 from core.state.live import load_state

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from core.config import load_settings
 from core.config.security import CredentialsConfig
 from core.errors import AuthenticationError, ConfigError
-from core.live.runner import open_live
 from core.live.session import LiveOptions, PreflightFailed
+from core.node import open_live
 from core.redact import redact
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.security.credentials import (

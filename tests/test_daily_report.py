@@ -24,10 +24,10 @@ import pytest
 
 from core.config import Settings, load_settings
 from core.execution.ccxt_client import make_binance
-from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession
 from core.market import generate
 from core.metrics import compute_metrics
+from core.node import open_live
 from core.reporting.daily.builder import build_daily_report
 from core.reporting.daily.candles import default_source
 from core.reporting.daily.export_json import SCHEMA_PATH, validate

@@ -25,16 +25,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from core.build import config_hash
+from core.commands.emergency import emergency_stop_command
 from core.config import Settings, load_settings
-from core.control.emergency import emergency_stop, emergency_stop_command
+from core.control.emergency import emergency_stop
 from core.domain import Order, OrderStatus, OrderTag, OrderType, Position, Side
 from core.errors import ConfigError
-from core.live.runner import open_live
 from core.live.session import LiveOptions
 from core.market import generate
+from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.server import SandboxServer
-from core.session import config_hash
 from core.state.halt import halt_path, read_halt
 from core.state.live import LiveState, load_state, save_state
 from core.store import Store

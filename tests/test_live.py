@@ -17,16 +17,16 @@ from typing import Any
 import polars as pl
 import pytest
 
+from core.build import build_paper_engine
 from core.config import Settings, load_settings
 from core.domain import Mode
-from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession, PreflightFailed
 from core.market import generate
 from core.market.candles import CandleSet
+from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.faults import parse_faults
 from core.sandbox.server import SandboxServer
-from core.session import build_paper_engine
 from core.store import Store
 from core.validation import run_paper_validation
 from core.venue import sandbox_at
@@ -64,8 +64,8 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 def run_live(settings: Settings, server: SandboxServer, bars: int, timeout_ms: int = 10_000) -> LiveSession:
-    session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.1, max_bars=bars,
-                                                                      duration_s=120), timeout_ms=timeout_ms)
+    session = open_live(settings, sandbox_at(server.url, timeout_ms), LiveOptions(poll_interval_s=0.1, max_bars=bars,
+                                                                                  duration_s=120))
     session.run(threading.Event())
     return session
 

@@ -24,13 +24,13 @@ import polars as pl
 import pytest
 import yaml
 
+from core.build import config_hash, new_session_id
 from core.config import Settings, load_settings
 from core.domain import Mode
 from core.engine import SessionResult
 from core.market import generate
 from core.metrics import Metrics, compute_metrics
 from core.monitoring.snapshots import HEADLINE, compute_snapshot, latest_snapshot, record_snapshots
-from core.session import config_hash, new_session_id
 from core.store import Store
 from core.validation import run_session, session_frames, session_row
 

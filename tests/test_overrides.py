@@ -96,7 +96,7 @@ def test_reset_derisking_and_clear_breaker_in_the_saved_state(tmp_path: Path) ->
 @pytest.mark.req("R2.4")
 def test_a_running_session_applies_the_resume_on_its_next_poll(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
-    from core.live.runner import open_live
+    from core.node import open_live
     from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
     from core.sandbox.server import SandboxServer
     from tests.test_live import STRATEGY, market, pass_gate, sandbox_config

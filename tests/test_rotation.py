@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
+from core.build import config_hash
 from core.config import Settings, load_settings
-from core.live.runner import open_live
 from core.live.session import LiveOptions, LiveSession
 from core.market import generate
+from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.security.rotation import KeyRotator
-from core.session import config_hash
 from core.store import Store
 from core.venue import sandbox_at
 from tests.sandbox_rig import Rig, sandbox, settings_for

@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from core.build import config_hash
 from core.config import INSTRUMENTS, Settings, load_settings
 from core.config.ladder import LADDER, Rung, rung
 from core.control.auth import hash_token
@@ -24,7 +25,6 @@ from core.errors import ConfigError
 from core.risk.engine import EntryApproved, RiskConfig, RiskEngine
 from core.scaling.eligibility import BREACH_CODES, evaluate
 from core.scaling.symbols import DAY_MS, half_risk_until
-from core.session import config_hash
 from core.state.live import LiveState, load_state
 from core.store import Store
 from core.venue import sandbox_at
@@ -253,8 +253,8 @@ def test_a_second_new_symbol_within_7_days_is_refused_and_not_proposed(tmp_path:
 def test_live_refuses_an_added_symbol_without_approval_and_trades_an_approved_one_at_half_risk(
     tmp_path: Path, creds: None
 ) -> None:
-    from core.live.runner import open_live
     from core.live.session import LiveOptions, PreflightFailed
+    from core.node import open_live
     from core.sandbox.config import SandboxConfig
     from core.sandbox.server import SandboxServer
     from tests.sandbox_rig import BTC, STRATEGY, WARMUP_BARS, Rig, enter, path

@@ -93,8 +93,8 @@ def test_an_approved_review_moves_the_live_session_to_rung_2_and_a_rejected_one_
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     from core.cli import main
-    from core.live.runner import open_live
     from core.live.session import LiveOptions
+    from core.node import open_live
     from tests.sandbox_rig import BTC, ETH, sandbox, settings_for
 
     data_dir = tmp_path / "data"

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
+from core.build import run_paper_session
 from core.config import load_settings
 from core.domain import Mode
 from core.errors import ConfigError
 from core.market import align, generate
-from core.session import run_paper_session
 from core.strategy import STRATEGIES, build_params, make_strategy, params_hash
 from tests.helpers import candles
 

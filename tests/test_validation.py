@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.build import config_hash
 from core.config import load_settings
 from core.gate import check_go_live
-from core.session import config_hash
 from core.store import Store
 from core.validation import run_paper_validation
 

@@ -32,7 +32,7 @@ from core.store import Store
 from core.venue import Venue, venue_for
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.view import OperatorInbox, SessionView
 
 log = logging.getLogger("rampart.dashboard")
 T = TypeVar("T")
@@ -61,18 +61,17 @@ def retrying(fn: Callable[[], T], attempts: int = 40) -> T:
 class Actions:
     """The dashboard's side effects for one data directory (and the attached session, if any)."""
 
-    def __init__(self, settings: Settings, session: LiveSession | None = None, *, venue: Venue | None = None,
-                 state_path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, view: SessionView | None = None, inbox: OperatorInbox | None = None, *,
+                 venue: Venue | None = None, state_path: Path | None = None) -> None:
         self.settings = settings
-        self.session = session
-        self.venue = session.venue if session is not None else venue or venue_for(settings.exchange)
-        self.state_path = state_path or (session.state_path if session is not None
-                                         else settings.data_dir / "live" / "state.json")
+        self.view, self.inbox = view, inbox
+        self.venue = view.venue if view is not None else venue or venue_for(settings.exchange)
+        self.state_path = state_path or settings.data_dir / "live" / "state.json"
         self.store = Store(settings.db_path)
 
     @property
     def session_id(self) -> str | None:
-        return self.session.session_id if self.session is not None else None
+        return self.view.session_id if self.view is not None else None
 
     # --- operator actions --------------------------------------------------------------------------------------
     def emergency_stop(self, web: WebSession, reason: str) -> tuple[int, dict[str, Any]]:
@@ -134,8 +133,8 @@ class Actions:
 
     def halt_entries(self, reason: str, evidence: dict[str, Any]) -> str:
         """SAFE_MODE now (attached session), at the other process's next poll, or in the saved state."""
-        if self.session is not None:
-            self.session.halt_entries(HALT_CODE, reason, evidence)
+        if self.inbox is not None:
+            self.inbox.halt_entries(HALT_CODE, reason, evidence)
             return "running session"
         if running_session(self.settings.data_dir) is not None:
             _write_command(self.settings.data_dir, {"action": "halt-entries", "code": HALT_CODE, "who": "dashboard",

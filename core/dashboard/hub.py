@@ -27,7 +27,7 @@ from core.errors import StoreError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from core.live.session import LiveSession
+    from core.view import SessionView
 
 log = logging.getLogger("rampart.dashboard")
 WATCHED_FOR_S = 30.0  # offline: keep refreshing this long after the last page asked
@@ -36,11 +36,11 @@ WATCHED_FOR_S = 30.0  # offline: keep refreshing this long after the last page a
 class DashboardHub:
     """Newest snapshot + version for the dashboard app; a SessionObserver when a session is attached."""
 
-    def __init__(self, settings: Settings, session: LiveSession | None = None, *, db_every_s: float = 2.0,
+    def __init__(self, settings: Settings, view: SessionView | None = None, *, db_every_s: float = 2.0,
                  offline_every_s: float = 1.0, state_path: Path | None = None) -> None:
         self.settings = settings
-        self.session = session
-        self.builder = SnapshotBuilder(settings, session, state_path)
+        self.view = view
+        self.builder = SnapshotBuilder(settings, view, state_path)
         self.db_every_s = db_every_s
         self.offline_every_s = offline_every_s
         self.version = 0
@@ -57,13 +57,13 @@ class DashboardHub:
         self._stop = threading.Event()
 
     # --- SessionObserver -------------------------------------------------------------------------------------
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
         self.refresh(database=True)
 
-    def on_poll(self, session: LiveSession) -> None:
+    def on_poll(self, view: SessionView) -> None:
         self.refresh(database=time.monotonic() - self._db_at >= self.db_every_s)
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         self.refresh(database=True)
         self.closed = True
 
@@ -107,7 +107,7 @@ class DashboardHub:
     # --- offline -------------------------------------------------------------------------------------------------
     def start(self) -> DashboardHub:
         """Without a session: refresh from DuckDB and the saved state in a thread while the page is watched."""
-        if self.session is None and self._thread is None:
+        if self.view is None and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="rampart-dashboard-hub", daemon=True)
             self._thread.start()
         return self

@@ -19,26 +19,15 @@ from core.dashboard.hub import DashboardHub
 from core.venue import Venue, venue_for
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.view import OperatorInbox, SessionView
 
 
-def attach_dashboard(session: LiveSession) -> DashboardHub:
-    """The session's dashboard hub (an observer), added once."""
-    for obs in session.observers:
-        if isinstance(obs, DashboardHub):
-            return obs
-    hub = DashboardHub(session.settings, session)
-    session.observers.append(hub)
-    return hub
-
-
-def serve_with_dashboard(session: LiveSession, port: int) -> ControlServer:
+def serve_with_dashboard(settings: Settings, view: SessionView, inbox: OperatorInbox, hub: DashboardHub,
+                         port: int, state_path: Path | None = None) -> ControlServer:
     """The control API and the dashboard on one port, for a started session; returns the running server."""
-    settings = session.settings
-    hub = attach_dashboard(session)
-    actions = Actions(settings, session)
+    actions = Actions(settings, view, inbox, state_path=state_path)
     guard = LoginGuard(settings.dashboard.lockout_after, settings.dashboard.lockout_s, actions.on_lockout)
-    control = create_control_app(settings, session.status, session.venue, guard=guard)
+    control = create_control_app(settings, view.status, view.venue, guard=guard)
     app = create_dashboard_app(settings, hub, actions, guard, control=control)
     return ControlServer(app, host=settings.dashboard.host, port=port).start()
 
@@ -82,4 +71,4 @@ class OfflineDashboard:
         self.stop()
 
 
-__all__ = ["OfflineDashboard", "attach_dashboard", "serve_with_dashboard"]
+__all__ = ["OfflineDashboard", "serve_with_dashboard"]

@@ -32,7 +32,7 @@ from core.state.halt import read_halt
 from core.state.live import load_state
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.view import SessionView
 
 VOLATILE = ("server_time",)  # changes on every build; not a reason to push
 
@@ -40,30 +40,29 @@ VOLATILE = ("server_time",)  # changes on every build; not a reason to push
 class SnapshotBuilder:
     """Builds snapshots for one data directory, from a running ``session`` when there is one."""
 
-    def __init__(self, settings: Settings, session: LiveSession | None = None,
+    def __init__(self, settings: Settings, view: SessionView | None = None,
                  state_path: Path | None = None) -> None:
         self.settings = settings
-        self.session = session
-        self.state_path = state_path or (session.state_path if session is not None
-                                         else settings.data_dir / "live" / "state.json")
+        self.view = view
+        self.state_path = state_path or settings.data_dir / "live" / "state.json"
 
     # --- the halves ------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The in-memory half: the session's status, or the saved state's when no session serves us."""
         halt = read_halt(self.settings.data_dir)
-        if self.session is not None and halt is None:
-            return {**live_view(self.session), "halt": None}
+        if self.view is not None and halt is None:
+            return {**live_view(self.view), "halt": None}
         view = saved_view(self.settings, self.state_path)
-        if self.session is not None:  # halted under a running session: its view, the stop's positions
-            view = {**live_view(self.session), "positions": view["positions"], "equity": None, "cash": None}
+        if self.view is not None:  # halted under a running session: its view, the stop's positions
+            view = {**live_view(self.view), "positions": view["positions"], "equity": None, "cash": None}
         if halt is not None:
             view["state"] = "HALTED"
         return {**view, "halt": halt}
 
     def database(self) -> dict[str, Any]:
-        session = self.session
-        return read_database(self.settings.db_path, session_id=session.session_id if session else None,
-                             config_hash=session.chash if session else None)
+        view = self.view
+        return read_database(self.settings.db_path, session_id=view.session_id if view else None,
+                             config_hash=view.config_hash if view else None)
 
     # --- together ----------------------------------------------------------------------------------------------
     def build(self, status: dict[str, Any], db: dict[str, Any] | None) -> dict[str, Any]:
@@ -107,9 +106,9 @@ class SnapshotBuilder:
                 "created_at": row.get("created_at") if row else None, "config_hash": chash[:8]}
 
 
-def live_view(session: LiveSession) -> dict[str, Any]:
+def live_view(view: SessionView) -> dict[str, Any]:
     """The running session's ``status()`` in the snapshot's shape."""
-    st = session.status()
+    st = view.status()
     positions = [{"symbol": sym, **p} for sym, p in sorted((st.get("positions") or {}).items())]
     conn = st.get("connectivity") or {}
     ok_at, err_at = conn.get("last_ok_at"), conn.get("last_error_at")

@@ -3,8 +3,8 @@
 The engine already writes a ``decisions`` row per signal (reason, indicators, market conditions, each risk check
 with its result, sizing inputs, outcome) and per automatic action. ``DecisionLog`` adds, for a live session:
 
-- the spread at decision time: ``engine.quote`` reads the top of the exchange's order book when a signal is
-  decided, so the signal row's ``market`` holds bid, ask and spread next to price and volatility ratio;
+- the spread at decision time: ``quote`` (the session's quote source) reads the top of the exchange's order book
+  when a signal is decided, so the signal row's ``market`` holds bid, ask and spread next to price and volatility ratio;
 - ``execution`` rows: every order sent or cancelled — the request (ccxt arguments, client order id), the
   exchange's answer (id, status, filled, average, fees) or the error, and the latency;
 - ``fill`` rows: price, quantity, fee, and slippage against the decision close (market orders) or the stop
@@ -33,7 +33,7 @@ import polars as pl
 
 from core.domain import ms_to_dt
 from core.errors import ExchangeError
-from core.execution.ccxt_broker import CallRecord
+from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.market.candles import ccxt_to_symbol, symbol_to_ccxt
 from core.monitoring.references import OrderReferences, details_of
 from core.monitoring.rules import slippage_bps
@@ -41,7 +41,7 @@ from core.redact import redact_value
 from core.store import Store
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.view import SessionView
 
 LOGGED_CALLS = ("create_order", "cancel_order")
 BOOK_DEPTH = 5  # Binance's lightest order-book request
@@ -61,13 +61,15 @@ def decision_log_path(data_dir: Path) -> Path:
 
 
 class DecisionLog:
-    """A ``SessionObserver`` and a broker listener for one live session."""
+    """A ``SessionObserver`` and a broker listener for one live session; ``quote`` is the session's spread source."""
 
-    def __init__(self, session: LiveSession, path: Path | None = None) -> None:
-        self.session = session
-        self.store = session.store
-        self.path = path or decision_log_path(session.settings.data_dir)
-        self.model_bps = session.settings.paper.slippage_bps
+    def __init__(self, view: SessionView, store: Store, broker: CcxtBroker, data_dir: Path, model_bps: float,
+                 path: Path | None = None) -> None:
+        self.view = view
+        self.store = store
+        self.broker = broker
+        self.path = path or decision_log_path(data_dir)
+        self.model_bps = model_bps
         self.refs = OrderReferences()
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # exchange calls may come from another thread (key rotation)
@@ -79,10 +81,9 @@ class DecisionLog:
     def quote(self, symbol: str) -> dict[str, Any]:
         """Best bid/ask and spread now (one light order-book request); the error instead if the exchange fails.
         While the exchange is slow (latency pause, R4.4) it is skipped: it would delay the order, an exit included."""
-        engine = self.session.engine
-        if engine is not None and engine.risk.latency_paused:
-            return {"spread_skipped": f"exchange latency {engine.risk.latency:.2f}s: the order goes first"}
-        broker = self.session.broker
+        if self.view.latency_paused:
+            return {"spread_skipped": f"exchange latency {self.view.latency_s:.2f}s: the order goes first"}
+        broker = self.broker
         try:
             book = broker.call("fetch_order_book", broker.client.fetch_order_book, symbol_to_ccxt(symbol),
                                BOOK_DEPTH)
@@ -104,10 +105,7 @@ class DecisionLog:
                 self._pending.append(row)
 
     # --- SessionObserver -----------------------------------------------------------------------------------
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
-        engine = session.engine
-        if engine is not None and engine.quote is None:
-            engine.quote = self.quote
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
         self.refs.learn(new)
         with self._lock:
             mine, self._pending = self._pending, []
@@ -115,7 +113,7 @@ class DecisionLog:
         mine.extend(self._trades(new.get("trades")))
         self._write(mine, _engine_rows(new.get("decisions")))
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
         self._write(pending, [])
@@ -123,13 +121,12 @@ class DecisionLog:
     # --- rows ----------------------------------------------------------------------------------------------
     def _row(self, ts: datetime, symbol: str, kind: str, action: str, code: str, reason: str,
              details: dict[str, Any]) -> dict[str, Any]:
-        sid = self.session.session_id
+        sid = self.view.session_id
         return {"session_id": sid, "decision_id": f"{sid[:8]}-{kind[0]}{next(self._ids)}", "ts": ts, "symbol": symbol,
                 "kind": kind, "action": action, "code": code, "reason": reason, "details": details}
 
     def _now(self) -> datetime:
-        engine = self.session.engine
-        return ms_to_dt(engine.now()) if engine is not None else datetime.now(UTC)
+        return ms_to_dt(self.view.now_ms()) if self.view.started else datetime.now(UTC)
 
     def _execution(self, rec: CallRecord) -> dict[str, Any]:
         """An order sent or cancelled: request, response (or error), latency."""

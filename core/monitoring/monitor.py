@@ -42,7 +42,9 @@ from core.monitoring.rules import (
 from core.redact import redact
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.config import Settings
+    from core.store import Store
+    from core.view import SessionView
 
 log = logging.getLogger("rampart.alerts")
 
@@ -70,11 +72,11 @@ def api_error_kind(error: str) -> str | None:
 class AlertMonitor:
     """All alert rules for one live session; thresholds from ``settings.alerts``."""
 
-    def __init__(self, session: LiveSession, clock: Callable[[], float] = time.monotonic) -> None:
-        settings = session.settings
+    def __init__(self, view: SessionView, store: Store, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         cfg = settings.alerts
-        self.session = session
-        self.store = session.store
+        self.view = view
+        self.store = store
         self.refs = OrderReferences()
         self.slippage = SlippageRule(settings.paper.slippage_bps, cfg.slippage_multiple)
         self.rejections = CountRule("rejections", "ORDER_REJECTIONS", "error", cfg.rejections, cfg.window_s,
@@ -93,7 +95,7 @@ class AlertMonitor:
         self.raised: list[str] = []  # ids of the alerts this monitor recorded
 
     # --- SessionObserver -----------------------------------------------------------------------------------
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
         with self._lock:
             self.refs.learn(new)
             self._fills(new.get("fills"))
@@ -104,17 +106,16 @@ class AlertMonitor:
                 self._performance()
             self._watch_feed()
 
-    def on_poll(self, session: LiveSession) -> None:
+    def on_poll(self, view: SessionView) -> None:
         with self._lock:
-            engine = session.engine
-            if engine is not None:
-                now_s = engine.now() / 1000.0
+            if view.started:
+                now_s = view.now_ms() / 1000.0
                 self.rejections.prune(now_s)
                 self.bursts.prune(now_s)
             self.api.prune(time.time())
             self._watch_feed()
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         return None
 
     # --- broker listener -----------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class AlertMonitor:
                                                               "client_order_id": order.get("client_order_id")}))
 
     def _performance(self) -> None:
-        chash = self.session.chash
+        chash = self.view.config_hash
         trades = self.store.query(
             "SELECT t.trade_id, t.net_pnl FROM trades t JOIN sessions s ON s.id = t.session_id "
             "WHERE s.mode = 'live' AND s.config_hash = ? ORDER BY t.exit_time DESC, t.trade_id DESC LIMIT ?",
@@ -184,20 +185,20 @@ class AlertMonitor:
             self._raise(self.perf.check(trades["net_pnl"].to_list(), trades["trade_id"].to_list(), baseline))
 
     def _watch_feed(self) -> None:
-        feed = self.session.feed
-        if feed is None or feed.last_ts is None:
+        last = self.view.last_candle_ts
+        if last is None:
             return
         now = self._clock()
-        if feed.last_ts != self._candle:
-            self._candle, self._arrived, self._feed_failures = feed.last_ts, now, 0
+        if last != self._candle:
+            self._candle, self._arrived, self._feed_failures = last, now, 0
             self.stale.fresh()
             return
-        self._raise(self.stale.check(now - self._arrived, ms_to_dt(feed.last_ts).isoformat(), self._feed_failures))
+        self._raise(self.stale.check(now - self._arrived, ms_to_dt(last).isoformat(), self._feed_failures))
 
     def _raise(self, alert: Alert | None) -> None:
         if alert is None:
             return
-        alert = replace(alert, session_id=self.session.session_id)
+        alert = replace(alert, session_id=self.view.session_id)
         self.raised.append(record_alert(self.store, alert))
         log.warning("alert %s: %s", alert.code, alert.reason)
 

@@ -22,7 +22,9 @@ from core.notify.notes import entry_note, event_note, exit_note
 from core.notify.outbox import Notification, notify
 
 if TYPE_CHECKING:
-    from core.live.session import LiveSession
+    from core.config import Settings
+    from core.store import Store
+    from core.view import SessionView
 
 log = logging.getLogger("rampart.notify.session")
 DONE_STATUSES = ("filled", "canceled", "expired")  # an entry that is over: notify what it bought
@@ -30,36 +32,37 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class NotifyObserver:
-    """Attach with ``session.observers.append(NotifyObserver())`` (``core.live.wiring`` does)."""
+    """The notifications of one live session (``core.node`` attaches it, last)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings, self.store = settings, store
         self.notifier: Notifier | None = None
         self.handoff = Handoff()  # the notifier's outbox work, run here on the trading thread
         self._entries: dict[str, dict[str, Any]] = {}  # client_order_id -> the entry decision (stop, sizing)
         self._backlog: list[Notification] = []  # built but not stored yet (the store was busy): next flush
 
     # --- SessionObserver ------------------------------------------------------------------------------------
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
-        self._start(session)
-        notes, self._backlog = [*self._backlog, *self.notes(session, new)], []
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
+        self._start()
+        notes, self._backlog = [*self._backlog, *self.notes(view, new)], []
         try:
             if notes:
-                notify(session.store, *notes)
+                notify(self.store, *notes)
         except StoreError:
             self._backlog = notes  # nothing is lost: tried again with the next flush
             raise
         finally:
             self.handoff.drain()
 
-    def on_poll(self, session: LiveSession) -> None:
-        self._start(session)
+    def on_poll(self, view: SessionView) -> None:
+        self._start()
         self.handoff.drain()
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         """Store what is left, then stop the notifier after one last delivery (bounded by ``flush_s``)."""
         try:
             if self._backlog:
-                notify(session.store, *self._backlog)
+                notify(self.store, *self._backlog)
                 self._backlog = []
         finally:
             if self.notifier is not None:
@@ -69,9 +72,9 @@ class NotifyObserver:
                                 len(report.retrying) + int(report.more))
 
     # --- rows → notifications -------------------------------------------------------------------------------
-    def notes(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> list[Notification]:
+    def notes(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> list[Notification]:
         """The notifications for one flush's new rows, in the order the facts happened."""
-        sid = session.session_id
+        sid = view.session_id
         self._remember_entries(new.get("decisions"))
         timed: list[tuple[datetime, Notification]] = []
         for order in _rows(new.get("orders")):
@@ -79,7 +82,7 @@ class NotifyObserver:
                 decision = self._entries.pop(str(order["client_order_id"]), None)
                 stop = (decision or {}).get("stop")
                 if stop is None:  # e.g. an entry restored after a restart: its decision was in the last process
-                    stop = _position_stop(session, str(order["symbol"]))
+                    stop = _position_stop(view, str(order["symbol"]))
                 timed.append((_ts(order.get("updated_at")), entry_note(sid, order, decision, stop)))
         for trade in _rows(new.get("trades")):
             timed.append((_ts(trade.get("exit_time")), exit_note(sid, trade)))
@@ -104,10 +107,10 @@ class NotifyObserver:
                 self._entries[str(cid)] = {"stop": parsed.get("stop"), "sizing": parsed.get("sizing") or {},
                                            "reason": row.get("reason")}
 
-    def _start(self, session: LiveSession) -> None:
+    def _start(self) -> None:
         """The notifier runs from the first flush (not from attach: preflight may still refuse the session)."""
-        if self.notifier is None and session.settings.notify.slack_configured:
-            self.notifier = Notifier(session.settings, session.store, handoff=self.handoff).start()
+        if self.notifier is None and self.settings.notify.slack_configured:
+            self.notifier = Notifier(self.settings, self.store, handoff=self.handoff).start()
 
 
 def _rows(frame: pl.DataFrame | None) -> list[dict[str, Any]]:
@@ -120,9 +123,8 @@ def _ts(value: Any) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _position_stop(session: LiveSession, symbol: str) -> float | None:
-    engine = session.engine
-    position = engine.portfolio.positions.get(symbol) if engine is not None else None
+def _position_stop(view: SessionView, symbol: str) -> float | None:
+    position = view.positions().get(symbol)
     return position.stop if position is not None else None
 
 

@@ -30,10 +30,10 @@ from core.security.audit import (
 )
 
 if TYPE_CHECKING:
-    from core.config import AuditConfig
-    from core.execution.ccxt_broker import CallRecord
-    from core.live.session import LiveSession
+    from core.config import AuditConfig, Settings
+    from core.execution.ccxt_broker import CallRecord, CcxtBroker
     from core.store import Store
+    from core.view import OperatorInbox, SessionView
 
 log = logging.getLogger("rampart.audit")
 
@@ -71,12 +71,12 @@ class AuditObserver:
             self.write([])
 
     # --- session observer ----------------------------------------------------------------------------------
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
         first = self._notified_at is None
         self.write(session_entries(new), notify=first)
 
-    def on_stop(self, session: LiveSession) -> None:
-        self.write([("session_end", {"session_id": session.session_id, "bars": session.bars})], notify=True,
+    def on_stop(self, view: SessionView) -> None:
+        self.write([("session_end", {"session_id": view.session_id, "bars": view.bars})], notify=True,
                    force_anchor=True)
 
     # --- writing -------------------------------------------------------------------------------------------
@@ -136,22 +136,23 @@ def session_entries(new: Mapping[str, pl.DataFrame]) -> list[Entry]:
     return entries
 
 
-def attach_audit(session: LiveSession) -> AuditObserver | None:
-    """Connect the journal to a live session (observer + broker listener); None when the audit is disabled."""
-    journal = open_journal(session.settings)
+def attach_audit(settings: Settings, store: Store, broker: CcxtBroker, view: SessionView,
+                 inbox: OperatorInbox) -> AuditObserver | None:
+    """The journal for a live session (an observer and a broker listener, attached by ``core.node``); None when the
+    audit is disabled."""
+    journal = open_journal(settings)
     if journal is None:
         return None
 
     def key_id() -> str:  # the key actually in the client now (rotation swaps it)
-        return key_id_of(getattr(session.broker.client, "apiKey", None))
+        return key_id_of(getattr(broker.client, "apiKey", None))
 
     def halt(why: str) -> None:
-        session.halt_entries("AUDIT_UNAVAILABLE", f"the audit journal cannot be written ({why}); no new entries "
-                             "until it can", {"journal": str(journal.path)})
+        inbox.halt_entries("AUDIT_UNAVAILABLE", f"the audit journal cannot be written ({why}); no new entries "
+                           "until it can", {"journal": str(journal.path)})
 
-    observer = AuditObserver(journal, session.store, session.settings.audit, key_id, session.session_id, halt)
-    session.broker.listeners.append(observer.on_call)
-    session.observers.append(observer)
+    observer = AuditObserver(journal, store, settings.audit, key_id, view.session_id, halt)
+    broker.listeners.append(observer.on_call)
     return observer
 
 

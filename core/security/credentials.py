@@ -59,6 +59,23 @@ class Credentials:
                 and hmac.compare_digest(self.secret.get_secret_value(), other.secret.get_secret_value()))
 
 
+@dataclass
+class KeyHolder:
+    """The key pair a live session signs with now; key rotation replaces it (R8.3). ``problem`` says why none
+    could be read (preflight reports it)."""
+
+    credentials: Credentials | None = None
+    problem: str | None = None
+
+    @classmethod
+    def load(cls, config: CredentialsConfig) -> KeyHolder:
+        """From the configured provider; a provider that cannot deliver is a ``problem``, not an exception."""
+        try:
+            return cls(load_credentials(config))
+        except AuthenticationError as exc:
+            return cls(None, str(exc))
+
+
 def make_credentials(api_key: str | None, secret: str | None, source: str) -> Credentials:
     """Checked credentials from raw text (surrounding whitespace dropped); the error names what is wrong where."""
     parts = {"API key": (api_key or "").strip(), "API secret": (secret or "").strip()}
@@ -183,4 +200,5 @@ def load_credentials(config: CredentialsConfig | None = None) -> Credentials:
 
 
 __all__ = ["KEY_FILE", "KEY_VAR", "SECRET_FILE", "SECRET_VAR", "CredentialProvider", "Credentials", "DirProvider",
-           "EnvProvider", "load_credentials", "make_credentials", "provider_for", "register_provider", "remember"]
+           "EnvProvider", "KeyHolder", "load_credentials", "make_credentials", "provider_for", "register_provider",
+           "remember"]

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import AuthenticationError, ExchangeError, StoreError
-from core.security.credentials import CredentialProvider, Credentials, provider_for, remember
+from core.security.credentials import CredentialProvider, Credentials, KeyHolder, provider_for, remember
 from core.state.commands import read_queue
 
 if TYPE_CHECKING:
     from core.config import Settings
-    from core.live.session import LiveSession
+    from core.execution.ccxt_broker import CcxtBroker
     from core.venue import Venue
+    from core.view import OperatorInbox, SessionView
 
 log = logging.getLogger("rampart.security")
 
@@ -112,38 +113,40 @@ class KeyRotator:
     """A live-session observer: watches the credentials source and rotation requests; rotates on the trading
     thread, between two polls (the broker lock also keeps other threads' requests whole)."""
 
-    def __init__(self, provider: CredentialProvider, data_dir: Path, every: int = 40,
-                 timeout_ms: int = 10_000) -> None:
+    def __init__(self, provider: CredentialProvider, data_dir: Path, keys: KeyHolder, broker: CcxtBroker,
+                 inbox: OperatorInbox, store: Any, every: int = 40, timeout_ms: int = 10_000) -> None:
         self.provider, self.data_dir, self.every, self.timeout_ms = provider, data_dir, max(1, every), timeout_ms
+        self.keys, self.broker, self.inbox, self.store = keys, broker, inbox, store
         self._polls = 0
         self._candidate: Credentials | None = None  # a changed pair seen once; rotated when seen again
         self._refused: Credentials | None = None  # not retried until the source changes again
         self._problem: str | None = None  # the source's last read error, recorded once
 
     @classmethod
-    def for_session(cls, session: LiveSession) -> KeyRotator:
-        creds = session.settings.credentials
-        return cls(provider_for(creds), session.settings.data_dir, creds.check_every_polls)
+    def for_session(cls, settings: Settings, keys: KeyHolder, broker: CcxtBroker, inbox: OperatorInbox,
+                    store: Any) -> KeyRotator:
+        creds = settings.credentials
+        return cls(provider_for(creds), settings.data_dir, keys, broker, inbox, store, creds.check_every_polls)
 
-    def on_poll(self, session: LiveSession) -> None:
+    def on_poll(self, view: SessionView) -> None:
         self._polls += 1
         for path, request in pending_requests(self.data_dir):
             path.unlink(missing_ok=True)
-            self.check(session, trigger=f"{MANUAL} by {request.get('who') or 'unknown'}",
+            self.check(view, trigger=f"{MANUAL} by {request.get('who') or 'unknown'}",
                        request_id=str(request.get("id") or path.stem))
         if self._polls % self.every == 0:
-            self.check(session)
+            self.check(view)
 
-    def on_flush(self, session: LiveSession, new: Any) -> None:
+    def on_flush(self, view: SessionView, new: Any) -> None:
         return None
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         return None
 
-    def check(self, session: LiveSession, trigger: str = "source changed",
+    def check(self, view: SessionView, trigger: str = "source changed",
               request_id: str | None = None) -> RotationOutcome | None:
         """Re-read the provider; rotate when it holds a new pair. A request always gets an answer event."""
-        current = session.credentials
+        current = self.keys.credentials
         old_id = current.key_id if current else None
         try:
             new = remember(self.provider.load())
@@ -152,14 +155,14 @@ class KeyRotator:
                 return None  # already recorded; the old key stays in use meanwhile
             self._problem = str(exc)
             code = REFUSED if request_id else SOURCE_UNREADABLE
-            return self._finish(session, RotationOutcome(code, f"{exc}; key {old_id} stays in use", old_id, None,
+            return self._finish(view, RotationOutcome(code, f"{exc}; key {old_id} stays in use", old_id, None,
                                                          trigger, request_id))
         self._problem = None
         if new.same_as(current):
             self._candidate = None
             if request_id is None:
                 return None
-            return self._finish(session, RotationOutcome(UNCHANGED, f"{self.provider.describe()} still holds key "
+            return self._finish(view, RotationOutcome(UNCHANGED, f"{self.provider.describe()} still holds key "
                                                          f"{old_id}, already in use", old_id, old_id, trigger,
                                                          request_id))
         if request_id is None:
@@ -168,20 +171,20 @@ class KeyRotator:
             if not new.same_as(self._candidate):
                 self._candidate = new  # settle first: a pair half-written must not be tried
                 return None
-        return self.rotate(session, new, trigger, request_id)
+        return self.rotate(view, new, trigger, request_id)
 
-    def rotate(self, session: LiveSession, new: Credentials, trigger: str,
+    def rotate(self, view: SessionView, new: Credentials, trigger: str,
                request_id: str | None = None) -> RotationOutcome:
         """Prove ``new`` with a separate client, swap it in between requests, prove it again, record."""
-        old = session.credentials
+        old = self.keys.credentials
         old_id = old.key_id if old else None
 
         def done(code: str, detail: str) -> RotationOutcome:
-            return self._finish(session, RotationOutcome(code, detail, old_id, new.key_id, trigger, request_id))
+            return self._finish(view, RotationOutcome(code, detail, old_id, new.key_id, trigger, request_id))
 
         try:
-            verify_credentials(new, session.venue, timeout_ms=self.timeout_ms,
-                               markets=getattr(session.client, "markets", None))
+            verify_credentials(new, view.venue, timeout_ms=self.timeout_ms,
+                               markets=getattr(self.broker.client, "markets", None))
         except AuthenticationError as exc:
             self._refused, self._candidate = new, None
             return done(REFUSED, f"the exchange refused key {new.key_id} ({exc}); key {old_id} stays in use")
@@ -189,31 +192,29 @@ class KeyRotator:
             self._candidate = None
             return done(DEFERRED, f"key {new.key_id} could not be verified ({exc}); key {old_id} stays in use and "
                         "the new one is tried at the next check")
-        self._swap(session, new)
+        self._swap(new)
         try:  # the trading client itself, now signing with the new pair
-            session.broker.read("fetch_balance", session.client.fetch_balance)
+            self.broker.read("fetch_balance", self.broker.client.fetch_balance)
         except AuthenticationError as exc:
             if old is not None:
-                self._swap(session, old)  # the old pair was kept for exactly this
+                self._swap(old)  # the old pair was kept for exactly this
             self._refused, self._candidate = new, None
             return done(REFUSED, f"key {new.key_id} was refused once in use ({exc}); rolled back to key {old_id}")
         except ExchangeError:
             pass  # the separate client proved the pair; a transient failure now says nothing about the key
-        session.credentials = new
+        self.keys.credentials = new
         self._refused = self._candidate = None
         return done(ROTATED, f"API key rotated: {old_id} -> {new.key_id}, verified by a signed read and swapped "
                     "between requests; revoke the old key on the exchange when ready")
 
-    @staticmethod
-    def _swap(session: LiveSession, creds: Credentials) -> None:
-        session.broker.swap_credentials(creds.api_key.get_secret_value(), creds.secret.get_secret_value())
+    def _swap(self, creds: Credentials) -> None:
+        self.broker.swap_credentials(creds.api_key.get_secret_value(), creds.secret.get_secret_value())
 
-    def _finish(self, session: LiveSession, outcome: RotationOutcome) -> RotationOutcome:
-        if session.engine is not None:
-            session.engine.record_event(outcome.severity, outcome.code, outcome.detail, outcome.details())
+    def _finish(self, view: SessionView, outcome: RotationOutcome) -> RotationOutcome:
+        self.inbox.record(outcome.severity, outcome.code, outcome.detail, outcome.details())
         log.warning("%s: %s", outcome.code, outcome.detail)
         if outcome.code in (ROTATED, REFUSED):
-            notify_outcome(session.store, outcome, session.session_id)
+            notify_outcome(self.store, outcome, view.session_id)
         return outcome
 
 

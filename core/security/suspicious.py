@@ -1,5 +1,6 @@
 """Suspicious-activity detection (R8.4): signs that the account or its keys are not only Rampart's, each answered by
-a critical alert and by halting entries (``LiveSession.halt_entries`` → SAFE_MODE; exits and stops keep working).
+a critical alert and by halting entries (the session inbox's ``halt_entries`` → SAFE_MODE; exits and stops keep
+working).
 
 What counts, and the code it is raised with:
 - ``AUTH_FAILURES``: ``audit.auth_failures`` authentication/signature failures (ccxt AuthenticationError,
@@ -39,8 +40,9 @@ from core.security.audit import PUBLIC_CALLS
 
 if TYPE_CHECKING:
     from core.config import AuditConfig
-    from core.execution.ccxt_broker import CallRecord
-    from core.live.session import LiveSession
+    from core.execution.ccxt_broker import CallRecord, CcxtBroker
+    from core.store import Store
+    from core.view import OperatorInbox, SessionView
 
 log = logging.getLogger("rampart.security")
 
@@ -74,8 +76,9 @@ def is_ip_ban(error: str) -> bool:
 class SuspiciousActivityDetector:
     """Watches one live session: its exchange calls, its reconciliation events and the account itself."""
 
-    def __init__(self, session: LiveSession, config: AuditConfig) -> None:
-        self.session, self.config = session, config
+    def __init__(self, view: SessionView, inbox: OperatorInbox, broker: CcxtBroker, store: Store,
+                 config: AuditConfig) -> None:
+        self.view, self.inbox, self.broker, self.store, self.config = view, inbox, broker, store, config
         self._lock = threading.Lock()
         self._failures: deque[tuple[float, str, str]] = deque()  # (monotonic, endpoint, error)
         self._burst = False  # a burst was raised; re-armed by the next successful signed call
@@ -125,27 +128,26 @@ class SuspiciousActivityDetector:
                  "endpoints": endpoints, "last_error": last}))
 
     # --- session observer ----------------------------------------------------------------------------------
-    def on_poll(self, session: LiveSession) -> None:
+    def on_poll(self, view: SessionView) -> None:
         self.raise_pending()
 
-    def on_flush(self, session: LiveSession, new: Mapping[str, pl.DataFrame]) -> None:
+    def on_flush(self, view: SessionView, new: Mapping[str, pl.DataFrame]) -> None:
         self._from_reconciliation(new.get("events"))
-        engine = session.engine
-        if engine is not None and self._start_ms is None:
-            self._start_ms = engine.now()
-        if engine is not None and "equity" in new and self._healthy():  # a bar was traded: checks due?
+        if view.started and self._start_ms is None:
+            self._start_ms = view.now_ms()
+        if view.started and "equity" in new and self._healthy():  # a bar was traded: checks due?
             every = self.config.check_orders_every
-            if every and session.bars // every > self._orders_checked:
-                self._orders_checked = session.bars // every
+            if every and view.bars // every > self._orders_checked:
+                self._orders_checked = view.bars // every
                 self.check_open_orders()
             every = self.config.check_account_every
-            if every and session.bars // every > self._account_checked:
-                self._account_checked = session.bars // every
+            if every and view.bars // every > self._account_checked:
+                self._account_checked = view.bars // every
                 self.check_trades()
                 self.check_balances()
         self.raise_pending()
 
-    def on_stop(self, session: LiveSession) -> None:
+    def on_stop(self, view: SessionView) -> None:
         self.raise_pending()
 
     def _healthy(self) -> bool:
@@ -164,7 +166,7 @@ class SuspiciousActivityDetector:
             self._raised.add(identity)
             self._pending.append(finding)
         log.critical("suspicious activity %s: %s", finding.code, finding.reason)
-        self.session.halt_entries(finding.code, finding.reason, finding.evidence)
+        self.inbox.halt_entries(finding.code, finding.reason, finding.evidence)
 
     def raise_pending(self) -> None:
         """Write the queued alerts (alerts + events + notification outbox)."""
@@ -172,9 +174,9 @@ class SuspiciousActivityDetector:
             pending, self._pending = self._pending, []
         for n, finding in enumerate(pending):
             try:
-                record_alert(self.session.store, Alert(
+                record_alert(self.store, Alert(
                     rule=RULE, code=finding.code, severity="critical", reason=finding.reason,
-                    evidence={**finding.evidence, "action": "entries halted"}, session_id=self.session.session_id))
+                    evidence={**finding.evidence, "action": "entries halted"}, session_id=self.view.session_id))
             except Exception:
                 with self._lock:  # written at the next poll instead
                     self._pending = pending[n:] + self._pending
@@ -194,24 +196,17 @@ class SuspiciousActivityDetector:
     # --- account checks ------------------------------------------------------------------------------------
     def _call(self, what: str, *args: Any) -> Any:
         """One exchange call through the broker (timed, listened to: failures count), no retry; None if it failed."""
-        broker = self.session.broker
+        broker = self.broker
         try:
             return broker.call(what, getattr(broker.client, what), *args)
         except ExchangeError as exc:
             log.warning("suspicious-activity check %s failed: %s", what, exc)
             return None
 
-    def _known_orders(self) -> tuple[set[str], set[str]]:
-        """(client order ids, exchange order ids) of Rampart's orders in this session and the live state."""
-        engine = self.session.engine
-        orders = list(engine.result.orders) if engine is not None else []
-        cids = {o.client_order_id for o in orders} | set(self.session.state.orders)
-        return cids, {o.exchange_order_id for o in orders if o.exchange_order_id}
-
     def check_open_orders(self) -> None:
         """An open order that is neither in Rampart's books nor carries its client-id prefix is someone else's."""
-        cids, _ = self._known_orders()
-        for sym in self.session.symbols:
+        cids, _ = self.view.known_orders()
+        for sym in self.view.symbols:
             for info in self._call("fetch_open_orders", symbol_to_ccxt(sym)) or []:
                 cid, oid = str(info.get("clientOrderId") or ""), str(info.get("id"))
                 if cid in cids or cid.startswith(OUR_PREFIX):
@@ -224,8 +219,8 @@ class SuspiciousActivityDetector:
 
     def check_trades(self) -> None:
         """Trades since the session started whose order is not Rampart's (looked up by id when not known)."""
-        _, ours = self._known_orders()
-        for sym in self.session.symbols:
+        _, ours = self.view.known_orders()
+        for sym in self.view.symbols:
             since = self._since.get(sym, self._start_ms)
             for trade in self._call("fetch_my_trades", symbol_to_ccxt(sym), since) or []:
                 tid, oid = str(trade.get("id")), str(trade.get("order"))
@@ -255,15 +250,15 @@ class SuspiciousActivityDetector:
 
     def check_balances(self) -> None:
         """Exchange base-asset total − baseline must equal Rampart's position; the same gap twice is suspicious."""
-        engine = self.session.engine
         balance = self._call("fetch_balance")
-        if engine is None or balance is None:
+        if not self.view.started or balance is None:
             return
         totals = balance.get("total", {})
-        for sym in self.session.symbols:
+        baseline, positions = self.view.baseline(), self.view.positions()
+        for sym in self.view.symbols:
             asset = base_asset(sym)
-            held = float(totals.get(asset) or 0.0) - float(self.session.state.baseline.get(asset, 0.0))
-            pos = engine.portfolio.positions.get(sym)
+            held = float(totals.get(asset) or 0.0) - float(baseline.get(asset, 0.0))
+            pos = positions.get(sym)
             expected = pos.qty if pos else 0.0
             gap, tolerance = held - expected, max(1e-8, abs(expected) * 1e-6)
             if abs(gap) <= tolerance:
@@ -288,12 +283,4 @@ def _details(raw: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def attach_detector(session: LiveSession) -> SuspiciousActivityDetector:
-    """Connect suspicious-activity detection to a live session (observer + broker listener)."""
-    detector = SuspiciousActivityDetector(session, session.settings.audit)
-    session.broker.listeners.append(detector.on_call)
-    session.observers.append(detector)
-    return detector
-
-
-__all__ = ["AUTH_ERRORS", "Finding", "SuspiciousActivityDetector", "attach_detector", "error_type", "is_ip_ban"]
+__all__ = ["AUTH_ERRORS", "Finding", "SuspiciousActivityDetector", "error_type", "is_ip_ban"]

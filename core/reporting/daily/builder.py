@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from core.build import config_hash
 from core.config import MarketConfig, Settings, StrategyConfig
 from core.config.ladder import rung
 from core.errors import ConfigError
@@ -38,7 +39,6 @@ from core.reporting.daily.reasons import TradeContext, details, entry_text, exit
 from core.reporting.daily.risk import coverage, risk_section
 from core.reporting.daily.suggest import Evidence, suggest
 from core.reporting.paper_report import json_safe
-from core.session import config_hash
 from core.store import Store
 from core.strategy import build_params
 

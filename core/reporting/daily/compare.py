@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from core.build import build_paper_engine
 from core.config import Settings, SizingConfig
 from core.domain import Mode, OrderFilled, dt_to_ms
 from core.errors import RampartError
@@ -33,7 +34,6 @@ from core.market import align
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
 from core.reporting.daily.candles import CandleSource
-from core.session import build_paper_engine
 from core.strategy import build_params, make_strategy
 
 MAX_WINDOW = 999  # the live feed's longest window (core.live.session)

@@ -1,0 +1,84 @@
+"""The live session's recorder: each bar's new rows into DuckDB (one transaction), the state file after every bar,
+and the journal entry written *before* every order is sent (so a restart knows every order that may exist).
+
+Once the HALT flag is up the emergency stop owns the account and the state file: nothing more is sent or saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from core.domain import Mode, Order
+from core.engine import Engine
+from core.errors import TradingHalted
+from core.execution.ccxt_broker import CcxtBroker
+from core.state.live import LiveState, save_state
+from core.store import Store
+from core.validation import session_frames
+
+TRANSIENT_NOTICES = frozenset({"ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED", "CANCEL_FAILED"})
+INCREMENTAL_TABLES = ("fills", "trades", "decisions", "events", "equity")
+
+
+class Recorder:
+    """Writes one live session's rows and state; ``halted`` says whether an emergency stop has taken over."""
+
+    def __init__(self, store: Store, session_id: str, state_path: Path, state: LiveState,
+                 halted: Callable[[], bool]) -> None:
+        self.store, self.session_id, self.state_path = store, session_id, state_path
+        self.state = state
+        self.halted = halted
+        self._written: dict[str, int] = {}
+        self._order_marks: dict[str, tuple[str, float]] = {}
+
+    def journal(self, order: Order) -> None:
+        """The broker's ``before_submit``: remember the order durably, or refuse to send it once HALTED."""
+        if self.halted():
+            raise TradingHalted(f"HALTED by an emergency stop: {order.client_order_id} not sent")
+        self.state.remember_order(order)
+        save_state(self.state_path, self.state)
+
+    def flush(self, engine: Engine, broker: CcxtBroker) -> dict[str, pl.DataFrame]:
+        """This bar's new rows into DuckDB in one transaction, then the state file; returns the new rows."""
+        for ts, code, message in broker.notices:
+            engine.record_event("warning" if code in TRANSIENT_NOTICES else "error", code, message, ts=ts)
+        broker.notices.clear()
+        res = engine.result
+        frames = session_frames(res)
+        new: dict[str, pl.DataFrame] = {}
+        for table in INCREMENTAL_TABLES:
+            frame = frames.get(table)
+            done = self._written.get(table, 0)
+            if frame is not None and frame.height > done:
+                new[table] = frame.slice(done).with_columns(pl.lit(self.session_id).alias("session_id"))
+                self._written[table] = frame.height
+        changed = [o for o in res.orders if self._order_marks.get(o.client_order_id) != (o.status, o.filled_qty)]
+        if changed:
+            new["orders"] = pl.DataFrame([o.to_row() for o in changed], infer_schema_length=None).with_columns(
+                pl.lit(self.session_id).alias("session_id"))
+            self._order_marks.update({o.client_order_id: (o.status, o.filled_qty) for o in changed})
+        if "trades" in new:
+            new["trades"] = new["trades"].with_columns(pl.lit(Mode.LIVE.value).alias("mode"))
+        self.store.append_many(new)
+        self.save(engine)
+        return new
+
+    def save(self, engine: Engine) -> None:
+        """The state file from the engine: trading state, risk state, positions, working orders."""
+        if self.halted():  # checked right before writing: the stop's HALTED state wins
+            return
+        state = self.state
+        state.trading_state = engine.risk.state.value
+        state.risk = engine.risk.to_state()
+        state.orders = {}
+        for bar in engine.books:
+            state.remember_position(bar.position, bar.symbol)
+            for order in bar.working:
+                state.remember_order(order)
+        save_state(self.state_path, state)
+
+
+__all__ = ["Recorder"]
