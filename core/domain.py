@@ -231,12 +231,14 @@ class OrderFilled:
 
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
-    """Event: the risk engine refused an order. ``code`` is a Reason, ``detail`` carries the numbers."""
+    """Event: the risk engine refused an order. ``code`` is a Reason, ``detail`` carries the numbers; ``checks``
+    the checks that ran up to the refusal (the last one failed), each with its numbers."""
 
     symbol: str
     code: str
     detail: str
     ts: int
+    checks: tuple[dict[str, Any], ...] = ()
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"

@@ -35,10 +35,12 @@ from core.domain import (
     ms_to_dt,
 )
 from core.errors import TradingHalted
+from core.events import Event, EventCode, SessionError
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
-from core.risk.engine import EntryApproved, RiskAction, RiskEngine
+from core.risk.breakers import BreakerTripped
+from core.risk.engine import EntryApproved, RiskEngine
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy
 
@@ -247,23 +249,24 @@ class Engine:
     def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
         """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""
         for action in self.risk.on_mark(ts, equity, unrealized, prev_equity):
-            if action.code == "UNREALIZED_LOSS_TIGHTEN":
+            if action.code is EventCode.UNREALIZED_LOSS_TIGHTEN:
                 self._tighten_stops(i, ts)
             self.record_action(action)
 
-    def record_action(self, action: RiskAction) -> None:
+    def record_action(self, action: Event) -> None:
         """An automatic risk action goes to the events and to the decision log, with its code and numbers."""
-        self.record_event(action.severity, action.code, action.detail, ts=action.ts)
+        self.emit(action)
         if self.record_decisions:
             self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
-                                          "ts": action.ts, "symbol": "*", "kind": "action", "action": "risk",
-                                          "code": action.code, "reason": action.detail,
-                                          "details": {"state": self.risk.state.value, "derisked": self.risk.derisked,
-                                                      "latency_s": self.risk.latency}})
+                                          "ts": action.ts if action.ts is not None else self.now(), "symbol": "*",
+                                          "kind": "action", "action": "risk", "code": action.code.value,
+                                          "reason": action.message,
+                                          "details": {**action.details, "state": self.risk.state.value,
+                                                      "derisked": self.risk.derisked, "latency_s": self.risk.latency}})
 
-    def _tripped(self, tripped: Any, ts: int) -> None:
+    def _tripped(self, tripped: BreakerTripped | None, ts: int) -> None:
         if tripped is not None:
-            self.record_action(RiskAction(tripped.code, str(tripped), ts, "critical"))
+            self.record_action(tripped.event(ts))
 
     def on_api_error(self, what: str) -> None:
         """Live: an exchange call failed (5xx, timeout, 429, auth); the API-error breaker counts it."""
@@ -352,7 +355,10 @@ class Engine:
         price = bar.close[i]
         self._quote = self.quote(signal.symbol) if self.quote is not None else {}  # before any order is sent
         if any(o.tag is not OrderTag.STOP for o in bar.working):
-            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts),
+            working = [o.client_order_id for o in bar.working if o.tag is not OrderTag.STOP]
+            refused = ({"check": "order_pending", "result": "fail", "working": working},)
+            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts,
+                                                 refused),
                          i=i)
             return
         if signal.action == "exit":
@@ -408,13 +414,15 @@ class Engine:
                                    "state": self.risk.state.value, "market": self._market(signal.symbol, i)}
         if isinstance(outcome, OrderDenied):
             kind, code, details["denied"] = "denied", outcome.code, outcome.detail
+            if outcome.checks:
+                details["checks"] = list(outcome.checks)
         else:
             kind, code = "order", "SUBMITTED"
             details["order"] = {"client_order_id": outcome.client_order_id, "side": outcome.side.value,
                                 "type": outcome.type.value, "qty": outcome.qty, "quote_qty": outcome.quote_qty}
         if approved is not None:
             details["sizing"] = approved.inputs
-            details["checks"] = [{"check": c, "result": "pass"} for c in approved.checks]
+            details["checks"] = list(approved.checks)
         self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
                                       "ts": ts, "symbol": signal.symbol, "kind": kind, "action": signal.action,
                                       "code": code, "reason": signal.reason, "details": details})
@@ -427,13 +435,12 @@ class Engine:
             where = f" at bar {i} ({ms_to_dt(self.books[0].ts[i]).isoformat()})"
         message = f"{type(exc).__name__}{where}: {exc}"
         self.result.errors.append(message)
-        self.record_event("error", "SESSION_ERROR", message, {"traceback": traceback.format_exc(limit=8)})
+        self.emit(Event.of(EventCode.SESSION_ERROR, SessionError(error=message, where=where.strip(),
+                                                                 traceback=traceback.format_exc(limit=8))))
 
-    def record_event(self, severity: str, code: str, message: str, details: dict[str, Any] | None = None,
-                     ts: int | None = None) -> None:
-        when = ts if ts is not None else self.now()
-        self.result.events.append({"ts": when, "kind": "session", "severity": severity, "code": code,
-                                   "message": message, "details": details or {}})
+    def emit(self, event: Event) -> None:
+        """Record a typed event (``core.events``) on the engine clock unless it carries its own time."""
+        self.result.events.append(event.row("session", self.now()))
 
     def now(self) -> int:
         """The engine's clock: injected (wall time live), else the latest bar's time (replay and sandbox runs)."""
@@ -446,12 +453,11 @@ class Engine:
 
     def finish(self) -> SessionResult:
         res = self.result
-        notices = getattr(self.broker, "notices", [])
-        for ts, code, message in notices:
-            severity = "error" if code == "INSUFFICIENT_BALANCE" else "info"
-            self.record_event(severity, code, message, ts=ts)
-            if severity == "error":  # an unexpected order rejection fails the session (R1.5)
-                res.errors.append(f"{code}: {message}")
+        notices: list[Event] = getattr(self.broker, "notices", [])
+        for notice in notices:
+            self.emit(notice)
+            if notice.code is EventCode.INSUFFICIENT_BALANCE:  # an unexpected order rejection fails the session (R1.5)
+                res.errors.append(f"{notice.code}: {notice.message}")
         res.final_equity = res.equity[-1] if res.equity else self.portfolio.cash
         res.trades = list(self.portfolio.trades)
         res.fees_paid = self.portfolio.fees_paid

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import polars as pl
 
 if TYPE_CHECKING:
+    from core.events import Event
     from core.venue import Venue
 
 log = logging.getLogger("rampart.live")
@@ -92,8 +93,8 @@ class OperatorInbox(Protocol):
         """SAFE_MODE (no new entries; exits and stops keep working), with ``code`` as a critical event."""
         ...
 
-    def record(self, severity: str, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        """An event for the session's record (its ``events`` rows and everything that reads them)."""
+    def record(self, event: Event) -> None:
+        """A typed event for the session's record (its ``events`` rows and everything that reads them)."""
         ...
 
 

@@ -114,7 +114,7 @@ def test_paper_mode_never_builds_a_live_broker_nor_reads_credentials(tmp_path: P
         "from core.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    env = {**os.environ, "RAMPART_EXCHANGE__API_KEY": canary_key, "RAMPART_EXCHANGE__API_SECRET": canary_secret,
+    env = {**os.environ, "RAMPART_API_KEY": canary_key, "RAMPART_API_SECRET": canary_secret,
            "BINANCE_API_KEY": canary_key, "BINANCE_SECRET": canary_secret}
     data_dir = tmp_path / "d"
     proc = subprocess.run([sys.executable, "-c", script, "paper", "--days", "30", "--data-dir", str(data_dir)],

@@ -434,7 +434,7 @@ def test_the_daily_report_flow_writes_publishes_and_announces(prefect_harness: N
     from flows.daily_report import daily_report_flow
 
     settings, _ = make_day(tmp_path, 8)  # candles in DATA_DIR/candles: the flow's first source
-    out = daily_report_flow(date=BENCH_DAY.isoformat(), exchange="none", data_dir=str(settings.data_dir))
+    out = daily_report_flow(date=BENCH_DAY.isoformat(), exchange=None, data_dir=str(settings.data_dir))
     assert out["status"] == "traded" and out["notification"] == "daily-report:2024-01-02"
     folder = settings.data_dir / "reports" / "2024-01-02"
     assert {Path(p).parent for p in out["files"].values()} == {folder}

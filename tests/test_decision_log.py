@@ -71,7 +71,16 @@ def test_one_trade_is_explained_by_its_rows_from_signal_to_exit(tmp_path: Path, 
     assert market["price"] == BTC and market["vol_ratio"] == 1.0 and market["latency_s"] > 0
     assert market["bid"] < BTC < market["ask"] and market["spread"] == pytest.approx(market["ask"] - market["bid"])
     assert market["spread_bps"] == pytest.approx(1.0, abs=0.01)  # the sandbox's 1 bp book
-    assert d["checks"] == [{"check": c, "result": "pass"} for c in CHECKS]
+    # every check that ran, in order, each with the numbers it compared (R3.5: a truthful log)
+    assert [c["check"] for c in d["checks"]] == CHECKS and {c["result"] for c in d["checks"]} == {"pass"}
+    checks = {c["check"]: c for c in d["checks"]}
+    assert checks["allow_list"]["symbol"] == "BTCUSDT" and checks["trading_state"]["state"] == "ACTIVE"
+    assert checks["breakers"]["blocking"] is None
+    assert checks["latency"]["limit_s"] == 2.0 and 0 < checks["latency"]["latency_s"] < 2.0
+    assert checks["correlation"] == {"check": "correlation", "result": "pass", "pairs": [], "max": 0.7}
+    assert checks["stop"]["stop"] == 38_400.0 and checks["stop"]["price"] == BTC
+    assert checks["volatility"]["vol_ratio"] == 1.0 and checks["volatility"]["multiplier"] == 1.0
+    assert checks["exposure_cap"]["cap"] == 0.02 and checks["exposure_cap"]["room"] == pytest.approx(200.0)
     sizing = d["sizing"]
     assert sizing["equity"] == 10_000.0 and sizing["risk_per_trade"] == 0.001 and sizing["exposure_cap"] == 0.02
     assert sizing["price"] == BTC and sizing["stop"] == 38_400.0 and sizing["binding"] == "exposure_cap"

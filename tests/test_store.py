@@ -26,7 +26,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "schema_migrations": ["version", "name", "applied_at"],
     "sessions": [
         "id", "mode", "started_at", "ended_at", "strategy", "config_hash", "symbols", "timeframe",
-        "status", "error", "starting_equity", "final_equity", "settings",
+        "status", "error", "starting_equity", "final_equity", "settings", "venue", "live_evidence",
     ],
     "orders": [
         "session_id", "client_order_id", "exchange_order_id", "symbol", "side", "type", "qty", "price",
@@ -184,7 +184,7 @@ def test_missing_migrations_are_applied_in_order(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "old.duckdb"))
     try:
         assert migrate(conn, MIGRATIONS[:1]) == [1]  # a database written by version-1 code
-        assert migrate(conn) == [2, 3]
+        assert migrate(conn) == [2, 3, 4]
         views = conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v_session_summary'")
         assert views.fetchall() == [(1,)]
     finally:

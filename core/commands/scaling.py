@@ -57,6 +57,7 @@ def approve(run_id: Annotated[str, typer.Argument(help="the paused scaling-revie
     """Answer a paused scaling review: --yes applies the proposal (through the review run), --no rejects it."""
     from core.config import load_settings, run_overrides
     from core.control.auth import Operator, authorize
+    from core.events import Event, EventCode, OverrideOutcome, ScalingEvent
     from core.scaling.reviews import PrefectApi, waiting_keyset
     from core.store import Store
 
@@ -73,8 +74,9 @@ def approve(run_id: Annotated[str, typer.Argument(help="the paused scaling-revie
         code = who.code if not isinstance(who, Operator) else "REVIEWER_MISMATCH"
         detail = who.detail if not isinstance(who, Operator) else f"--reviewer {reviewer} is not {who.name}, " \
                                                                    "whose token this is"
-        store.record_event(kind="scaling", severity="error", code=code, message=f"scaling answer refused: {detail}",
-                           details={"run_id": run_id, "reviewer": reviewer, "accepted": False})
+        refused = OverrideOutcome(action="approve-scaling", accepted=False, detail=f"scaling answer refused: {detail}",
+                                  who=reviewer, extra={"run_id": run_id, "reviewer": reviewer})
+        store.record(Event.of(code, refused), kind="scaling")
         raise fail(f"{code}: {detail} (the refusal is recorded)")
     api = PrefectApi()
     run = api.flow_run(run_id)
@@ -84,9 +86,10 @@ def approve(run_id: Annotated[str, typer.Argument(help="the paused scaling-revie
     ok, why = api.resume(run_id, {"approve": bool(yes), "reviewer": who.name, "comment": comment.strip()})
     if not ok:
         raise fail(f"Prefect did not accept the answer: {why}")
-    store.record_event(kind="scaling", severity="warning", code="SCALING_ANSWERED",
-                       message=f"scaling review {run_id} {'approved' if yes else 'rejected'} by {who.name}: {comment}",
-                       details={"run_id": run_id, "approve": bool(yes), "reviewer": who.name, "comment": comment})
+    answered = ScalingEvent(title=f"scaling review {run_id} {'approved' if yes else 'rejected'} by {who.name}: "
+                                  f"{comment}", extra={"run_id": run_id, "approve": bool(yes), "reviewer": who.name,
+                                                       "comment": comment})
+    store.record(Event.of(EventCode.SCALING_ANSWERED, answered), kind="scaling")
     verdict = "approved" if yes else "rejected"
     typer.echo(f"review {run_id} {verdict} by {who.name}; the review run records the decision"
                + (" and applies it" if yes else ""))

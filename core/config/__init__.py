@@ -8,6 +8,7 @@ nothing runs on a half-valid configuration.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,14 +192,22 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
+SECRET_NAMES = re.compile(r"(?i)key|secret|token|password|passphrase")
+
+
 def describe_validation(exc: ValidationError) -> str:
-    """One line per problem, named as the environment variable that sets it (RAMPART_GATE__MIN_SHARPE)."""
+    """One line per problem, named as the environment variable that sets it (RAMPART_GATE__MIN_SHARPE). The value
+    is shown unless it may be a secret (R8.2): never for an unknown setting or a name that sounds like one."""
     parts = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
         name = "RAMPART_" + "__".join(loc).upper() if loc else "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        shows_value = "got " in msg
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{name}: not a setting; remove it (exchange keys go in RAMPART_API_KEY / "
+                         "RAMPART_API_SECRET or the secrets directory, never in settings)")
+            continue
+        shows_value = "got " in msg or bool(SECRET_NAMES.search(name))
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) and not shows_value \
             else ""
         parts.append(f"{name}: {msg}{got}")

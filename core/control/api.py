@@ -20,6 +20,7 @@ from core.config import Settings
 from core.control.auth import Operator, authorize
 from core.control.emergency import emergency_stop
 from core.control.overrides import apply_override
+from core.events import Event, OverrideOutcome
 from core.store import Store
 from core.venue import Venue
 
@@ -83,9 +84,8 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
             return found
         if found.code == "OVERRIDE_BAD_TOKEN":
             count(request, False)
-        Store(settings.db_path).record_event(kind="override", severity="error", code=found.code,
-                                             message=f"{action} over the control API refused: {found.detail}",
-                                             details={"action": action, "accepted": False})
+        refused = OverrideOutcome(action=action, accepted=False, detail=f"refused over the control API: {found.detail}")
+        Store(settings.db_path).record(Event.of(found.code, refused), kind="override")
         raise HTTPException(HTTP_STATUS.get(found.code, 403), {"code": found.code, "detail": found.detail})
 
     @app.get("/api/status")

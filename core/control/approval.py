@@ -21,6 +21,7 @@ import httpx
 from core.config import Settings
 from core.control.auth import RANK
 from core.control.overrides import apply_override
+from core.events import Event, EventCode, ScalingEvent
 from core.scaling.changes import change_refusal
 from core.scaling.decisions import Outcome, record_outcome
 from core.scaling.eligibility import Eligibility, evaluate
@@ -97,8 +98,8 @@ def conclude(settings: Settings, review: Eligibility, review_id: str, answer: An
         result = Outcome("approved", reviewer, comment, detail, applied)
     record_outcome(store, review, review_id, result, now=when)
     if result.applied is not None and not result.applied["accepted"]:
-        store.record_event(kind="scaling", severity="error", code="SCALING_APPLY_FAILED", message=result.detail,
-                           details={"review_id": review_id, **result.applied})
+        failed = ScalingEvent(title=result.detail, extra={"review_id": review_id, **result.applied})
+        store.record(Event.of(EventCode.SCALING_APPLY_FAILED, failed), kind="scaling")
     return result
 
 

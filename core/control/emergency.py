@@ -26,6 +26,7 @@ from typing import Any
 from core.config import Settings
 from core.domain import Instrument, Order, OrderTag, OrderType, Side, TradingState
 from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUnavailable, OrderNotFound, StoreError
+from core.events import EmergencyStopped, Event, EventCode
 from core.execution.broker import OUR_PREFIX, base36
 from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
 from core.market.candles import base_asset, symbol_to_ccxt
@@ -330,8 +331,8 @@ def _record(settings: Settings, report: EmergencyReport, session_id: str | None,
     details = {**report.to_dict(), "state_file": str(path), "api_key": key_id,
                "symbols": list(settings.market.symbols)}
     try:
-        Store(settings.db_path).record_event(kind="control", severity="critical", code="EMERGENCY_STOP",
-                                             message=report.summary(), details=details, session_id=session_id)
+        event = Event.of(EventCode.EMERGENCY_STOP, EmergencyStopped(summary=report.summary(), extra=details))
+        Store(settings.db_path).record(event, kind="control", session_id=session_id)
     except StoreError as exc:
         report.errors.append(f"EMERGENCY_STOP event not recorded in {settings.db_path}: {exc}")
         log.error("emergency stop not recorded in DuckDB: %s; details: %s", exc, json.dumps(details, default=str))

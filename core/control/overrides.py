@@ -17,6 +17,7 @@ from core.config import Settings
 from core.control.auth import Operator, authorize
 from core.domain import TradingState
 from core.errors import ConfigError
+from core.events import Event, OverrideOutcome
 from core.risk.breakers import CircuitBreakers
 from core.scaling.changes import apply_to_state, change_refusal
 from core.security.audit import record_audit
@@ -91,12 +92,13 @@ def apply_to_saved_state(settings: Settings, command: dict[str, Any]) -> None:
 
 def _record(settings: Settings, result: OverrideResult, reason: str, breaker: str | None,
             scaling: dict[str, Any] | None = None) -> OverrideResult:
-    severity = "warning" if result.accepted else "error"
     details = {"action": result.action, "who": result.who, "reason": reason, "breaker": breaker,
                "accepted": result.accepted, "applied_to": result.applied_to,
                **({"scaling": scaling} if scaling else {})}
-    Store(settings.db_path).record_event(kind="override", severity=severity, code=result.code,
-                                         message=f"{result.action}: {result.detail}", details=details)
+    outcome = OverrideOutcome(action=result.action, accepted=result.accepted, detail=result.detail, who=result.who,
+                              reason=reason, extra={"breaker": breaker, "applied_to": result.applied_to,
+                                                    **({"scaling": scaling} if scaling else {})})
+    Store(settings.db_path).record(Event.of(result.code, outcome), kind="override")
     record_audit(settings, [("override", {**details, "code": result.code, "detail": result.detail})])  # R8.5
     _notify(settings, result, reason, breaker)
     return result

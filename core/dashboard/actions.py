@@ -25,6 +25,7 @@ from core.control.overrides import OverrideResult, apply_override
 from core.dashboard.auth import Lockout, WebSession
 from core.domain import TradingState
 from core.errors import RampartError, StoreError
+from core.events import EntriesHalted, Event, EventCode, Login, OverrideOutcome
 from core.monitoring.alerts import Alert, record_alert
 from core.state.commands import running_session, write_command
 from core.state.live import load_state, save_state
@@ -96,22 +97,16 @@ class Actions:
 
     def refused(self, action: str, who: str | None, code: str, detail: str, reason: str = "") -> None:
         """Record a refusal from the dashboard the way override refusals are recorded."""
-        details = {"action": action, "who": who, "reason": reason, "accepted": False, "channel": "dashboard"}
-        retrying(lambda: self.store.record_event(kind="override", severity="error", code=code,
-                                                 message=f"{action} from the dashboard refused: {detail}",
-                                                 details=details, session_id=self.session_id))
+        refused = Event.of(code, OverrideOutcome(action=action, accepted=False, detail=f"refused from the dashboard: "
+                                                 f"{detail}", who=who, reason=reason, extra={"channel": "dashboard"}))
+        retrying(lambda: self.store.record(refused, kind="override", session_id=self.session_id))
 
     # --- logins --------------------------------------------------------------------------------------------------
     def login(self, source: str, name: str | None, *, failures: int = 0, channel: str = "dashboard") -> None:
         """One login, good or bad, as an event (never with the token presented)."""
-        if name is not None:
-            code, severity, message = "LOGIN_OK", "info", f"{name} logged in to the {channel} from {source}"
-        else:
-            code, severity = "LOGIN_FAILED", "warning"
-            message = f"{channel} login failed from {source}: the token matches no operator ({failures} in a row)"
-        details = {"source": source, "channel": channel, "who": name, "consecutive_failures": failures}
-        retrying(lambda: self.store.record_event(kind="security", severity=severity, code=code, message=message,
-                                                 details=details, session_id=self.session_id))
+        code = EventCode.LOGIN_OK if name is not None else EventCode.LOGIN_FAILED
+        event = Event.of(code, Login(source=source, channel=channel, who=name, consecutive_failures=failures))
+        retrying(lambda: self.store.record(event, kind="security", session_id=self.session_id))
 
     def on_lockout(self, lockout: Lockout) -> None:
         """R8.4: alert and halt new entries (exits and protective stops keep working)."""
@@ -144,10 +139,9 @@ class Actions:
         if state.trading_state in (TradingState.ACTIVE.value, TradingState.REDUCING.value):
             state.trading_state = TradingState.SAFE_MODE.value
             save_state(self.state_path, state)
-        retrying(lambda: self.store.record_event(
-            kind="security", severity="critical", code=HALT_CODE, message=reason,
-            details={"evidence": evidence, "action": "entries halted", "applied_to": "saved state",
-                     "state": state.trading_state}))
+        halted = Event.of(HALT_CODE, EntriesHalted(reason=reason, evidence=evidence, extra={
+            "applied_to": "saved state", "state": state.trading_state}))
+        retrying(lambda: self.store.record(halted, kind="security"))
         return "saved state"
 
 

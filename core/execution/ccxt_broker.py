@@ -29,6 +29,7 @@ from core.errors import (
     ExchangeUnavailable,
     OrderNotFound,
 )
+from core.events import Event, EventCode, OrderProblem
 from core.market.candles import symbol_to_ccxt
 from core.redact import redact
 
@@ -82,7 +83,7 @@ class CcxtBroker:
         self.before_submit = before_submit  # the live session journals the order here, before it can exist
         self.latencies: deque[tuple[float, str, float]] = deque(maxlen=1000)  # (wall time, call, seconds)
         self.errors: deque[tuple[float, str]] = deque(maxlen=1000)
-        self.notices: list[tuple[int, str, str]] = []
+        self.notices: list[Event] = []  # for the session's event log
         self.on_latency = on_latency
         self.on_error: Callable[[str], None] | None = None  # the API-error breaker (R6.2)
         self.listeners: list[Callable[[CallRecord], None]] = []  # every call, after it returns or fails
@@ -177,10 +178,10 @@ class CcxtBroker:
         except ExchangeRejected as exc:
             order.apply(OrderStatus.REJECTED, ts)
             bar.working.remove(order)
-            self.notices.append((ts, "ORDER_REJECTED", f"{order.client_order_id}: {exc}"))
+            self.notices.append(_problem(EventCode.ORDER_REJECTED, order, ts, exc))
             return
         except ExchangeUnavailable as exc:  # stays working: the next poll asks the exchange for this id
-            self.notices.append((ts, "ORDER_OUTCOME_UNKNOWN", f"{order.client_order_id}: {exc}"))
+            self.notices.append(_problem(EventCode.ORDER_OUTCOME_UNKNOWN, order, ts, exc))
             return
         self._adopt(order, response, ts)
         self._unread[order.client_order_id] = response
@@ -193,7 +194,7 @@ class CcxtBroker:
             except OrderNotFound:
                 pass  # already gone (filled or cancelled): the next poll tells which
             except ExchangeUnavailable as exc:  # still working on the exchange; the next poll sees it
-                self.notices.append((ts, "CANCEL_FAILED", f"{order.client_order_id}: {exc}"))
+                self.notices.append(_problem(EventCode.CANCEL_FAILED, order, ts, exc))
                 return
             else:
                 order.apply(OrderStatus.CANCELED, ts)
@@ -214,7 +215,7 @@ class CcxtBroker:
                     if order.status is OrderStatus.SUBMITTED:  # it never arrived: nothing to fill or cancel
                         order.apply(OrderStatus.REJECTED, bar.ts[i])
                         bar.working.remove(order)
-                        self.notices.append((bar.ts[i], "ORDER_NEVER_ARRIVED", order.client_order_id))
+                        self.notices.append(_problem(EventCode.ORDER_NEVER_ARRIVED, order, bar.ts[i]))
                     continue
                 self._adopt(order, info, bar.ts[i])
             self._emit_new(order, info, fills)
@@ -315,6 +316,11 @@ class CcxtBroker:
         fills.append(OrderFilled(f"{cid}-{order.filled_qty:.8f}", cid, order.symbol, order.side, qty, price,
                                  max(total_fee - done_fee, 0.0), order.updated_ts, order.tag,
                                  "maker" if order.type is OrderType.LIMIT else "taker", cost))
+
+
+def _problem(code: EventCode, order: Order, ts: int, exc: Exception | None = None) -> Event:
+    return Event.of(code, OrderProblem(client_order_id=order.client_order_id, symbol=order.symbol,
+                                       error=str(exc) if exc is not None else None), ts=ts)
 
 
 def _reference(order: Order, bar: Bar, ts: int) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.domain import Order, OrderFilled, OrderStatus, OrderType, Side
+from core.events import Event, EventCode, PaperFill
 
 if TYPE_CHECKING:
     from core.portfolio import Portfolio
@@ -36,7 +37,7 @@ class PaperBroker:
         self.config = config
         self.portfolio = portfolio
         self._slip = config.slippage_bps / 10_000.0
-        self.notices: list[tuple[int, str, str]] = []  # (ts, code, message) for the session's event log
+        self.notices: list[Event] = []  # for the session's event log
 
     def submit(self, order: Order, bar: Bar, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
@@ -94,8 +95,8 @@ class PaperBroker:
             if qty <= 0:
                 order.apply(OrderStatus.REJECTED, ts)
                 bar.working.remove(order)
-                self.notices.append((ts, "INSUFFICIENT_BALANCE",
-                                     f"{order.client_order_id}: no cash for {order.symbol} at {price:.2f}"))
+                self.notices.append(Event.of(EventCode.INSUFFICIENT_BALANCE, PaperFill(
+                    client_order_id=order.client_order_id, symbol=order.symbol, price=price), ts=ts))
                 return
         else:
             pos = self.portfolio.positions.get(order.symbol)
@@ -123,8 +124,9 @@ class PaperBroker:
             order.qty = order.filled_qty + max_qty  # the quantity follows from the fill price
             return max_qty
         if qty > max_qty:
-            self.notices.append((ts, "ENTRY_CLAMPED", f"{order.client_order_id}: {qty:.8f} {order.symbol} cut to "
-                                 f"{max_qty:.8f}, the cash available at {price:.2f}"))
+            self.notices.append(Event.of(EventCode.ENTRY_CLAMPED, PaperFill(
+                client_order_id=order.client_order_id, symbol=order.symbol, price=price, qty=qty, cut_to=max_qty),
+                ts=ts))
             order.qty = order.filled_qty + max_qty
             return max_qty
         return qty

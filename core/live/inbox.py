@@ -16,6 +16,7 @@ from typing import Any
 from core.config import Settings
 from core.domain import TradingState
 from core.engine import Engine
+from core.events import EntriesHalted, Event, EventCode, OverrideOutcome
 from core.scaling.changes import apply_to_risk
 from core.state.commands import pending_commands
 from core.state.live import LiveState
@@ -34,9 +35,8 @@ class Inbox:
         ``SUSPICIOUS_ORDER``) recorded as a critical event. An operator's resume lifts it."""
         self._requests.put({"action": "halt-entries", "code": code, "reason": reason, "evidence": evidence or {}})
 
-    def record(self, severity: str, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        self._requests.put({"action": "record", "severity": severity, "code": code, "message": message,
-                            "details": details or {}})
+    def record(self, event: Event) -> None:
+        self._requests.put({"action": "record", "event": event})
 
     # --- the trading thread --------------------------------------------------------------------------------
     def apply(self, engine: Engine, state: LiveState, settings: Settings) -> bool:
@@ -57,13 +57,14 @@ class Inbox:
                 return applied
             applied = True
             if req["action"] == "record":
-                engine.record_event(req["severity"], req["code"], req["message"], req["details"])
+                engine.emit(req["event"])
                 continue
             ts = engine.now()
-            engine.record_event("critical", req["code"], req["reason"], {"evidence": req["evidence"],
-                                                                          "action": "entries halted"}, ts=ts)
+            engine.emit(Event.of(req["code"], EntriesHalted(reason=req["reason"], evidence=req["evidence"]),
+                                 "critical", ts))
             if engine.risk.state is TradingState.ACTIVE:
-                act = engine.risk.transition(TradingState.SAFE_MODE, f"{req['code']}: {req['reason']}", ts)
+                act = engine.risk.transition(TradingState.SAFE_MODE, f"{req['code']}: {req['reason']}", ts,
+                                             cause=req["code"])
                 if act is not None:
                     engine.record_action(act)
 
@@ -72,7 +73,8 @@ class Inbox:
         risk = engine.risk
         action, ts = cmd.get("action"), engine.now()
         if action == "resume" and risk.state is not TradingState.ACTIVE:
-            act = risk.transition(TradingState.ACTIVE, f"resumed by {cmd.get('who')}: {cmd.get('reason')}", ts)
+            act = risk.transition(TradingState.ACTIVE, f"resumed by {cmd.get('who')}: {cmd.get('reason')}", ts,
+                                  cause=EventCode.OVERRIDE_APPLIED)
             if act is not None:
                 engine.record_action(act)
         elif action == "reset-derisk":
@@ -85,9 +87,10 @@ class Inbox:
             self.halt_entries(str(cmd.get("code")), str(cmd.get("reason")), cmd.get("evidence"))
             self.apply_requests(engine)  # now, not at the next poll
         elif action == "approve-scaling":  # authorized and checked by apply_override (R2.5, R6.3)
-            code, message, details = apply_to_risk(risk, state, cmd.get("scaling") or {}, settings.scaling.rungs)
-            engine.record_event("warning", code, message, details)
-        engine.record_event("warning", "OVERRIDE_APPLIED", f"{action} by {cmd.get('who')}: {cmd.get('reason')}", cmd)
+            engine.emit(apply_to_risk(risk, state, cmd.get("scaling") or {}, settings.scaling.rungs))
+        engine.emit(Event.of(EventCode.OVERRIDE_APPLIED, OverrideOutcome(
+            action=str(action), accepted=True, detail="applied by the running session", who=cmd.get("who"),
+            reason=str(cmd.get("reason") or ""), extra={k: v for k, v in cmd.items() if k not in ("who", "reason")})))
 
 
 __all__ = ["Inbox"]

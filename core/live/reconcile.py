@@ -16,6 +16,7 @@ from typing import Any
 
 from core.domain import Order, OrderFilled, Position, Side
 from core.errors import ExchangeUnavailable, OrderNotFound
+from core.events import Event, EventCode, Reconciled
 from core.execution.broker import OUR_PREFIX
 from core.execution.ccxt_broker import CcxtBroker
 from core.market.candles import base_asset, symbol_to_ccxt
@@ -29,10 +30,10 @@ class ReconcileReport:
     positions: dict[str, Position | None] = field(default_factory=dict)
     cash: float = 0.0
     repairs: dict[str, float] = field(default_factory=dict)  # symbol -> managed qty to set after booking fills
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
-    def event(self, severity: str, code: str, message: str, **details: Any) -> None:
-        self.events.append({"severity": severity, "code": code, "message": message, "details": details})
+    def event(self, code: EventCode, order: str | None = None, symbol: str | None = None, **extra: Any) -> None:
+        self.events.append(Event.of(code, Reconciled(order=order, symbol=symbol, extra=extra)))
 
 
 def reconcile(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str = "USDT") -> ReconcileReport:
@@ -57,7 +58,7 @@ def _journalled_orders(broker: CcxtBroker, state: LiveState, report: ReconcileRe
         try:
             info = broker.fetch(order)
         except OrderNotFound:
-            report.event("info", "ORDER_NEVER_SENT", f"{cid} never reached the exchange; dropped", order=cid)
+            report.event(EventCode.ORDER_NEVER_SENT, cid)
             del state.orders[cid]
             continue
         broker._adopt(order, info, order.created_ts)
@@ -67,8 +68,8 @@ def _journalled_orders(broker: CcxtBroker, state: LiveState, report: ReconcileRe
             broker._reported[cid] = (was_filled, 0.0)
             broker._emit_new(order, info, fills)
             report.fills[order.symbol].extend((order, f) for f in fills)
-            report.event("warning", "FILLED_WHILE_AWAY", f"{cid} ({order.tag.value}) filled while Rampart was down",
-                         order=cid, qty=order.filled_qty - was_filled, price=order.avg_fill_price)
+            report.event(EventCode.FILLED_WHILE_AWAY, cid, order.symbol, tag=order.tag.value,
+                         qty=order.filled_qty - was_filled, price=order.avg_fill_price)
         if order.is_open:
             report.orders[order.symbol].append(order)
         else:
@@ -81,21 +82,17 @@ def _open_orders(broker: CcxtBroker, state: LiveState, symbols: list[str], repor
         try:
             open_orders = broker.read("fetch_open_orders", broker.client.fetch_open_orders, symbol_to_ccxt(sym))
         except ExchangeUnavailable as exc:
-            report.event("error", "RECONCILE_INCOMPLETE", f"open orders of {sym} unknown: {exc}", symbol=sym)
+            report.event(EventCode.RECONCILE_INCOMPLETE, symbol=sym, error=str(exc))
             continue
         for info in open_orders:
             cid = str(info.get("clientOrderId") or "")
             if cid in known:
                 continue
             if cid.startswith(OUR_PREFIX):
-                report.event("warning", "ORDER_NOT_JOURNALLED",
-                             f"open order {cid} looks like Rampart's but was not journalled; left working",
-                             order=cid, symbol=sym)
+                report.event(EventCode.ORDER_NOT_JOURNALLED, cid, sym)
             else:
-                report.event("critical", "UNEXPLAINED_ORDER",
-                             f"open order {info.get('id')} ({info.get('side')} {info.get('amount')} {sym} at "
-                             f"{info.get('price')}) was not placed by Rampart", order=info.get("id"),
-                             client_order_id=cid, symbol=sym)
+                report.event(EventCode.UNEXPLAINED_ORDER, str(info.get("id")), sym, client_order_id=cid,
+                             side=info.get("side"), amount=info.get("amount"), price=info.get("price"))
 
 
 def _balances(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: str,
@@ -113,7 +110,5 @@ def _balances(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: s
             expected += fill.qty if fill.side is Side.BUY else -fill.qty
         expected = max(expected, 0.0)
         if abs(held - expected) > max(1e-9, expected * 1e-6):
-            report.event("critical", "POSITION_MISMATCH",
-                         f"{sym}: the exchange holds {held:.8f} {asset} for Rampart, its books say {expected:.8f}; "
-                         "repaired to the exchange's quantity", symbol=sym, exchange=held, expected=expected)
+            report.event(EventCode.POSITION_MISMATCH, symbol=sym, asset=asset, exchange=held, expected=expected)
             report.repairs[sym] = max(held, 0.0)

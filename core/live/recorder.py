@@ -19,7 +19,6 @@ from core.state.live import LiveState, save_state
 from core.store import Store
 from core.validation import session_frames
 
-TRANSIENT_NOTICES = frozenset({"ORDER_OUTCOME_UNKNOWN", "ORDER_NEVER_ARRIVED", "CANCEL_FAILED"})
 INCREMENTAL_TABLES = ("fills", "trades", "decisions", "events", "equity")
 
 
@@ -43,8 +42,8 @@ class Recorder:
 
     def flush(self, engine: Engine, broker: CcxtBroker) -> dict[str, pl.DataFrame]:
         """This bar's new rows into DuckDB in one transaction, then the state file; returns the new rows."""
-        for ts, code, message in broker.notices:
-            engine.record_event("warning" if code in TRANSIENT_NOTICES else "error", code, message, ts=ts)
+        for notice in broker.notices:
+            engine.emit(notice)
         broker.notices.clear()
         res = engine.result
         frames = session_frames(res)

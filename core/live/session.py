@@ -26,6 +26,7 @@ from core.config.ladder import rung
 from core.domain import Instrument, Mode, OrderTag, TradingState
 from core.engine import Engine
 from core.errors import ExchangeError, RampartError, TradingHalted
+from core.events import Event, EventCode, Problem, SessionStarted, SessionStopped
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.live.feed import ExchangeFeed
 from core.live.inbox import Inbox
@@ -149,12 +150,12 @@ class LiveSession:
                                                   engine.now(), self.settings.scaling.new_symbol_days)  # R5.3
         self._restore(report)
         for ev in report.events:
-            engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
-            log.warning("reconcile %s: %s", ev["code"], ev["message"])
-        engine.record_event("info", "SESSION_STARTED", f"live session started at rung 1 (risk "
-                            f"{engine.risk.config.risk_per_trade:.2%}, exposure cap "
-                            f"{engine.risk.config.exposure_cap:.0%}), state {engine.risk.state}",
-                            {"restart": not first_start, "previous_session": self.state.session_id})
+            engine.emit(ev)
+            log.warning("reconcile %s: %s", ev.code, ev.message)
+        engine.emit(Event.of(EventCode.SESSION_STARTED, SessionStarted(
+            restart=not first_start, previous_session=self.state.session_id,
+            risk_per_trade=engine.risk.config.risk_per_trade, exposure_cap=engine.risk.config.exposure_cap,
+            state=engine.risk.state.value)))
         self.state.session_id = self.session_id
         self._flush()
 
@@ -217,10 +218,10 @@ class LiveSession:
         try:
             sets = self.feed.poll()
         except ExchangeError as exc:  # transient: the bar will be there on the next poll
-            self.engine.record_event("warning", "FEED_UNAVAILABLE", str(exc)[:300])
+            self.engine.emit(Event.of(EventCode.FEED_UNAVAILABLE, Problem(error=str(exc)[:300])))
             return False
         for line in call_observers(self.view, self.observers, "on_poll"):
-            self.engine.record_event("error", "OBSERVER_FAILED", line)
+            self.engine.emit(Event.of(EventCode.OBSERVER_FAILED, Problem(error=line)))
         if self.inbox.apply(self.engine, self.state, self.settings) and sets is None:
             self._flush()  # an override or a halt shows at once, not at the next bar
         if sets is None:
@@ -281,8 +282,8 @@ class LiveSession:
             self.recorder.save(self.engine)
         report = reconcile(self.broker, self.state, self.symbols)
         for ev in report.events:
-            if self.engine is not None and ev["code"] != "ORDER_NEVER_SENT":
-                self.engine.record_event(ev["severity"], ev["code"], ev["message"], ev["details"])
+            if self.engine is not None and ev.code is not EventCode.ORDER_NEVER_SENT:
+                self.engine.emit(ev)
 
     def shutdown(self, reason: str) -> LiveSummary:
         """No new entries; protective stops stay on the exchange; rows and state flushed; session closed."""
@@ -295,10 +296,9 @@ class LiveSession:
             try:
                 engine.collect_fills()  # the last bar's orders may have filled since the last poll
             except RampartError as exc:
-                engine.record_event("error", "FINAL_SYNC_FAILED", f"fills of the last bar not collected: {exc}")
+                engine.emit(Event.of(EventCode.FINAL_SYNC_FAILED, Problem(error=str(exc))))
             self.inbox.apply_requests(engine)  # a halt asked for at the very end (e.g. the auth error) persists
-        engine.record_event("info", "SESSION_STOPPED", f"live session stopped: {reason}; protective stops stay "
-                            "on the exchange")
+        engine.emit(Event.of(EventCode.SESSION_STOPPED, SessionStopped(reason=reason)))
         res = engine.finish()
         self._flush()
         for line in call_observers(self.view, self.observers, "on_stop"):
@@ -326,7 +326,7 @@ class LiveSession:
             return
         new = self.recorder.flush(engine, self.broker)
         for line in call_observers(self.view, self.observers, "on_flush", new):
-            engine.record_event("error", "OBSERVER_FAILED", line)
+            engine.emit(Event.of(EventCode.OBSERVER_FAILED, Problem(error=line)))
 
     def _check_halt(self) -> bool:
         if not self._halted and read_halt(self.settings.data_dir) is not None:

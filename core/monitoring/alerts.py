@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.events import AlertRaised, Event
 from core.notify import Notification, notify
 from core.store import Store
 
@@ -37,9 +38,9 @@ def record_alert(store: Store, alert: Alert) -> str:
     store.insert_rows("alerts", [{"alert_id": alert_id, "session_id": alert.session_id, "ts": ts,
                                   "rule": alert.rule, "severity": alert.severity, "code": alert.code,
                                   "reason": alert.reason, "evidence": alert.evidence}])
-    store.record_event(kind="alert", severity=alert.severity, code=alert.code, message=alert.reason,
-                       details={"rule": alert.rule, "alert_id": alert_id, "evidence": alert.evidence},
-                       session_id=alert.session_id, ts=ts)
+    event = Event.of(alert.code, AlertRaised(rule=alert.rule, alert_id=alert_id, reason=alert.reason,
+                                             evidence=alert.evidence), alert.severity, int(ts.timestamp() * 1000))
+    store.record(event, kind="alert", session_id=alert.session_id)
     notify(store, Notification(key=alert.key or f"alert:{alert_id}", kind="alert", severity=alert.severity,
                                title=f"ALERT {alert.code}", body=alert.reason,
                                fields={k: v for k, v in alert.evidence.items() if _simple(v)},

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from core.domain import ms_to_dt
+from core.events import EventCode
 from core.execution.ccxt_broker import CallRecord
 from core.market.candles import timeframe_ms
 from core.monitoring.alerts import Alert, record_alert
@@ -148,11 +149,11 @@ class AlertMonitor:
             return
         for ev in events.filter(pl.col("code").is_in(["ORDER_REJECTED", *MISMATCH_CODES])).iter_rows(named=True):
             details = details_of(ev.get("details"))
-            if ev["code"] == "ORDER_REJECTED":
+            if ev["code"] == EventCode.ORDER_REJECTED:
                 message = str(ev.get("message") or "")
-                cid = message.split(":", 1)[0]
                 self._raise(self.rejections.add(_seconds(ev["ts"]), {"event_id": ev.get("event_id"),
-                                                                     "client_order_id": cid,
+                                                                     "client_order_id": details.get("client_order_id"),
+                                                                     "error": redact(str(details.get("error")))[:200],
                                                                      "message": redact(message)[:200]}))
             else:
                 self._raise(self.mismatch.on_event(ev["code"], str(ev.get("message") or ""), details,

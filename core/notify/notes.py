@@ -8,22 +8,16 @@ Keys: ``entry:<session>:<client_order_id>``, ``exit:<session>:<trade_id>``, ``ev
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from core.events import Category, EventCode, spec_of
 from core.notify.outbox import Notification
 
-# Events that always tell the operator something (and BREAKER_*); any other event is notified only when critical.
-SIGNIFICANT = frozenset({
-    "STATE_CHANGED", "DAILY_LOSS_LIMIT", "DRAWDOWN_DERISK", "UNREALIZED_LOSS_TIGHTEN", "LATENCY_PAUSE",
-    "LATENCY_RESUME", "EMERGENCY_STOP", "SESSION_STARTED", "SESSION_STOPPED", "OVERRIDE_APPLIED", "SESSION_ERROR",
-    "FINAL_SYNC_FAILED", "FILLED_WHILE_AWAY", "RECONCILE_INCOMPLETE",
-})
-# Events the alert rules (core.monitoring, core.security) turn into alerts, which are notified: not twice.
-ALERTED = frozenset({"POSITION_MISMATCH", "UNEXPLAINED_ORDER", "ORDER_NOT_JOURNALLED", "ORDER_REJECTED"})
-HALTED_BY_REQUEST = "entries halted"  # LiveSession.halt_entries: its STATE_CHANGED note and the caller's alert say it
+# Which events are notified is each code's ``notify`` (core.events): "always", only when "critical", or by the
+# "alert" rule that watches it (core.monitoring, core.security), not twice.
+HALTED_BY_REQUEST = "entries halted"  # the inbox's halt_entries: its STATE_CHANGED note and the caller's alert say it
 TITLES: dict[str, tuple[str, str]] = {  # code -> (kind, title)
     "DAILY_LOSS_LIMIT": ("risk", "Daily loss limit hit: no new entries (SAFE_MODE)"),
     "DRAWDOWN_DERISK": ("risk", "Drawdown limit: risk per trade cut"),
@@ -38,8 +32,6 @@ TITLES: dict[str, tuple[str, str]] = {  # code -> (kind, title)
     "FILLED_WHILE_AWAY": ("reconcile", "Reconciliation: order filled while Rampart was down"),
     "RECONCILE_INCOMPLETE": ("reconcile", "Reconciliation incomplete"),
 }
-_UNTIL = re.compile(r"until (\S+)")
-_STATE = re.compile(r"^(\w+) -> (\w+): (.*)$", re.S)
 
 
 def money(value: float | None) -> str:
@@ -103,7 +95,9 @@ def exit_note(session_id: str, trade: Mapping[str, Any]) -> Notification:
 def event_note(session_id: str, event: Mapping[str, Any]) -> Notification | None:
     """A significant session event (state change, breaker, risk action, restart, error …); None otherwise."""
     code, severity = str(event.get("code") or ""), str(event.get("severity") or "info")
-    if code in ALERTED or (code not in SIGNIFICANT and not code.startswith("BREAKER_") and severity != "critical"):
+    spec = spec_of(code)
+    how = spec.notify if spec is not None else "critical"
+    if how == "alert" or (how == "critical" and severity != "critical"):
         return None
     message = str(event.get("message") or "")
     details = _details(event.get("details"))
@@ -111,14 +105,16 @@ def event_note(session_id: str, event: Mapping[str, Any]) -> Notification | None
         return None
     kind, title = TITLES.get(code, ("event", code.replace("_", " ").capitalize()))
     body, fields = message, _simple_fields(details)
-    if code == "STATE_CHANGED":
-        kind, title, body, fields = "state", *_state_change(message)
-    elif code.startswith("BREAKER_"):
-        name = code.removeprefix("BREAKER_").replace("_", " ").lower()
+    if code == EventCode.STATE_CHANGED:
+        old, new = details.get("old"), details.get("new")
+        kind, title, body, fields = "state", f"State {old} → {new}", str(details.get("why") or message), \
+            {"From": old, "To": new}
+    elif spec is not None and spec.category is Category.BREAKER:
+        name = str(details.get("breaker") or code).replace("_", " ").lower()
         kind, title = "breaker", f"Circuit breaker tripped: {name}: entries blocked"
-        until = _UNTIL.search(message)
-        fields = {"Breaker": name, "Blocks entries until": until.group(1) if until else "see message"}
-    elif code == "SESSION_STARTED":
+        fields = {"Breaker": name, "Blocks entries until": details.get("until") or "unknown",
+                  "Why": details.get("trigger")}
+    elif code == EventCode.SESSION_STARTED:
         restart = bool(details.get("restart"))
         kind, title = "session", "Live session restarted" if restart else "Live session started"
         severity = "warning" if restart else "info"
@@ -180,14 +176,6 @@ def gate_note(session_id: str, strategy: str, passed: bool, metrics: Mapping[str
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
-def _state_change(message: str) -> tuple[str, str, dict[str, Any]]:
-    found = _STATE.match(message)
-    if found is None:
-        return "Trading state changed", message, {}
-    old, new, why = found.groups()
-    return f"State {old} → {new}", why, {"From": old, "To": new}
-
-
 def _details(raw: Any) -> dict[str, Any]:
     if isinstance(raw, str):
         try:
@@ -226,4 +214,4 @@ def _held(start: Any, end: Any) -> str:
         f"{minutes // 60}h {minutes % 60}m" if minutes >= 60 else f"{minutes}m")
 
 
-__all__ = ["SIGNIFICANT", "emergency_note", "entry_note", "event_note", "exit_note", "gate_note", "override_note"]
+__all__ = ["emergency_note", "entry_note", "event_note", "exit_note", "gate_note", "override_note"]

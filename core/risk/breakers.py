@@ -17,6 +17,7 @@ from typing import Any
 from core.config.risk import BreakerConfig
 from core.domain import ms_to_dt
 from core.errors import ConfigError, StoreError
+from core.events import BreakerTrip, Event
 
 CONSECUTIVE_LOSSES = "consecutive_losses"
 API_ERRORS = "api_errors"
@@ -36,15 +37,23 @@ _MS_PER_HOUR = 3_600_000
 
 @dataclass(frozen=True, slots=True)
 class BreakerTripped:
-    """Event: a breaker tripped. ``code`` is one of ``CODES``; ``detail`` carries the numbers in words."""
+    """A breaker tripped. ``code`` is one of ``CODES``; ``detail`` carries the numbers in words."""
 
     name: str
     code: str
     detail: str
     until_ts: int
+    trigger: str = ""  # what tripped it, with the numbers
+    cooldown_hours: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
+
+    def event(self, ts: int) -> Event:
+        """The ``BREAKER_*`` event (its payload says which breaker, why, and until when)."""
+        trip = BreakerTrip(breaker=self.name, trigger=self.trigger, cooldown_hours=self.cooldown_hours,
+                           until_ms=self.until_ts, until=_iso(self.until_ts))
+        return Event.of(self.code, trip, ts=ts)
 
 
 def _iso(ts: int) -> str:
@@ -200,7 +209,7 @@ class CircuitBreakers:
         until = ts + self._cooldown_ms[name]
         hours = self._cooldown_ms[name] / _MS_PER_HOUR
         event = BreakerTripped(name, CODES[name], f"{what}; entries blocked for {hours:g}h until {_iso(until)}",
-                               until)
+                               until, what, hours)
         self._until[name] = until
         self._max_until = max(self._max_until, until)
         self._last[name] = event

@@ -3,7 +3,7 @@
 Pre-trade checks are a chain of early returns; a refusal is a returned ``OrderDenied`` with a coded reason and
 its numbers, never an exception. Exits are always allowed. Monitors run on every bar (``on_mark``, called by
 the engine only when a threshold may have been crossed) and on every exchange call (``on_latency``); what they
-do automatically comes back as ``RiskAction``s that the engine records and carries out.
+do automatically comes back as typed ``Event``s (``core.events``) that the engine records and carries out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,17 @@ from core.config.ladder import NEW_SYMBOL_RISK_MULTIPLIER, Rung, capped
 from core.config.risk import RiskLimits
 from core.domain import Instrument, OrderDenied, Reason, Signal, TradingState
 from core.errors import ConfigError
-from core.risk.sizing import Sized, SizeRefused, SizingInputs, size_all_in, size_by_risk
+from core.events import (
+    DailyLossHit,
+    DrawdownDerisked,
+    Event,
+    EventCode,
+    LatencyChanged,
+    StateChanged,
+    StopsTightened,
+    UnrealizedRecovered,
+)
+from core.risk.sizing import SizeRefused, SizingInputs, size_all_in, size_by_risk
 
 DAY_MS = 86_400_000
 _T = TradingState
@@ -49,22 +59,20 @@ class RiskConfig:
 
 @dataclass(frozen=True, slots=True)
 class EntryApproved:
-    """An entry passed every check; ``checks`` lists them in order for the decision log."""
+    """An entry passed every check; ``checks`` lists each that ran, in order, with its numbers (decision log)."""
 
     qty: float
     quote_qty: float | None
     inputs: dict[str, Any]
-    checks: tuple[str, ...] = field(default=())
+    checks: tuple[dict[str, Any], ...] = field(default=())
 
 
-@dataclass(frozen=True, slots=True)
-class RiskAction:
-    """Something the risk engine did on its own: code (DAILY_LOSS_LIMIT …), the numbers, and when."""
+def _check(name: str, **numbers: Any) -> dict[str, Any]:
+    return {"check": name, "result": "pass", **numbers}
 
-    code: str
-    detail: str
-    ts: int
-    severity: str = "warning"
+
+def _off(name: str) -> dict[str, Any]:
+    return {"check": name, "result": "off"}
 
 
 class RiskEngine:
@@ -93,8 +101,9 @@ class RiskEngine:
         self.new_symbols: dict[str, int] = {}  # R5.3: symbol -> epoch ms until which it trades at half risk
 
     # --- state ---------------------------------------------------------------------------------------------
-    def transition(self, new: TradingState, why: str, ts: int) -> RiskAction | None:
-        """Move along STATE_TRANSITIONS; an illegal move is refused (ConfigError), a no-op returns None."""
+    def transition(self, new: TradingState, why: str, ts: int, cause: str | None = None) -> Event | None:
+        """Move along STATE_TRANSITIONS; an illegal move is refused (ConfigError), a no-op returns None.
+        ``cause``: the code of what caused the move (DAILY_LOSS_LIMIT, SUSPICIOUS_ORDER, an override …)."""
         if new is self.state:
             return None
         if new not in STATE_TRANSITIONS[self.state]:
@@ -102,8 +111,8 @@ class RiskEngine:
         old, self.state = self.state, new
         if new is not TradingState.ACTIVE:
             self.daily_floor = -math.inf  # already stopped: no second trigger today
-        return RiskAction("STATE_CHANGED", f"{old} -> {new}: {why}", ts,
-                          "critical" if new in (_T.SAFE_MODE, _T.HALTED) else "warning")
+        return Event.of(EventCode.STATE_CHANGED, StateChanged(old=old.value, new=new.value, why=why, cause=cause),
+                        "critical" if new in (_T.SAFE_MODE, _T.HALTED) else "warning", ts)
 
     # --- indicators for the checks -------------------------------------------------------------------------
     def prepare(self, closes: dict[str, list[float]]) -> None:
@@ -141,34 +150,56 @@ class RiskEngine:
     # --- pre-trade chain -----------------------------------------------------------------------------------
     def check_entry(self, signal: Signal, price: float, equity: float, cash: float, open_notional: float,
                     ts: int, i: int = -1, open_symbols: tuple[str, ...] = ()) -> OrderDenied | EntryApproved:
-        cfg = self.config
+        """The chain of early returns. Every verdict lists exactly the checks that ran, each with the numbers it
+        compared and its result ("pass", "fail", or "off" for a control switched off), for the decision log."""
+        cfg, lim = self.config, self.limits
         sym = signal.symbol
+        checks: list[dict[str, Any]] = []
+
+        def deny(code: str, detail: str) -> OrderDenied:
+            checks[-1]["result"] = "fail"
+            return OrderDenied(sym, code, detail, ts, tuple(checks))
+
+        checks.append(_check("allow_list", symbol=sym, allowed=list(cfg.allowed_symbols)))
         if sym not in cfg.allowed_symbols:
-            return OrderDenied(sym, Reason.NOT_ALLOWED_SYMBOL, f"{sym} not in {','.join(cfg.allowed_symbols)}", ts)
+            return deny(Reason.NOT_ALLOWED_SYMBOL, f"{sym} not in {','.join(cfg.allowed_symbols)}")
+        checks.append(_check("trading_state", state=self.state.value))
         if self.state not in ENTRY_STATES:
-            return OrderDenied(sym, Reason.TRADING_STATE, f"state {self.state} allows no new entries", ts)
-        if self.breakers is not None:
+            return deny(Reason.TRADING_STATE, f"state {self.state} allows no new entries")
+        if self.breakers is None:
+            checks.append(_off("breakers"))
+        else:
             blocked = self.breakers.blocking(ts)
+            checks.append(_check("breakers", blocking=blocked[0] if blocked else None,
+                                 hours_left=round(blocked[1] / 3_600_000, 4) if blocked else 0.0))
             if blocked is not None:
-                name, left = blocked
-                return OrderDenied(sym, "BREAKER_COOLDOWN", f"{name} breaker blocks entries for another "
-                                   f"{left / 3_600_000:.2f} h", ts)
-        if self.latency_paused:
-            return OrderDenied(sym, "LATENCY_PAUSE", f"exchange latency {self.latency:.2f}s > "
-                               f"{self.limits.latency_limit_s:.2f}s (rolling {len(self._latency)} calls)", ts)
-        for other in open_symbols:
-            rho = self.corr.get((sym, other))
-            if other != sym and rho is not None and 0 <= i < len(rho) and rho[i] > self.limits.corr_max:
-                return OrderDenied(sym, "CORRELATION_BLOCK",
-                                   f"{sym}~{other} rho={rho[i]:.2f}>{self.limits.corr_max:.2f}", ts)
+                return deny("BREAKER_COOLDOWN", f"{blocked[0]} breaker blocks entries for another "
+                            f"{blocked[1] / 3_600_000:.2f} h")
+        if not self.controls:
+            checks.append(_off("latency"))
+        else:
+            checks.append(_check("latency", latency_s=round(self.latency, 4), limit_s=lim.latency_limit_s,
+                                 calls=len(self._latency), paused=self.latency_paused))
+            if self.latency_paused:
+                return deny("LATENCY_PAUSE", f"exchange latency {self.latency:.2f}s > {lim.latency_limit_s:.2f}s "
+                            f"(rolling {len(self._latency)} calls)")
+        if not self.controls:
+            checks.append(_off("correlation"))
+        else:
+            pairs: list[dict[str, Any]] = [{"with": other, "rho": rho[i]} for other in open_symbols
+                     if other != sym and (rho := self.corr.get((sym, other))) is not None and 0 <= i < len(rho)]
+            checks.append(_check("correlation", pairs=pairs, max=lim.corr_max))
+            for pair in pairs:
+                if pair["rho"] > lim.corr_max:
+                    return deny("CORRELATION_BLOCK", f"{sym}~{pair['with']} rho={pair['rho']:.2f}>{lim.corr_max:.2f}")
         stop = signal.stop
+        checks.append(_check("stop", stop=stop, price=price))
         if stop is None or not 0 < stop < price:
-            return OrderDenied(sym, Reason.INVALID_STOP, f"stop {stop} must be between 0 and the price {price:.2f}",
-                               ts)
-        return self._size(signal, price, equity, cash, open_notional, ts, i)
+            return deny(Reason.INVALID_STOP, f"stop {stop} must be between 0 and the price {price:.2f}")
+        return self._size(signal, price, equity, cash, open_notional, ts, i, checks)
 
     def _size(self, signal: Signal, price: float, equity: float, cash: float, open_notional: float, ts: int,
-              i: int) -> OrderDenied | EntryApproved:
+              i: int, checks: list[dict[str, Any]]) -> OrderDenied | EntryApproved:
         cfg = self.config
         sym = signal.symbol
         inst = cfg.instruments[sym]
@@ -177,35 +208,35 @@ class RiskEngine:
             inputs: dict[str, Any] = {"mode": "all_in", "cash": cash, "price": price}
         else:
             half = ts < self.new_symbols.get(sym, 0)
-            mult = self.size_multiplier(sym, i) * (NEW_SYMBOL_RISK_MULTIPLIER if half else 1.0)
+            vol = self.size_multiplier(sym, i)
+            mult = vol * (NEW_SYMBOL_RISK_MULTIPLIER if half else 1.0)
             risk, cap = self.risk_per_trade, cfg.exposure_cap
             if cfg.hard_caps:
                 safe = capped(risk, cap)
                 risk, cap = safe.risk_per_trade, safe.exposure_cap
+            ratio = self.vol_ratio.get(sym)
+            vol_ratio = ratio[i] if ratio is not None and 0 <= i < len(ratio) else None
+            lim = self.limits
+            checks.append(_check("volatility", vol_ratio=vol_ratio, multiplier=vol, mid=lim.vol_ratio_mid,
+                                 high=lim.vol_ratio_high) if self.controls else _off("volatility"))
             x = SizingInputs(equity, cash, price, signal.stop or 0.0, risk, mult, cap, open_notional, cfg.fee_rate)
             sized = size_by_risk(x, inst)
-            ratio = self.vol_ratio.get(sym)
             inputs = {"mode": "risk", "equity": equity, "cash": cash, "price": price, "stop": signal.stop,
                       "risk_per_trade": risk, "derisked": self.derisked, "size_multiplier": mult,
-                      "vol_ratio": ratio[i] if ratio is not None and 0 <= i < len(ratio) else None,
-                      "exposure_cap": cap, "open_notional": open_notional, "new_symbol_half_risk": half}
+                      "vol_ratio": vol_ratio, "exposure_cap": cap, "open_notional": open_notional,
+                      "new_symbol_half_risk": half}
+        checks.extend(dict(c) for c in sized.checks)
         if isinstance(sized, SizeRefused):
-            return OrderDenied(sym, sized.code, sized.detail, ts)
-        return self._approved(sized, inputs)
-
-    @staticmethod
-    def _approved(sized: Sized, inputs: dict[str, Any]) -> EntryApproved:
+            return OrderDenied(sym, sized.code, sized.detail, ts, tuple(checks))
         inputs["qty"] = sized.qty
         inputs["binding"] = sized.binding
-        return EntryApproved(sized.qty, sized.quote_qty, inputs,
-                             ("allow_list", "trading_state", "breakers", "latency", "correlation", "stop",
-                              "volatility", "exposure_cap", "cash", "lot_step", "min_notional"))
+        return EntryApproved(sized.qty, sized.quote_qty, inputs, tuple(checks))
 
     # --- monitors ------------------------------------------------------------------------------------------
-    def on_mark(self, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> list[RiskAction]:
+    def on_mark(self, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> list[Event]:
         """A threshold may have been crossed at this mark: new day, daily loss, drawdown, unrealized loss."""
         lim = self.limits
-        actions: list[RiskAction] = []
+        actions: list[Event] = []
         if ts >= self.day_end:  # start-of-day equity: at 00:00 UTC, or at session start when later
             self.sod_equity = prev_equity if prev_equity is not None else equity
             self.day_end = (ts // DAY_MS + 1) * DAY_MS
@@ -213,29 +244,27 @@ class RiskEngine:
             self.daily_floor = self.sod_equity * (1 - lim.daily_loss_limit) if active else -math.inf
         if equity <= self.daily_floor:
             pnl = equity - self.sod_equity
-            why = (f"DAILY_LOSS_LIMIT: day P&L {pnl:+,.2f} ({pnl / self.sod_equity:+.2%}) <= "
-                   f"-{lim.daily_loss_limit:.2%} of start-of-day equity {self.sod_equity:,.2f}")
-            act = self.transition(TradingState.SAFE_MODE, why, ts)
-            actions.extend([RiskAction("DAILY_LOSS_LIMIT", why, ts, "critical"), *([act] if act else [])])
+            hit = Event.of(EventCode.DAILY_LOSS_LIMIT, DailyLossHit(
+                day_pnl=pnl, day_pnl_pct=pnl / self.sod_equity, limit=lim.daily_loss_limit,
+                sod_equity=self.sod_equity, equity=equity), ts=ts)
+            act = self.transition(TradingState.SAFE_MODE, hit.message, ts, cause=EventCode.DAILY_LOSS_LIMIT)
+            actions.extend([hit, *([act] if act else [])])
         if equity <= self.dd_floor and not self.derisked:
             self.derisked = True
-            dd = 1 - equity / self.hwm
-            actions.append(RiskAction("DRAWDOWN_DERISK", f"DRAWDOWN_DERISK: drawdown {dd:.2%} from the high-water "
-                                      f"mark {self.hwm:,.2f} >= {lim.drawdown_limit:.2%}: risk per trade "
-                                      f"{self.config.risk_per_trade:.2%} -> {lim.derisked_risk_per_trade:.2%} until "
-                                      "an operator resets it", ts, "critical"))
+            actions.append(Event.of(EventCode.DRAWDOWN_DERISK, DrawdownDerisked(
+                drawdown=1 - equity / self.hwm, hwm=self.hwm, limit=lim.drawdown_limit,
+                risk_before=self.config.risk_per_trade, risk_after=lim.derisked_risk_per_trade), ts=ts))
             self.dd_floor = -math.inf
         breach = unrealized < -lim.unrealized_loss_limit * equity
         if breach and not self.tightened:
             self.tightened = True
-            actions.append(RiskAction("UNREALIZED_LOSS_TIGHTEN", f"UNREALIZED_LOSS_TIGHTEN: unrealized "
-                                      f"{unrealized:+,.2f} ({unrealized / equity:+.2%} of equity) beyond "
-                                      f"-{lim.unrealized_loss_limit:.2%}: every stop moved to "
-                                      f"{lim.stop_tighten:.0%} of its distance", ts, "critical"))
+            actions.append(Event.of(EventCode.UNREALIZED_LOSS_TIGHTEN, StopsTightened(
+                unrealized=unrealized, unrealized_pct=unrealized / equity, limit=lim.unrealized_loss_limit,
+                factor=lim.stop_tighten), ts=ts))
         elif not breach and self.tightened:
             self.tightened = False
-            actions.append(RiskAction("UNREALIZED_LOSS_RECOVERED", f"unrealized {unrealized:+,.2f} back within "
-                                      f"-{lim.unrealized_loss_limit:.2%} of equity; episode over", ts, "info"))
+            actions.append(Event.of(EventCode.UNREALIZED_LOSS_RECOVERED, UnrealizedRecovered(
+                unrealized=unrealized, limit=lim.unrealized_loss_limit), ts=ts))
         return actions
 
     def set_rung(self, step: Rung) -> None:
@@ -252,7 +281,7 @@ class RiskEngine:
     def latency(self) -> float:
         return sum(self._latency) / len(self._latency) if self._latency else 0.0
 
-    def on_latency(self, seconds: float, ts: int) -> RiskAction | None:
+    def on_latency(self, seconds: float, ts: int) -> Event | None:
         """R4.4 with hysteresis: pause above the limit; resume after it stayed below for the settle period."""
         if not self.controls:
             return None
@@ -263,8 +292,8 @@ class RiskEngine:
             self._latency_ok_since = None
             if not self.latency_paused:
                 self.latency_paused = True
-                return RiskAction("LATENCY_PAUSE", f"LATENCY_PAUSE: rolling exchange latency {rolling:.2f}s > "
-                                  f"{lim.latency_limit_s:.2f}s: new entries paused, exits continue", ts)
+                return Event.of(EventCode.LATENCY_PAUSE, LatencyChanged(latency_s=rolling, limit_s=lim.latency_limit_s),
+                                ts=ts)
             return None
         if self.latency_paused:
             if self._latency_ok_since is None:
@@ -272,9 +301,8 @@ class RiskEngine:
             elif ts - self._latency_ok_since >= lim.latency_settle_s * 1000:
                 self.latency_paused = False
                 self._latency_ok_since = None
-                return RiskAction("LATENCY_RESUME", f"LATENCY_RESUME: latency {rolling:.2f}s below "
-                                  f"{lim.latency_limit_s:.2f}s for {lim.latency_settle_s:g}s: entries resume", ts,
-                                  "info")
+                return Event.of(EventCode.LATENCY_RESUME, LatencyChanged(
+                    latency_s=rolling, limit_s=lim.latency_limit_s, settle_s=lim.latency_settle_s), ts=ts)
         return None
 
     # --- persistence (live) --------------------------------------------------------------------------------

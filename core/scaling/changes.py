@@ -18,6 +18,7 @@ from typing import Any
 
 from core.config import INSTRUMENTS, Settings
 from core.config.ladder import Rung, rung
+from core.events import Event, EventCode, ScalingEvent
 from core.risk.engine import RiskEngine
 from core.scaling.symbols import remember_approval, symbol_refusal
 from core.state.live import LiveState
@@ -42,15 +43,11 @@ def change_refusal(settings: Settings, change: dict[str, Any] | None,
     symbol = change.get("symbol")
     if symbol not in INSTRUMENTS:
         return "SCALING_BAD_SYMBOL", f"unknown symbol {symbol!r}; known: {', '.join(INSTRUMENTS)}"
-    refusal = symbol_refusal(Store(settings.db_path), settings, str(symbol), now or datetime.now(UTC))
-    if refusal is not None:
-        return refusal.split(":", 1)[0], refusal
-    return None
+    return symbol_refusal(Store(settings.db_path), settings, str(symbol), now or datetime.now(UTC))
 
 
-def apply_to_risk(risk: RiskEngine, state: LiveState, change: dict[str, Any],
-                  ladder: tuple[Rung, ...]) -> tuple[str, str, dict[str, Any]]:
-    """Apply an (already checked) change to a running session; returns the event (code, message, details)."""
+def apply_to_risk(risk: RiskEngine, state: LiveState, change: dict[str, Any], ladder: tuple[Rung, ...]) -> Event:
+    """Apply an (already checked) change to a running session; returns its event."""
     who = f"approved by {change.get('reviewer')}: {change.get('comment') or '-'}"
     if change.get("kind") == "step_up":
         to = int(change["to_rung"])
@@ -59,11 +56,13 @@ def apply_to_risk(risk: RiskEngine, state: LiveState, change: dict[str, Any],
         state.rung = to - 1
         details = {"to_rung": to, "risk_per_trade": risk.config.risk_per_trade,
                    "exposure_cap": risk.config.exposure_cap, **change}
-        return "SCALING_APPLIED", f"rung {to}: {step.text()} ({who})", details
+        return Event.of(EventCode.SCALING_APPLIED, ScalingEvent(title=f"rung {to}: {step.text()} ({who})",
+                                                                extra=details))
     symbol = str(change["symbol"])
     remember_approval(state, symbol, change)
-    return "SCALING_SYMBOL_APPROVED", (f"{symbol} approved ({who}); it trades after a restart with it in "
-                                       "RAMPART_MARKET__ADDED_SYMBOLS and RAMPART_MARKET__SYMBOLS"), change
+    return Event.of(EventCode.SCALING_SYMBOL_APPROVED, ScalingEvent(
+        title=f"{symbol} approved ({who}); it trades after a restart with it in RAMPART_MARKET__ADDED_SYMBOLS and "
+              "RAMPART_MARKET__SYMBOLS", extra=change))
 
 
 def apply_to_state(state: LiveState, change: dict[str, Any]) -> str:

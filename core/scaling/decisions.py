@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.events import Event, ScalingEvent
 from core.notify import Notification, notify
 from core.scaling.eligibility import Eligibility
 from core.store import Store
@@ -52,12 +53,11 @@ def record_outcome(store: Store, review: Eligibility, review_id: str, result: Ou
         "justification": justification, "evidence": review.evidence,
     }], on_conflict="ignore")
     title = _title(review, result)
-    store.record_event(kind="scaling", severity=SEVERITY[result.outcome], code=EVENT_CODES[result.outcome],
-                       message=title, details={"review_id": review_id, "decision_id": decision_id,
-                                               "outcome": result.outcome, "reviewer": result.reviewer,
-                                               "comment": result.comment, "detail": result.detail,
-                                               "proposal": prop.to_dict() if prop else None,
-                                               "applied": result.applied}, ts=when)
+    facts = {"review_id": review_id, "decision_id": decision_id, "outcome": result.outcome,
+             "reviewer": result.reviewer, "comment": result.comment, "detail": result.detail,
+             "proposal": prop.to_dict() if prop else None, "applied": result.applied}
+    store.record(Event.of(EVENT_CODES[result.outcome], ScalingEvent(title=title, extra=facts),
+                          SEVERITY[result.outcome], int(when.timestamp() * 1000)), kind="scaling")
     body = "\n".join(x for x in (result.detail, review.summary(), how_to_answer) if x)
     fields = {"review": review_id, "rung": review.rung}
     if result.reviewer:

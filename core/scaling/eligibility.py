@@ -265,7 +265,7 @@ def _choose(store: Store, settings: Settings, index: int, kind: str,
                                     "(RAMPART_SCALING__CANDIDATE_SYMBOLS)")
     refusal = symbol_refusal(store, settings, symbol, now)
     if refusal is not None:
-        return "new_symbol", None, refusal
+        return "new_symbol", None, f"{refusal[0]}: {refusal[1]}"
     cur = rung(index, rungs)
     prop = Proposal("new_symbol", index + 1, index + 1, cur.risk_per_trade, cur.exposure_cap, symbol,
                     settings.scaling.new_symbol_days)

@@ -27,19 +27,21 @@ def approved_symbols(store: Store) -> dict[str, datetime]:
     return {str(r["symbol"]): r["ts"] for r in rows.iter_rows(named=True)}
 
 
-def symbol_refusal(store: Store, settings: Settings, symbol: str, now: datetime) -> str | None:
-    """Why ``symbol`` may not be approved as a new symbol now, or None. At most one per ``new_symbol_days``."""
+def symbol_refusal(store: Store, settings: Settings, symbol: str, now: datetime) -> tuple[str, str] | None:
+    """(code, why) ``symbol`` may not be approved as a new symbol now, or None. At most one per
+    ``new_symbol_days``."""
     if symbol in settings.market.allowed_symbols:
-        return f"SYMBOL_ALREADY_ALLOWED: {symbol} is on the allow-list already"
+        return "SYMBOL_ALREADY_ALLOWED", f"{symbol} is on the allow-list already"
     approved = approved_symbols(store)
     if symbol in approved:
-        return f"SYMBOL_ALREADY_APPROVED: {symbol} was approved on {approved[symbol]:%Y-%m-%d %H:%M} UTC"
+        return "SYMBOL_ALREADY_APPROVED", f"{symbol} was approved on {approved[symbol]:%Y-%m-%d %H:%M} UTC"
     days = settings.scaling.new_symbol_days
     recent = {s: ts for s, ts in approved.items() if now - ts < timedelta(days=days)}
     if recent:
         sym, ts = max(recent.items(), key=lambda item: item[1])
-        return (f"NEW_SYMBOL_TOO_SOON: {sym} was approved on {ts:%Y-%m-%d %H:%M} UTC; the next new symbol can be "
-                f"approved from {ts + timedelta(days=days):%Y-%m-%d %H:%M} UTC (R5.3: at most one per {days} days)")
+        return "NEW_SYMBOL_TOO_SOON", (f"{sym} was approved on {ts:%Y-%m-%d %H:%M} UTC; the next new symbol can "
+                                       f"be approved from {ts + timedelta(days=days):%Y-%m-%d %H:%M} UTC (R5.3: at "
+                                       f"most one per {days} days)")
     return None
 
 

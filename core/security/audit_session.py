@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from core.events import Category, EventCode, category_of
 from core.security.audit import (
     PUBLIC_CALLS,
     AuditJournal,
@@ -37,9 +38,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rampart.audit")
 
-AUDITED_EVENTS = ("STATE_CHANGED", "OVERRIDE_", "EMERGENCY_", "KEY_", "ROTATION", "SCALING_", "APPROVAL",
-                  "SESSION_STARTED", "SESSION_STOPPED", "BREAKER_", "SUSPICIOUS_", "AUTH_", "IP_BANNED",
-                  "UNEXPLAINED_ORDER", "POSITION_MISMATCH", "FILLED_WHILE_AWAY", "ORDER_REJECTED", "AUDIT_")
+# Control events go into the journal (every critical event too): state changes, operators, security, scaling,
+# breakers, the audit's own, and the trading facts reconciliation and the exchange report.
+AUDITED_CATEGORIES = frozenset({Category.STATE, Category.OPERATOR, Category.SECURITY, Category.SCALING,
+                                Category.BREAKER, Category.AUDIT})
+AUDITED_CODES = frozenset({EventCode.SESSION_STARTED, EventCode.SESSION_STOPPED, EventCode.UNEXPLAINED_ORDER,
+                           EventCode.POSITION_MISMATCH, EventCode.FILLED_WHILE_AWAY, EventCode.ORDER_REJECTED})
 TABLE_KINDS = (("orders", "order"), ("fills", "fill"), ("trades", "trade"))
 MAX_PENDING = 2_000  # calls buffered between flushes before they are written anyway (a long outage)
 MAX_BACKLOG = 50_000  # entries kept for a retry while the journal cannot be written
@@ -131,7 +135,8 @@ def session_entries(new: Mapping[str, pl.DataFrame]) -> list[Entry]:
     if events is not None and events.height:
         for row in events.to_dicts():
             code = str(row.get("code") or "")
-            if code.startswith(AUDITED_EVENTS) or row.get("severity") == "critical":
+            if (code in AUDITED_CODES or category_of(code, row.get("kind")) in AUDITED_CATEGORIES
+                    or row.get("severity") == "critical"):
                 entries.append(("event", row))
     return entries
 
@@ -156,4 +161,4 @@ def attach_audit(settings: Settings, store: Store, broker: CcxtBroker, view: Ses
     return observer
 
 
-__all__ = ["AUDITED_EVENTS", "PUBLIC_CALLS", "AuditObserver", "attach_audit", "session_entries"]
+__all__ = ["AUDITED_CATEGORIES", "AUDITED_CODES", "PUBLIC_CALLS", "AuditObserver", "attach_audit", "session_entries"]

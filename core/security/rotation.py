@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import AuthenticationError, ExchangeError, StoreError
+from core.events import Event, KeyRotation
 from core.security.credentials import CredentialProvider, Credentials, KeyHolder, provider_for, remember
 from core.state.commands import read_queue
 
@@ -67,6 +68,11 @@ class RotationOutcome:
     @property
     def severity(self) -> str:
         return SEVERITY.get(self.code, "warning")
+
+    def event(self) -> Event:
+        return Event.of(self.code, KeyRotation(detail=self.detail, old_key_id=self.old_key_id,
+                                               new_key_id=self.new_key_id, trigger=self.trigger,
+                                               request_id=self.request_id), self.severity)
 
     def details(self) -> dict[str, Any]:
         return {"old_key_id": self.old_key_id, "new_key_id": self.new_key_id, "trigger": self.trigger,
@@ -211,7 +217,7 @@ class KeyRotator:
         self.broker.swap_credentials(creds.api_key.get_secret_value(), creds.secret.get_secret_value())
 
     def _finish(self, view: SessionView, outcome: RotationOutcome) -> RotationOutcome:
-        self.inbox.record(outcome.severity, outcome.code, outcome.detail, outcome.details())
+        self.inbox.record(outcome.event())
         log.warning("%s: %s", outcome.code, outcome.detail)
         if outcome.code in (ROTATED, REFUSED):
             notify_outcome(self.store, outcome, view.session_id)
@@ -288,8 +294,7 @@ def _record(settings: Settings, outcome: RotationOutcome) -> None:
     from core.store import Store
 
     store = Store(settings.db_path)
-    store.record_event(kind="security", severity=outcome.severity, code=outcome.code, message=outcome.detail,
-                       details=outcome.details())
+    store.record(outcome.event(), kind="security")
     if outcome.code == REFUSED:
         notify_outcome(store, outcome)
 

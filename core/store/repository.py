@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 
 from core.errors import StoreError
+from core.events import Event
 from core.store.db import DEFAULT_LOCK_TIMEOUT_S, connect, unit_of_work
 from core.store.migrations import current_version, migrate
 
@@ -180,6 +181,12 @@ class Store:
         with self._unit(f"record event {code}") as conn:
             _insert_row(conn, "events", row, self._table("events"))
         return event_id
+
+    def record(self, event: Event, *, kind: str, session_id: str | None = None) -> str:
+        """Store one typed event (``core.events``): its code, rendered message and payload facts; returns its id."""
+        ts = datetime.fromtimestamp(event.ts / 1000, UTC) if event.ts is not None else None
+        return self.record_event(kind=kind, severity=event.severity, code=event.code.value, message=event.message,
+                                 details=event.details, session_id=session_id, ts=ts)
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], *,
                     on_conflict: Literal["error", "ignore"] = "error") -> int:

@@ -27,7 +27,7 @@ class TradeContext:
     entry: dict[str, Any] | None = None  # entry decision details (indicators, stop, target, sizing, state)
     exit: dict[str, Any] | None = None  # exit decision details (signal exits)
     exit_stop: float | None = None  # stop price of the stop order that closed the trade
-    tightened: dict[str, Any] | None = None  # UNREALIZED_LOSS_TIGHTEN event during the trade (ts, message)
+    tightened: dict[str, Any] | None = None  # UNREALIZED_LOSS_TIGHTEN event during the trade (ts, details)
     stop_tighten: float = 0.8  # settings.risk.stop_tighten
     emergency: dict[str, Any] | None = None  # EMERGENCY_STOP event details (who, reason)
 
@@ -145,9 +145,13 @@ def _stop_words(ctx: TradeContext) -> str:
         closer = 1 - ctx.stop_tighten
         moved = f" from {_n(first)}" if isinstance(first, int | float) else ""
         moved += f" to {_n(stop)}" if stop is not None else ""
-        why = str(ev.get("message") or "").split(": ", 1)[-1]
+        facts = details(ev.get("details")) or {}
+        why = ""
+        if isinstance(facts.get("unrealized"), int | float) and isinstance(facts.get("limit"), int | float):
+            why = (f" (unrealized {facts['unrealized']:+,.2f}, {facts.get('unrealized_pct') or 0:+.2%} of equity, "
+                   f"beyond -{facts['limit']:.2%})")
         text += (f"; the stop had been tightened {closer:.0%} closer{moved} at {_hhmm(ev.get('ts'))} after the "
-                 f"unrealized loss passed the limit ({why})")
+                 f"unrealized loss passed the limit{why}")
     return text
 
 

@@ -15,19 +15,19 @@ from typing import Any
 
 import polars as pl
 
-STATE_CODES = frozenset({"STATE_CHANGED", "DAILY_LOSS_LIMIT", "DRAWDOWN_DERISK", "UNREALIZED_LOSS_TIGHTEN",
-                         "UNREALIZED_LOSS_RECOVERED", "LATENCY_PAUSE", "LATENCY_RESUME", "EMERGENCY_STOP",
-                         "OVERRIDE_APPLIED", "OVERRIDE_REFUSED", "OVERRIDE_ACCEPTED"})
-ROUTINE = frozenset({"SESSION_STARTED", "SESSION_STOPPED"})
+from core.events import Category, EventCode, category_of
+
+# The report's sections by event category (core.events): the trading state with what moved it (automatic risk
+# actions, operators), breakers, alerts, the session's start and stop, and anything else that warned.
+SECTIONS = {Category.STATE: "state", Category.RISK: "state", Category.OPERATOR: "state", Category.BREAKER: "breaker",
+            Category.ALERT: "alert"}
+ROUTINE = frozenset({EventCode.SESSION_STARTED, EventCode.SESSION_STOPPED})
 
 
 def _category(code: str, kind: str, severity: str) -> str | None:
-    if code in STATE_CODES or code.startswith("OVERRIDE"):
-        return "state"
-    if code.startswith("BREAKER_"):
-        return "breaker"
-    if kind == "alert":
-        return "alert"
+    category = category_of(code, kind)
+    if category in SECTIONS:
+        return SECTIONS[category]
     if code in ROUTINE:
         return "session"
     return "other" if severity in ("warning", "error", "critical") else None
