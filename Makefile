@@ -34,8 +34,9 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(PY) -m core.demo
 
-## test: every test (needs ../shared for the real-data tests; they skip without it)
-test: install
+## test: the lint (ruff, mypy, the import contracts), then every test (real-data tests need ../shared; they skip
+## without it)
+test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 ## serve: a local persistent Prefect server (analytics off, data in data/prefect), the `rampart` work pool, every
@@ -47,9 +48,11 @@ serve: install
 bench: install
 	$(PY) bench/replay.py
 
+## lint: ruff, mypy on core/, and the layering contracts of pyproject.toml (import-linter)
 lint: install
 	$(VENV)/bin/ruff check core flows tasks tests bench
 	$(VENV)/bin/mypy core
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,7 +30,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_FAILED = 0, 1, 2, 3
 SourceOpt = Annotated[list[str], typer.Option(
     "--source", help="'synthetic' (seeded generated market) or candle files (Feather/Parquet/CSV), one per "
                      "symbol; repeat the option or separate with commas.")]
-SymbolsOpt = Annotated[str, typer.Option(help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT (allow-list, at most 2)")]
+SymbolsOpt = Annotated[str | None, typer.Option(
+    help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT (allow-list, at most 2); default RAMPART_MARKET__SYMBOLS")]
 DaysOpt = Annotated[float | None, typer.Option(
     help="days of candles: synthetic length (default 120), or the last N days of the files (default all)")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the synthetic market (same seed, same candles)")]
@@ -87,7 +88,7 @@ def _check_days(days: float | None) -> None:
         raise _fail(f"--days must be a positive number of days, got {days:g}")
 
 
-def _run_inputs(source: list[str], days: float | None, symbols: str, strategy: str | None, timeframe: str | None,
+def _run_inputs(source: list[str], days: float | None, symbols: str | None, strategy: str | None, timeframe: str | None,
                 param: list[str] | None, data_dir: Path | None) -> tuple[str | list[str], Any]:
     """Validate a paper/backtest command's inputs before anything runs or is written."""
     _check_days(days)
@@ -95,7 +96,7 @@ def _run_inputs(source: list[str], days: float | None, symbols: str, strategy: s
 
 
 @app.command()
-def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHUSDT",  # noqa: B006
+def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa: B006
           days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
           param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error."""
@@ -120,7 +121,7 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHU
 
 
 @app.command()
-def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = "BTCUSDT,ETHUSDT",  # noqa: B006
+def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa: B006
              days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
              param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Run the same engine over the candles without the gate; prints the metrics and stores the session."""
@@ -148,7 +149,7 @@ def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
          poll: Annotated[float, typer.Option(help="seconds between polls for a new closed candle")] = 0.25,
          control_port: Annotated[int | None, typer.Option(help="serve the control API (status, emergency stop, "
                                                            "overrides) on 127.0.0.1:PORT, e.g. 8766")] = None,
-         symbols: SymbolsOpt = "BTCUSDT,ETHUSDT", strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
+         symbols: SymbolsOpt = None, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
          param: ParamOpt = None, data_dir: DataDirOpt = None) -> None:
     """Trade live (R2): preflight (recent passed gate for this config, credentials, exchange, clock, markets,
     allow-list), reconcile, then trade at the first rung until stopped. Keys: RAMPART_API_KEY/RAMPART_API_SECRET."""

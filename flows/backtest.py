@@ -20,7 +20,7 @@ from tasks.paper import (
 
 
 @flow(name="backtest", log_prints=True)
-def backtest(source: str | list[str] = "synthetic", symbols: str = "BTCUSDT,ETHUSDT", days: float | None = None,
+def backtest(source: str | list[str] = "synthetic", symbols: str | None = None, days: float | None = None,
              seed: int = 7, strategy: str | None = None, timeframe: str | None = None,
              params: dict[str, Any] | None = None, data_dir: str | None = None) -> dict[str, Any]:
     """Run a strategy over history and store the session; returns its metrics."""

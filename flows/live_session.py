@@ -13,7 +13,7 @@ from tasks.live import publish_live_summary_task, run_live_session_task
 
 @flow(name="live-session", log_prints=True)
 def live_session(exchange: str | None = None, sandbox_url: str | None = None,
-                 symbols: str = "BTCUSDT,ETHUSDT", strategy: str | None = None, timeframe: str | None = None,
+                 symbols: str | None = None, strategy: str | None = None, timeframe: str | None = None,
                  params: dict[str, Any] | None = None, data_dir: str | None = None,
                  duration_s: float | None = None, max_bars: int | None = None,
                  poll_interval_s: float = 0.25) -> dict[str, Any]:

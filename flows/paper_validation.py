@@ -23,7 +23,7 @@ from tasks.paper import (
 
 
 @flow(name="paper-validation", log_prints=True)
-def paper_validation(source: str | list[str] = "synthetic", symbols: str = "BTCUSDT,ETHUSDT",
+def paper_validation(source: str | list[str] = "synthetic", symbols: str | None = None,
                      days: float | None = None, seed: int = 7, strategy: str | None = None,
                      timeframe: str | None = None, params: dict[str, Any] | None = None,
                      data_dir: str | None = None) -> dict[str, Any]:

@@ -140,3 +140,59 @@ def test_backtest_stores_a_backtest_session(tmp_path: Path, capsys: pytest.Captu
     eq = con.execute("select count(*) from equity").fetchone()
     con.close()
     assert modes == [("backtest", "completed")] and gates == (0,) and eq is not None and eq[0] > 0
+
+
+# --- settings from the environment win over CLI defaults; list settings in the comma form; one line per bad value --
+@pytest.mark.req("R2.2")
+def test_symbols_from_the_environment_in_the_comma_form_are_what_paper_trades(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from core.store import Store
+
+    monkeypatch.setenv("RAMPART_MARKET__SYMBOLS", "BTCUSDT")  # the README's form; no --symbols given
+    monkeypatch.setenv("RAMPART_STRATEGY__NAME", "sma_cross")
+    monkeypatch.setenv("RAMPART_STRATEGY__PARAMS", '{"fast": 5, "slow": 20}')
+    code, out, err = run_cli(["paper", "--days", "20", "--json", "--data-dir", str(tmp_path / "d")], capsys)
+    assert code in (0, 3), err
+    sid = json.loads(out)["session_id"]
+    store = Store(tmp_path / "d" / "rampart.duckdb")
+    assert store.query("SELECT symbols FROM sessions WHERE id = ?", [sid]).item().to_list() == ["BTCUSDT"]
+    traded = store.query("SELECT DISTINCT symbol FROM decisions WHERE session_id = ?", [sid])["symbol"].to_list()
+    assert traded == ["BTCUSDT"]
+    # an explicit option still wins over the environment
+    code, out, err = run_cli(["paper", "--days", "20", "--json", "--symbols", "ETHUSDT", "--data-dir",
+                              str(tmp_path / "d")], capsys)
+    sid = json.loads(out)["session_id"]
+    assert store.query("SELECT symbols FROM sessions WHERE id = ?", [sid]).item().to_list() == ["ETHUSDT"]
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("RAMPART_MARKET__SYMBOLS", "@@"),
+    ("RAMPART_MARKET__SYMBOLS", '["BTCUSDT"'),
+    ("RAMPART_OPERATORS", "x"),
+    ("RAMPART_SCALING__LADDER", "0.001,0.02"),
+    ("RAMPART_STRATEGY__PARAMS", "fast=3"),
+    ("RAMPART_MARKET", "BTCUSDT"),
+    ("RAMPART_GATE__MIN_TRADES", "many"),
+])
+@pytest.mark.req("R2.2")
+def test_a_bad_setting_json_or_not_exits_1_with_one_line_naming_the_variable(
+    variable: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    code, _, err = run_cli(["paper", "--data-dir", str(tmp_path / "d")], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and variable in lines[0], err
+    assert_nothing_written(tmp_path / "d")
+
+
+@pytest.mark.req("R8.2")
+def test_a_key_put_where_settings_go_is_refused_without_showing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAMPART_EXCHANGE__API_KEY", "CANARYKEYinsettings0123456789")
+    code, _, err = run_cli(["paper", "--data-dir", str(tmp_path / "d")], capsys)
+    assert code == 1 and "RAMPART_EXCHANGE__API_KEY" in err and "RAMPART_API_KEY" in err
+    assert "CANARYKEYinsettings" not in err

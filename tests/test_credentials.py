@@ -150,21 +150,33 @@ def test_a_registered_provider_can_be_selected() -> None:
 
 
 @pytest.mark.req("R8.1")
-def test_prefect_secret_blocks_provide_the_keys(prefect_harness: None) -> None:
+def test_prefect_secret_blocks_provide_the_keys(prefect_harness: None, monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.blocks.system import Secret
+    from prefect.settings import PREFECT_API_URL
+
+    from core.security.credentials import PrefectSecretProvider
+    from tasks.credentials import secure_run
 
     names = f"rampart-key-{uuid.uuid4().hex[:8]}", f"rampart-secret-{uuid.uuid4().hex[:8]}"
     Secret(value=KEY).save(names[0])
     Secret(value=SECRET).save(names[1])
     config = CredentialsConfig(provider="prefect", prefect_key_block=names[0], prefect_secret_block=names[1])
-    provider = provider_for(config)  # registered by tasks.credentials, imported on demand
-    assert type(provider).__module__ == "tasks.credentials"
-    creds = load_credentials(config)
-    assert creds.api_key.get_secret_value() == KEY and creds.secret.get_secret_value() == SECRET
-    assert creds.source == f"Prefect Secret blocks {names[0]!r} and {names[1]!r}"
     missing = CredentialsConfig(provider="prefect", prefect_key_block=names[0], prefect_secret_block="no-such-block")
-    with pytest.raises(AuthenticationError, match="Prefect Secret block 'no-such-block' not found"):
-        load_credentials(missing)
+    # the `rampart` CLI: core's own provider over the server's REST API (core never imports Prefect)
+    own, none = PrefectSecretProvider(*names), PrefectSecretProvider(names[0], "no-such-block")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with pytest.raises(AuthenticationError, match="set PREFECT_API_URL"):
+        own.load()
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    secure_run()  # inside a flow run: Prefect's own client reads the same blocks
+    assert type(provider_for(config)).__module__ == "tasks.credentials"
+    for load in (own.load, lambda: load_credentials(config)):
+        creds = load()
+        assert creds.api_key.get_secret_value() == KEY and creds.secret.get_secret_value() == SECRET
+        assert creds.source == f"Prefect Secret blocks {names[0]!r} and {names[1]!r}"
+    for load in (none.load, lambda: load_credentials(missing)):
+        with pytest.raises(AuthenticationError, match="Prefect Secret block 'no-such-block' not found"):
+            load()
 
 
 @pytest.mark.req("R8.1")

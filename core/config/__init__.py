@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from core.config.alerts import AlertConfig
 from core.config.dashboard import DashboardConfig
@@ -23,6 +23,7 @@ from core.config.reports import ReportConfig
 from core.config.risk import BreakerConfig, RiskLimits
 from core.config.scaling import ScalingConfig
 from core.config.security import AuditConfig, CredentialsConfig, OperatorConfig
+from core.config.values import SymbolList, json_text
 from core.config.venue import ExchangeConfig
 from core.domain import Instrument
 from core.errors import ConfigError
@@ -64,23 +65,17 @@ class SizingConfig(_Frozen):
 
 class StrategyConfig(_Frozen):
     name: str = Field("mean_reversion", description="one of: mean_reversion, trend, sma_cross")
-    params: dict[str, Any] = Field(default_factory=dict, description="overrides of the strategy's defaults")
+    params: Annotated[dict[str, Any], NoDecode, BeforeValidator(json_text('{"fast": 10}'))] = Field(
+        default_factory=dict, description="overrides of the strategy's defaults (JSON)")
 
 
 class MarketConfig(_Frozen):
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
-    allowed_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
+    allowed_symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
     # R5.3: symbols beyond the allow-list, each added by an approved scaling decision (live refuses to start
     # on one without it; see core.scaling.symbols). Each one raises the R2.2 limit of two by one.
-    added_symbols: tuple[str, ...] = ()
+    added_symbols: SymbolList = ()
     timeframe: str = "1h"
-
-    @field_validator("symbols", "allowed_symbols", "added_symbols", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [s for s in (p.strip().upper() for p in value.split(",")) if s]
-        return value
 
     @field_validator("timeframe")
     @classmethod
@@ -131,7 +126,9 @@ class Settings(BaseSettings):
     market: MarketConfig = MarketConfig()
     risk: RiskLimits = RiskLimits()
     breakers: BreakerConfig = BreakerConfig()
-    operators: tuple[OperatorConfig, ...] = Field((), description="who may override, by role; tokens hashed")
+    operators: Annotated[tuple[OperatorConfig, ...], NoDecode, BeforeValidator(json_text(
+        '[{"name": "alice", "role": "operator", "token_sha256": "<64 hex>"}]'))] = Field(
+        (), description="who may override, by role; tokens hashed (JSON)")
     notify: NotifyConfig = NotifyConfig()
     dashboard: DashboardConfig = DashboardConfig()
     alerts: AlertConfig = AlertConfig()
@@ -186,10 +183,21 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {describe_validation(exc)}") from None
+    except SettingsError as exc:  # a section given whole (RAMPART_MARKET=...) that is not JSON
+        raise ConfigError(f"invalid settings: {_settings_error(exc)}") from None
     from core.strategy import build_params
 
     build_params(settings.strategy.name, settings.strategy.params)  # raises ConfigError with the parameter
     return settings
+
+
+_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _settings_error(exc: SettingsError) -> str:
+    found = _FIELD.search(str(exc))
+    name = f"RAMPART_{found.group(1).upper()}" if found else "a RAMPART_* variable"
+    return (f"{name}: not valid JSON; set its parts instead (e.g. {name}__SYMBOLS=BTCUSDT) or give a JSON object")
 
 
 SECRET_NAMES = re.compile(r"(?i)key|secret|token|password|passphrase")

@@ -8,11 +8,13 @@ trade or 10 % exposure stops the load with an error naming ``RAMPART_SCALING__LA
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_settings import NoDecode
 
 from core.config.ladder import LADDER, Rung, check_ladder
+from core.config.values import SymbolList, json_text
 
 
 class ScalingConfig(BaseModel):
@@ -23,12 +25,13 @@ class ScalingConfig(BaseModel):
     window_days: int = Field(7, ge=7, le=90, description="consecutive days at the current rung (R5.2: >= 7)")
     review_timeout_days: float = Field(3.0, ge=0.0001, le=30, description="a review unanswered this long expires")
     new_symbol_days: int = Field(7, ge=7, le=90, description="half risk for a new symbol, and at most one per")
-    ladder: tuple[tuple[float, float], ...] = Field(
+    ladder: Annotated[tuple[tuple[float, float], ...], NoDecode, BeforeValidator(json_text(
+        "[[0.001, 0.02], [0.0025, 0.04]]"))] = Field(
         tuple((r.risk_per_trade, r.exposure_cap) for r in LADDER),
         description="rungs as (risk per trade, exposure cap) fractions, lowest first; never above 1 % / 10 %")
     min_trades: int | None = Field(None, ge=1, le=100_000, description="closed live trades the window needs; "
                                    "default: the gate's min_trades (R1.4)")
-    candidate_symbols: tuple[str, ...] = Field((), description="symbols a review may propose adding (R5.3), in "
+    candidate_symbols: SymbolList = Field((), description="symbols a review may propose adding (R5.3), in "
                                                "order; none: reviews only propose steps up the ladder")
 
     @field_validator("ladder", mode="before")
@@ -42,13 +45,6 @@ class ScalingConfig(BaseModel):
     @classmethod
     def _within_caps(cls, value: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
         check_ladder([Rung(risk, exposure) for risk, exposure in value])
-        return value
-
-    @field_validator("candidate_symbols", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [s for s in (p.strip().upper() for p in value.split(",")) if s]
         return value
 
     @property

@@ -4,8 +4,8 @@
   (``credentials.env_file``, default ``.env``, git-ignored).
 - ``dir``: a secrets directory, Docker/Kubernetes style: the files ``api_key`` and ``api_secret`` in
   ``credentials.secrets_dir`` (trailing newlines ignored).
-- ``prefect``: Prefect Secret blocks. Core never imports Prefect, so that provider lives in
-  ``tasks/credentials.py`` and is registered from outside (the flows do it with ``secure_run()``).
+- ``prefect``: Prefect Secret blocks, read over the Prefect REST API at ``PREFECT_API_URL`` (core never imports
+  Prefect); inside flow runs ``tasks.credentials`` registers Prefect's own client instead (``secure_run()``).
 
 Providers are read only when a live session, an emergency stop or a key rotation needs the keys, never in
 paper mode. The values are held as ``SecretStr`` and registered with the redaction filter the moment they are
@@ -15,7 +15,6 @@ read, so no log line, notification or stored row can carry them (R8.2). Errors s
 from __future__ import annotations
 
 import hmac
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,14 +154,52 @@ class DirProvider:
         return make_credentials(texts[0], texts[1], self.describe())
 
 
+class PrefectSecretProvider:
+    """The key and the secret from two Prefect Secret blocks, read over the Prefect REST API at ``PREFECT_API_URL``
+    (core never imports Prefect; inside a flow run, ``tasks.credentials`` registers Prefect's own client instead)."""
+
+    name = "prefect"
+
+    def __init__(self, key_block: str, secret_block: str, api_url: str | None = None) -> None:
+        self.key_block, self.secret_block = key_block, secret_block
+        self.api_url = api_url
+
+    def describe(self) -> str:
+        return f"Prefect Secret blocks {self.key_block!r} and {self.secret_block!r}"
+
+    def load(self) -> Credentials:
+        return make_credentials(self._read(self.key_block), self._read(self.secret_block), self.describe())
+
+    def _read(self, block: str) -> str:
+        import httpx
+
+        url = (self.api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
+        if not url:
+            raise AuthenticationError(f"Prefect Secret block {block!r} cannot be read: set PREFECT_API_URL to the "
+                                      "Prefect server's API (e.g. http://127.0.0.1:4200/api)")
+        try:
+            resp = httpx.get(f"{url}/block_types/slug/secret/block_documents/name/{block}",
+                             params={"include_secrets": "true"}, timeout=15.0)
+        except httpx.HTTPError as exc:
+            raise AuthenticationError(f"Prefect Secret block {block!r} could not be read ({type(exc).__name__}); "
+                                      "check PREFECT_API_URL and that the server runs") from None
+        if resp.status_code == 404:
+            raise AuthenticationError(f"Prefect Secret block {block!r} not found: create it (Secret(value=...)"
+                                      f".save({block!r})) or fix RAMPART_CREDENTIALS__PREFECT_*_BLOCK")
+        if resp.status_code != 200:
+            raise AuthenticationError(f"Prefect Secret block {block!r} could not be read (HTTP {resp.status_code})")
+        value = (resp.json().get("data") or {}).get("value")
+        if not isinstance(value, str):
+            raise AuthenticationError(f"Prefect Secret block {block!r} must hold a plain string")
+        return value
+
+
 ProviderFactory = Callable[[CredentialsConfig], CredentialProvider]
 _FACTORIES: dict[str, ProviderFactory] = {
     "env": lambda config: EnvProvider(config.env_file),
     "dir": lambda config: DirProvider(config.secrets_dir or Path("secrets")),
+    "prefect": lambda config: PrefectSecretProvider(config.prefect_key_block, config.prefect_secret_block),
 }
-# Providers implemented outside core (they need a library core must not import). Importing the module
-# registers the provider; flows register it explicitly, this fallback serves the `rampart` CLI.
-_PLUGINS: dict[str, str] = {"prefect": "tasks.credentials"}
 
 
 def register_provider(name: str, factory: ProviderFactory) -> None:
@@ -173,12 +210,6 @@ def register_provider(name: str, factory: ProviderFactory) -> None:
 def provider_for(config: CredentialsConfig) -> CredentialProvider:
     """The provider the settings select; ConfigError when it is not available in this process."""
     name = config.provider
-    if name not in _FACTORIES and name in _PLUGINS:
-        try:
-            importlib.import_module(_PLUGINS[name])  # registers itself on import
-        except ImportError as exc:
-            raise ConfigError(f"credentials provider '{name}' needs {_PLUGINS[name]} ({exc}); install it or "
-                              "choose RAMPART_CREDENTIALS__PROVIDER=env or dir") from None
     factory = _FACTORIES.get(name)
     if factory is None:
         raise ConfigError(f"unknown credentials provider '{name}'; use one of: {', '.join(sorted(_FACTORIES))}")
@@ -200,5 +231,5 @@ def load_credentials(config: CredentialsConfig | None = None) -> Credentials:
 
 
 __all__ = ["KEY_FILE", "KEY_VAR", "SECRET_FILE", "SECRET_VAR", "CredentialProvider", "Credentials", "DirProvider",
-           "EnvProvider", "KeyHolder", "load_credentials", "make_credentials", "provider_for", "register_provider",
-           "remember"]
+           "EnvProvider", "KeyHolder", "PrefectSecretProvider", "load_credentials", "make_credentials", "provider_for",
+           "register_provider", "remember"]
