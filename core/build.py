@@ -58,10 +58,11 @@ class Sizing:
 def build_engine(settings: Settings, mode: Mode, broker: Broker, portfolio: Portfolio, *,
                  instruments: dict[str, Instrument], sizing: Sizing, controls: bool,
                  saved_risk: dict[str, Any] | None = None, session_id: str | None = None,
-                 strategies: dict[str, Strategy] | None = None, record_decisions: bool = True) -> Engine:
-    """An engine for ``mode`` on ``broker``. ``controls``: the automatic risk controls and circuit breakers act;
-    ``saved_risk``: a live restart's trading state, de-risking and breakers; ``strategies`` replaces the
-    configured strategy (tests that script signals)."""
+                 strategies: dict[str, Strategy] | None = None, record_decisions: bool = True,
+                 breakers: bool | None = None) -> Engine:
+    """An engine for ``mode`` on ``broker``. ``controls``: the automatic risk controls act, and the circuit
+    breakers unless ``breakers`` says otherwise; ``saved_risk``: a live restart's trading state, de-risking and
+    breakers; ``strategies`` replaces the configured strategy (tests that script signals)."""
     market = settings.market
     risk = RiskEngine(RiskConfig(
         allowed_symbols=(*market.allowed_symbols, *market.added_symbols), instruments=instruments,
@@ -70,7 +71,7 @@ def build_engine(settings: Settings, mode: Mode, broker: Broker, portfolio: Port
     ))
     if saved_risk is not None:
         risk.restore(saved_risk)  # SAFE_MODE/HALTED/de-risk survive a restart (R2.4, R4.5, R6.4)
-    if controls:
+    if controls if breakers is None else breakers:
         saved = (saved_risk or {}).get("breakers")
         risk.breakers = (CircuitBreakers.from_state(settings.breakers, saved) if saved
                          else CircuitBreakers(settings.breakers))

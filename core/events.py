@@ -39,6 +39,8 @@ class Payload:
     def facts(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
+            if f.metadata.get("words_only"):  # said in the message; not a fact of its own
+                continue
             value = getattr(self, f.name)
             if f.name == "extra":
                 out.update(value)
@@ -196,7 +198,7 @@ class EmergencyStopped(Payload):
 
 @dataclass(frozen=True, kw_only=True)
 class KeyRotation(Payload):
-    detail: str
+    detail: str = field(metadata={"words_only": True})
     old_key_id: str | None
     new_key_id: str | None
     trigger: str
@@ -304,6 +306,7 @@ class EventCode(StrEnum):
     SYMBOL_ALREADY_APPROVED = "SYMBOL_ALREADY_APPROVED"
     NEW_SYMBOL_TOO_SOON = "NEW_SYMBOL_TOO_SOON"
     REVIEWER_MISMATCH = "REVIEWER_MISMATCH"
+    CSRF_INVALID = "CSRF_INVALID"
     # alert codes (events of kind "alert", written by core.monitoring.alerts)
     SLIPPAGE_HIGH = "SLIPPAGE_HIGH"
     ORDER_REJECTIONS = "ORDER_REJECTIONS"
@@ -456,6 +459,7 @@ SPECS: dict[EventCode, Spec] = {
     EventCode.SYMBOL_ALREADY_APPROVED: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
     EventCode.NEW_SYMBOL_TOO_SOON: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
     EventCode.REVIEWER_MISMATCH: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
+    EventCode.CSRF_INVALID: Spec(_C.SECURITY, OverrideOutcome, "error", _override),
     EventCode.SLIPPAGE_HIGH: Spec(_C.ALERT, AlertRaised, "warning", _alert),
     EventCode.ORDER_REJECTIONS: Spec(_C.ALERT, AlertRaised, "error", _alert),
     EventCode.TRADE_BURST: Spec(_C.ALERT, AlertRaised, "warning", _alert),

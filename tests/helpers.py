@@ -8,8 +8,14 @@ from typing import Any
 
 import polars as pl
 
-from core.domain import Signal
+from core.build import Sizing, build_engine
+from core.config import INSTRUMENTS, load_settings
+from core.config.risk import RiskLimits
+from core.domain import Instrument, Mode, Signal
+from core.engine import Engine
+from core.execution.paper import FillModelConfig, PaperBroker
 from core.market.candles import CandleSet, timeframe_ms
+from core.portfolio import Portfolio
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy
 
@@ -54,6 +60,24 @@ def enter(stop: float, reason: str = "scripted entry") -> Callable[[int, Bar], S
 
 def leave(reason: str = "scripted exit") -> Callable[[int, Bar], Signal]:
     return lambda i, bar: Signal.exit(bar.symbol, reason)
+
+
+def scripted_engine(strategies: dict[str, Strategy], *, session_id: str, cash: float = 10_000.0,
+                    fee: float = 0.001, slip_bps: float = 0.0, risk: float = 0.01, cap: float = 1.0,
+                    allowed: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), instruments: dict[str, Instrument] | None = None,
+                    limits: RiskLimits | None = None, breakers: bool = False) -> Engine:
+    """A paper engine from the one builder (core.build) with scripted strategies: the fill model, sizing, the
+    allow-list and, with ``limits``, the automatic controls of a test."""
+    settings = load_settings(paper={"starting_cash": cash, "taker_fee": fee, "maker_fee": fee,
+                                    "slippage_bps": slip_bps},
+                             market={"symbols": list(allowed), "allowed_symbols": list(allowed)},
+                             risk=limits.model_dump() if limits is not None else {})
+    port = Portfolio(cash)
+    broker = PaperBroker(FillModelConfig(fee, fee, slip_bps), port)
+    return build_engine(settings, Mode.PAPER, broker, port,
+                        instruments=instruments or {s: INSTRUMENTS[s] for s in strategies}, sizing=Sizing(risk, cap),
+                        controls=limits is not None, breakers=breakers, session_id=session_id,
+                        strategies=strategies)
 
 
 def kwargs(**overrides: Any) -> dict[str, Any]:

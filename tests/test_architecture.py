@@ -85,3 +85,19 @@ def test_core_never_imports_prefect_tasks_or_flows_by_a_string(tmp_path: Path) -
     plant(planted, "core/security/credentials.py", "import importlib\nimportlib.import_module('tasks.credentials')")
     assert string_imports(planted / "core") == ["core/security/credentials.py:" + str(
         len((planted / "core/security/credentials.py").read_text().splitlines())) + " tasks.credentials"]
+
+
+def test_only_the_venue_module_and_the_sandbox_compare_exchange_names() -> None:
+    """Which clock, which hosts, whether trades are live evidence: a Venue's properties, never its name."""
+    names = {"sandbox", "binance", "binance-demo", "binance-testnet"}
+    allowed = {ROOT / "core" / "venue.py", ROOT / "core" / "config" / "venue.py"}
+    found = []
+    for path in (ROOT / "core").rglob("*.py"):
+        if path in allowed or (ROOT / "core" / "sandbox") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Compare):  # name == "sandbox", name in ("sandbox", "binance") ...
+                strings = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+                if strings & names:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

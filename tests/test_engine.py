@@ -10,7 +10,6 @@ from core.config import INSTRUMENTS
 from core.domain import (
     ORDER_TRANSITIONS,
     Instrument,
-    Mode,
     Order,
     OrderStatus,
     OrderTag,
@@ -23,10 +22,9 @@ from core.engine import Engine
 from core.errors import OrderError
 from core.execution.paper import FillModelConfig, PaperBroker
 from core.portfolio import Portfolio
-from core.risk.engine import RiskConfig, RiskEngine
 from core.risk.sizing import CASH_BUFFER, SizeRefused, SizingInputs, size_by_risk
 from core.strategy.base import Strategy
-from tests.helpers import Scripted, candles, enter, flat, leave
+from tests.helpers import Scripted, candles, enter, flat, leave, scripted_engine
 
 SID = "a" * 32
 
@@ -34,14 +32,8 @@ SID = "a" * 32
 def make_engine(strategies: dict[str, Strategy], *, cash: float = 10_000.0, fee: float = 0.001,
                 slip_bps: float = 0.0, risk: float = 0.01, cap: float = 1.0, allowed: tuple[str, ...] = ("BTCUSDT",),
                 instruments: dict[str, Instrument] | None = None) -> Engine:
-    instruments = instruments or {s: INSTRUMENTS[s] for s in strategies}
-    port = Portfolio(cash)
-    broker = PaperBroker(FillModelConfig(fee, fee, slip_bps), port)
-    risk_engine = RiskEngine(RiskConfig(allowed_symbols=allowed, instruments=instruments, risk_per_trade=risk,
-                                        exposure_cap=cap, fee_rate=fee))
-    return Engine(session_id=SID, mode=Mode.PAPER, strategies=strategies, instruments=instruments,
-                  risk=risk_engine, broker=broker, portfolio=port, config_hash="h", timeframe="1h",
-                  strategy_name="scripted")
+    return scripted_engine(strategies, session_id=SID, cash=cash, fee=fee, slip_bps=slip_bps, risk=risk, cap=cap,
+                           allowed=allowed, instruments=instruments)
 
 
 @pytest.mark.req("R1.2")

@@ -9,28 +9,19 @@ import pytest
 
 from core.config import INSTRUMENTS
 from core.config.risk import RiskLimits
-from core.domain import Mode, OrderStatus, OrderTag, Signal, TradingState
+from core.domain import OrderStatus, OrderTag, Signal, TradingState
 from core.engine import Engine
 from core.errors import ConfigError
-from core.execution.paper import FillModelConfig, PaperBroker
-from core.portfolio import Portfolio
 from core.risk.engine import RiskConfig, RiskEngine
 from core.strategy.base import Strategy
-from tests.helpers import Scripted, candles, enter, flat, leave
+from tests.helpers import Scripted, candles, enter, flat, leave, scripted_engine
 
 SID = "b" * 32
 
 
 def engine(strategies: dict[str, Strategy], *, limits: RiskLimits | None = None, risk: float = 0.01,
            cap: float = 1.0) -> Engine:
-    port = Portfolio(10_000.0)
-    broker = PaperBroker(FillModelConfig(0.0, 0.0, 0.0), port)
-    instruments = {s: INSTRUMENTS[s] for s in strategies}
-    risk_engine = RiskEngine(RiskConfig(allowed_symbols=("BTCUSDT", "ETHUSDT"), instruments=instruments,
-                                        risk_per_trade=risk, exposure_cap=cap, fee_rate=0.0,
-                                        limits=limits or RiskLimits()))
-    return Engine(session_id=SID, mode=Mode.PAPER, strategies=strategies, instruments=instruments, risk=risk_engine,
-                  broker=broker, portfolio=port, config_hash="h", timeframe="1h", strategy_name="scripted")
+    return scripted_engine(strategies, session_id=SID, fee=0.0, risk=risk, cap=cap, limits=limits or RiskLimits())
 
 
 def codes(eng: Engine) -> list[str]:
@@ -169,11 +160,8 @@ def test_latency_over_2s_pauses_entries_and_they_resume_after_settling() -> None
 @pytest.mark.req("R3.5")
 def test_without_limits_no_control_acts_paper_validation_measures_the_strategy() -> None:
     rows = [*flat(100, 2), (100, 100, 100, 100), (80, 80, 80, 80), *flat(80, 3)]
-    port = Portfolio(10_000.0)
-    risk = RiskEngine(RiskConfig(allowed_symbols=("BTCUSDT",), instruments=INSTRUMENTS, risk_per_trade=0.5))
-    eng = Engine(session_id=SID, mode=Mode.PAPER, strategies={"BTCUSDT": Scripted({0: enter(stop=50.0)})},
-                 instruments=INSTRUMENTS, risk=risk, broker=PaperBroker(FillModelConfig(), port), portfolio=port,
-                 config_hash="h", timeframe="1h", strategy_name="s")
+    eng = scripted_engine({"BTCUSDT": Scripted({0: enter(stop=50.0)})}, session_id=SID, risk=0.5, fee=0.0)
+    risk = eng.risk
     eng.run([candles(rows)])
     assert risk.state is TradingState.ACTIVE and not risk.derisked
     assert not [d for d in eng.result.decisions if d["kind"] == "action"]

@@ -99,11 +99,9 @@ def _proposals(data_dir: Path | None) -> dict[str, str]:
     """Review id -> the proposal text, from the decisions in this data dir's database."""
     from core.config import load_settings, run_overrides
     from core.store import Store
+    from core.store import scaling as scaling_repo
 
     settings = load_settings(**run_overrides(data_dir=data_dir))
     if not settings.db_path.exists():
         return {}
-    rows = Store(settings.db_path).query(
-        "SELECT flow_run_id, json_extract_string(justification, '$.proposal.text') AS text "
-        "FROM scaling_decisions WHERE outcome = 'proposed'")
-    return {str(r["flow_run_id"]): str(r["text"]) for r in rows.iter_rows(named=True)}
+    return scaling_repo.proposal_texts(Store(settings.db_path))

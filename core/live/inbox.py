@@ -32,7 +32,9 @@ class Inbox:
     # --- OperatorInbox (any thread) ------------------------------------------------------------------------
     def halt_entries(self, code: str, reason: str, evidence: dict[str, Any] | None = None) -> None:
         """SAFE_MODE at the next poll (no new entries; exits and stops keep working), with ``code`` (e.g.
-        ``SUSPICIOUS_ORDER``) recorded as a critical event. An operator's resume lifts it."""
+        ``SUSPICIOUS_ORDER``) recorded as a critical event. An operator's resume lifts it. ``code`` must be an
+        ``EventCode`` (checked here, on the caller's thread, not when the trading thread applies it)."""
+        EventCode(code)
         self._requests.put({"action": "halt-entries", "code": code, "reason": reason, "evidence": evidence or {}})
 
     def record(self, event: Event) -> None:

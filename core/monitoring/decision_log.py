@@ -39,6 +39,7 @@ from core.monitoring.references import OrderReferences, details_of
 from core.monitoring.rules import slippage_bps
 from core.redact import redact_value
 from core.store import Store
+from core.store import trading as trading_repo
 
 if TYPE_CHECKING:
     from core.view import SessionView
@@ -49,11 +50,6 @@ DECISION_SCHEMA: dict[str, Any] = {
     "session_id": pl.String, "decision_id": pl.String, "ts": pl.Datetime("us", "UTC"), "symbol": pl.String,
     "kind": pl.String, "action": pl.String, "code": pl.String, "reason": pl.String, "details": pl.String,
 }
-# Within one bar of the engine clock: decisions, then the orders they sent (and cancels), then the fills booked on
-# it (a market order's fill is booked on the bar it was sent), then the protective stops placed after an entry's
-# fill, then the trade a fill closed. Ties keep the order the rows were made in (decision_id).
-_STORY_ORDER = ("CASE WHEN kind = 'execution' AND json_extract(details, '$.request.params.stopLossPrice') IS NOT NULL "
-                "THEN 3 WHEN kind = 'execution' THEN 1 WHEN kind = 'fill' THEN 2 WHEN kind = 'trade' THEN 4 ELSE 0 END")
 
 
 def decision_log_path(data_dir: Path) -> Path:
@@ -257,20 +253,13 @@ def _json(value: Any) -> str:
 def order_story(store: Store, session_id: str, client_order_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Every decision row about these orders, in the order things happened: signal (with checks, sizing and market
     conditions) → execution (request, response, latency) → fill (fee, slippage) → trade (exit reason, P&L)."""
-    ids = list(client_order_ids)
-    frame = store.query(
-        "SELECT decision_id, ts, symbol, kind, action, code, reason, details FROM decisions "
-        "WHERE session_id = ? AND (list_contains(?::VARCHAR[], json_extract_string(details, '$.order.client_order_id'))"
-        " OR list_contains(?::VARCHAR[], json_extract_string(details, '$.client_order_id'))"
-        " OR list_contains(?::VARCHAR[], json_extract_string(details, '$.exit_client_order_id'))) "
-        f"ORDER BY ts, {_STORY_ORDER}, decision_id", [session_id, ids, ids, ids])
+    frame = trading_repo.order_decisions(store, session_id, client_order_ids)
     return [{**r, "details": details_of(r["details"])} for r in frame.iter_rows(named=True)]
 
 
 def explain_trade(store: Store, session_id: str, trade_id: str) -> list[dict[str, Any]]:
     """The story of one closed trade (see ``order_story``), found from its ``trade`` row's client order ids."""
-    found = store.query("SELECT details FROM decisions WHERE session_id = ? AND kind = 'trade' AND "
-                        "json_extract_string(details, '$.trade_id') = ?", [session_id, trade_id])
+    found = trading_repo.trade_decision(store, session_id, trade_id)
     if not found.height:
         return []
     details = details_of(found["details"][0])

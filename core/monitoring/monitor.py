@@ -41,6 +41,7 @@ from core.monitoring.rules import (
     StaleDataRule,
 )
 from core.redact import redact
+from core.store import trading as trading_repo
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -171,13 +172,8 @@ class AlertMonitor:
 
     def _performance(self) -> None:
         chash = self.view.config_hash
-        trades = self.store.query(
-            "SELECT t.trade_id, t.net_pnl FROM trades t JOIN sessions s ON s.id = t.session_id "
-            "WHERE s.mode = 'live' AND s.config_hash = ? ORDER BY t.exit_time DESC, t.trade_id DESC LIMIT ?",
-            [chash, self.perf.window]).reverse()
-        gate = self.store.query(
-            "SELECT id, win_rate, profit_factor FROM gate_results WHERE config_hash = ? AND passed "
-            "ORDER BY created_at DESC LIMIT 1", [chash])
+        trades = trading_repo.latest_live_trades(self.store, chash, self.perf.window).reverse()
+        gate = trading_repo.latest_passed_gate(self.store, chash)
         baseline = None
         if gate.height:
             row = gate.row(0, named=True)

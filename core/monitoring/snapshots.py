@@ -4,7 +4,8 @@
 the gate — on every live session's closed trades and mark-to-market equity (scope ``live``: the account's whole
 live history, one curve in time order, from the first live session's starting equity) or on one session's
 (scope = its id). ``record_snapshots`` stores the ``live`` snapshot and the current session's in
-``metrics_snapshots``; the scheduled flow (flows/metrics.py) calls it and publishes the numbers.
+``metrics_snapshots``; the scheduled flow (flows/metrics.py) calls it and publishes the numbers. The reads are
+``core.store.trading`` and ``core.store.snapshots``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import polars as pl
 
 from core.metrics import compute_metrics
 from core.store import Store
+from core.store import snapshots as snapshots_repo
+from core.store import trading as trading_repo
 
 LIVE_SCOPE = "live"
 # The columns metrics_snapshots keeps as numbers; the whole metric set goes to its ``metrics`` JSON.
@@ -37,15 +40,12 @@ class LiveHistory:
 
 def load_history(store: Store, scope: str = LIVE_SCOPE) -> LiveHistory | None:
     """The live sessions' trades and equity for ``scope`` ('live' or a session id); None when there are none."""
-    where, params = ("s.mode = 'live'", []) if scope == LIVE_SCOPE else ("s.mode = 'live' AND s.id = ?", [scope])
-    sessions = store.query(f"SELECT s.id, s.starting_equity FROM sessions s WHERE {where} "
-                           "ORDER BY s.started_at, s.id", params)
+    session_id = None if scope == LIVE_SCOPE else scope
+    sessions = trading_repo.live_sessions(store, session_id)
     if not sessions.height:
         return None
-    trades = store.query(f"SELECT t.trade_id, t.net_pnl, t.fees, t.exit_time FROM trades t JOIN sessions s "
-                         f"ON s.id = t.session_id WHERE {where} ORDER BY t.exit_time, t.trade_id", params)
-    equity = store.query(f"SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
-                         f"WHERE {where} ORDER BY e.ts", params)
+    trades = trading_repo.live_trades(store, session_id)
+    equity = trading_repo.live_equity(store, session_id)
     first = sessions["starting_equity"][0]
     start = float(first) if first is not None and first > 0 else (float(equity["equity"][0]) if equity.height
                                                                    else math.nan)
@@ -78,18 +78,16 @@ def record_snapshots(store: Store, now: datetime | None = None, *, period: str =
     """Compute and store the ``live`` snapshot and, while a live session runs, that session's; returns the rows."""
     when = now or datetime.now(UTC)
     rows = [compute_snapshot(store, LIVE_SCOPE, when, period=period, flow_run_id=flow_run_id)]
-    running = store.query("SELECT id FROM sessions WHERE mode = 'live' AND status = 'running' "
-                          "ORDER BY started_at DESC LIMIT 1")
-    if running.height:
-        rows.append(compute_snapshot(store, str(running["id"][0]), when, period=period, flow_run_id=flow_run_id))
+    running = trading_repo.running_live_session(store)
+    if running is not None:
+        rows.append(compute_snapshot(store, running, when, period=period, flow_run_id=flow_run_id))
     store.insert_rows("metrics_snapshots", rows)
     return rows
 
 
 def latest_snapshot(store: Store, scope: str = LIVE_SCOPE) -> dict[str, Any] | None:
     """The newest stored snapshot of ``scope`` (for the dashboard and the CLI), or None."""
-    found = store.query("SELECT * FROM metrics_snapshots WHERE scope = ? ORDER BY ts DESC LIMIT 1", [scope])
-    return found.row(0, named=True) if found.height else None
+    return snapshots_repo.latest_snapshot(store, scope)
 
 
 def snapshot_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

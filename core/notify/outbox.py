@@ -11,9 +11,8 @@ once Slack is configured; ``logged`` is not used. ``last_error`` starting with `
 send may have reached Slack (timeout, lost response, crash mid-send): the next attempt looks for the message
 before posting again.
 
-Every statement here runs on a read-write connection on purpose: DuckDB refuses a read-only connection beside a
-read-write one in the same process. In a live session all of it runs on the trading thread (see
-``core.notify.session``): DuckDB also fails when two threads open or close one file at the same moment.
+The statements (and why they all run on read-write connections, one thread at a time) are in ``core.store.outbox``;
+in a live session all of it runs on the trading thread (see ``core.notify.session``).
 """
 
 from __future__ import annotations
@@ -22,34 +21,25 @@ import json
 import logging
 import math
 import threading
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from core.errors import StoreError
 from core.redact import redact, redact_value
-from core.store import Store, unit_of_work
+from core.store import Store
+from core.store import outbox as outbox_repo
 
 log = logging.getLogger("rampart.notify")
 
 SEVERITIES = ("info", "warning", "error", "critical")
 UNCONFIRMED = "UNCONFIRMED"  # last_error prefix: the previous send may have arrived
 REFUSED = "REFUSED"  # last_error prefix: Slack refused this message; the next try is plain text
-_COLUMNS = ("notification_id", "created_at", "session_id", "kind", "severity", "urgent", "title", "body", "fields",
-            "status", "attempts", "next_attempt_at")
-_READ = ("notification_id, created_at, session_id, kind, severity, urgent, title, body, fields, attempts, "
-         "next_attempt_at, last_error")
 
 Listener = Callable[[Sequence["Notification"]], None]
 _listeners: list[Listener] = []
 _listeners_lock = threading.Lock()
-_ready: weakref.WeakSet[Store] = weakref.WeakSet()
-_db_lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -153,16 +143,14 @@ def _insert(store: Store, notes: Sequence[Notification]) -> list[Notification]:
     if not notes:
         return []
     now = datetime.now(UTC)
-    sql = (f"INSERT OR IGNORE INTO notifications ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in _COLUMNS)}) RETURNING notification_id")
-    new: set[str] = set()
-    with _unit(store, "store notifications") as conn:
-        for i, note in enumerate(notes):
-            if not note.key:
-                raise StoreError(f"notification {note.title!r} has an empty key; give each fact a stable key")
-            row = note.to_row(now + timedelta(microseconds=i))
-            row["fields"] = json.dumps(_finite(row["fields"]), default=str)
-            new.update(r[0] for r in conn.execute(sql, [row[c] for c in _COLUMNS]).fetchall())
+    rows = []
+    for i, note in enumerate(notes):
+        if not note.key:  # before anything is stored: one bad note keeps the whole call out
+            raise StoreError(f"notification {note.title!r} has an empty key; give each fact a stable key")
+        row = note.to_row(now + timedelta(microseconds=i))
+        row["fields"] = json.dumps(_finite(row["fields"]), default=str)
+        rows.append(row)
+    new = outbox_repo.insert_new(store, rows)
     stored = []
     for n in notes:
         if n.key in new:  # a key given twice in one call is stored (and reported) once
@@ -211,81 +199,44 @@ def claim_due(store: Store, now: datetime, lease_until: datetime, *, urgent_only
     """Take the due pending rows (stored order, at most ``limit``) for one pass, in one transaction: each attempt
     is counted, marked UNCONFIRMED (in flight: after a crash the next try looks before posting) and its next
     attempt pushed to ``lease_until`` so no other deliverer sends it meanwhile."""
-    where: list[str] = ["status = 'pending'"]
-    params: list[Any] = []
-    if urgent_only:
-        where.append("urgent")
-    if keys is not None:
-        where.append(f"notification_id IN ({', '.join('?' for _ in keys)})" if keys else "false")
-        params.extend(keys)
-    match = " AND ".join(where)
-    with _unit(store, "claim notifications") as conn:
-        due = [_row(r) for r in conn.execute(
-            f"SELECT {_READ} FROM notifications WHERE {match} AND next_attempt_at <= ? "
-            f"ORDER BY created_at, notification_id LIMIT {int(limit)}", [*params, now]).fetchall()]
-        mark = f"{UNCONFIRMED}: in flight since {now.isoformat()}"
-        for row in due:
-            conn.execute("UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                         "WHERE notification_id = ?", [lease_until, mark, row.key])
-        claimed = {r.key for r in due}
-        rest = [t for k, t in conn.execute(f"SELECT notification_id, next_attempt_at FROM notifications WHERE {match}",
-                                           params).fetchall() if k not in claimed]
-        channel = conn.execute("SELECT channel FROM notifications WHERE status = 'delivered' AND channel IS NOT NULL "
-                               "ORDER BY delivered_at DESC LIMIT 1").fetchall()
-    later = min((t.astimezone(UTC) for t in rest if t is not None), default=None)
-    return Claimed(due, later, str(channel[0][0]) if channel else None)
+    mark = f"{UNCONFIRMED}: in flight since {now.isoformat()}"
+    due = outbox_repo.claim_due(store, now, lease_until, mark, urgent_only=urgent_only, keys=keys, limit=limit)
+    later = min((t.astimezone(UTC) for t in due.rest if t is not None), default=None)
+    return Claimed([_row(r) for r in due.rows], later, due.channel)
 
 
 def settle(store: Store, results: Sequence[Settled], *, defer_until: datetime | None = None) -> None:
     """Record a pass's outcomes in one transaction; ``defer_until``: Slack is unavailable, so no pending row is
     due before then (the rest stay in order behind the first)."""
-    with _unit(store, "record notification outcomes") as conn:
-        for res in results:
-            key = res.row.key
-            if res.status == "delivered":
-                conn.execute("UPDATE notifications SET status = 'delivered', delivered_at = ?, channel = ?, "
-                             "message_ts = ?, last_error = NULL WHERE notification_id = ?",
-                             [res.when or datetime.now(UTC), res.channel, res.ts, key])
-            elif res.status == "released":
-                conn.execute("UPDATE notifications SET attempts = attempts - 1, next_attempt_at = ?, last_error = ? "
-                             "WHERE notification_id = ?", [res.when, res.row.last_error or None, key])
-            else:
-                conn.execute("UPDATE notifications SET status = ?, next_attempt_at = ?, last_error = ? "
-                             "WHERE notification_id = ?", [res.status, res.when, redact(res.error)[:1000], key])
-        if defer_until is not None:
-            conn.execute("UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' "
-                         "AND next_attempt_at < ?", [defer_until, defer_until])
+    outbox_repo.record_outcomes(store, [_outcome(res) for res in results], defer_until=defer_until)
+
+
+def _outcome(res: Settled) -> outbox_repo.Outcome:
+    key = res.row.key
+    if res.status == "delivered":
+        return outbox_repo.Outcome(key, "delivered", res.when or datetime.now(UTC), channel=res.channel,
+                                   message_ts=res.ts)
+    if res.status == "released":
+        return outbox_repo.Outcome(key, "released", res.when, res.row.last_error or None)
+    return outbox_repo.Outcome(key, res.status, res.when, redact(res.error)[:1000])
 
 
 def rows(store: Store) -> list[dict[str, Any]]:
     """Every outbox row, oldest first (for operators and tests)."""
-    with _unit(store, "read the outbox") as conn:
-        cur = conn.execute("SELECT * FROM notifications ORDER BY created_at, notification_id")
-        names = [d[0] for d in cur.description or []]
-        found = cur.fetchall()
-    return [dict(zip(names, r, strict=True)) for r in found]
+    return outbox_repo.all_rows(store)
 
 
-def _row(r: tuple[Any, ...]) -> OutboxRow:
-    fields = json.loads(r[8]) if isinstance(r[8], str) else (r[8] or {})
-    return OutboxRow(key=r[0], created_at=r[1].astimezone(UTC), session_id=r[2], kind=r[3], severity=r[4] or "info",
-                     urgent=bool(r[5]), title=r[6] or "", body=r[7] or "",
-                     fields=fields if isinstance(fields, dict) else {}, attempts=int(r[9] or 0),
-                     next_attempt_at=(r[10] or r[1]).astimezone(UTC), last_error=r[11] or "")
-
-
-@contextmanager
-def _unit(store: Store, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One read-write unit of work on the store's file (migrated on first use through the Store itself).
-
-    ``_db_lock`` keeps this module's own units from overlapping across threads: DuckDB fails (instead of waiting)
-    when two threads of one process open or close the same file at the same moment."""
-    with _db_lock:
-        if store not in _ready:
-            store.execute("UPDATE notifications SET attempts = attempts WHERE false")  # migrates a new file
-            _ready.add(store)
-        with unit_of_work(store.path, what=what, lock_timeout_s=store.lock_timeout_s) as conn:
-            yield conn
+def _row(r: dict[str, Any]) -> OutboxRow:
+    """A claimed row (``core.store.outbox.claim_due``) as delivery sees it."""
+    raw = r["fields"]
+    fields = json.loads(raw) if isinstance(raw, str) else (raw or {})
+    created = r["created_at"]
+    return OutboxRow(key=r["notification_id"], created_at=created.astimezone(UTC), session_id=r["session_id"],
+                     kind=r["kind"], severity=r["severity"] or "info", urgent=bool(r["urgent"]),
+                     title=r["title"] or "", body=r["body"] or "", fields=fields if isinstance(fields, dict) else {},
+                     attempts=int(r["attempts"] or 0),
+                     next_attempt_at=(r["next_attempt_at"] or created).astimezone(UTC),
+                     last_error=r["last_error"] or "")
 
 
 __all__ = ["REFUSED", "UNCONFIRMED", "Claimed", "Notification", "OutboxRow", "Settled", "add_listener", "claim_due",

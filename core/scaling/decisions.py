@@ -16,6 +16,7 @@ from core.events import Event, ScalingEvent
 from core.notify import Notification, notify
 from core.scaling.eligibility import Eligibility
 from core.store import Store
+from core.store import scaling as scaling_repo
 
 EVENT_CODES = {"proposed": "SCALING_PROPOSED", "approved": "SCALING_APPROVED", "rejected": "SCALING_REJECTED",
                "expired": "SCALING_EXPIRED", "not_eligible": "SCALING_NOT_ELIGIBLE"}
@@ -80,7 +81,4 @@ def _title(review: Eligibility, result: Outcome) -> str:
 
 def review_rows(store: Store, review_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Recent decision rows (newest first), optionally of one review."""
-    where, params = ("WHERE flow_run_id = ?", [review_id]) if review_id else ("", [])
-    frame = store.query(f"SELECT decision_id, ts, kind, outcome, from_rung, to_rung, symbol, reviewer, comment, "
-                        f"flow_run_id FROM scaling_decisions {where} ORDER BY ts DESC LIMIT {int(limit)}", params)
-    return list(frame.iter_rows(named=True))
+    return scaling_repo.decision_rows(store, review_id, limit)

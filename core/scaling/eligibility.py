@@ -25,6 +25,7 @@ from core.risk.breakers import CODES as BREAKER_CODES
 from core.scaling.symbols import next_candidate, symbol_refusal
 from core.state.live import load_state
 from core.store import Store
+from core.store import trading as trading_repo
 
 BREACH_CODES: tuple[str, ...] = ("DAILY_LOSS_LIMIT", "DRAWDOWN_DERISK", "EMERGENCY_STOP", *BREAKER_CODES.values())
 KINDS = ("auto", "step_up", "new_symbol")
@@ -121,10 +122,7 @@ def evaluate(store: Store, settings: Settings, now: datetime | None = None, kind
 def current_rung(store: Store, now: datetime) -> tuple[int, datetime | None]:
     """(rung index from 0, since when) from the live sessions' rung events up to ``now``: the start of the
     trailing run of events at the same rung (a restart at rung 1 continues a rung-1 period)."""
-    rows = store.query(
-        "SELECT e.ts, e.code, json_extract_string(e.details, '$.to_rung') AS to_rung FROM events e "
-        "JOIN sessions s ON s.id = e.session_id WHERE s.mode = 'live' AND e.code IN ('SESSION_STARTED', "
-        "'SCALING_APPLIED') AND e.ts <= ? ORDER BY e.ts, e.event_id", [now])
+    rows = trading_repo.rung_events(store, now)
     index, since = 0, None
     for ts, code, to_rung in rows.iter_rows():
         step = int(to_rung) - 1 if code == "SCALING_APPLIED" and to_rung is not None else 0
@@ -134,21 +132,15 @@ def current_rung(store: Store, now: datetime) -> tuple[int, datetime | None]:
 
 
 def _trades(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
-    return store.query("SELECT trade_id, symbol, exit_time, net_pnl, fees FROM trades WHERE mode = 'live' "
-                       "AND exit_time >= ? AND exit_time <= ? ORDER BY exit_time", [start, end])
+    return trading_repo.live_trades_between(store, start, end)
 
 
 def _equity(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
-    return store.query("SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
-                       "WHERE s.mode = 'live' AND e.ts >= ? AND e.ts <= ? ORDER BY e.ts", [start, end])
+    return trading_repo.live_equity_between(store, start, end)
 
 
 def _breaches(store: Store, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    codes = ", ".join(f"'{c}'" for c in BREACH_CODES)  # constants, not input
-    rows = store.query(
-        f"SELECT e.ts, e.code, e.message, e.session_id FROM events e LEFT JOIN sessions s ON s.id = e.session_id "
-        f"WHERE e.code IN ({codes}) AND (s.mode = 'live' OR e.session_id IS NULL) AND e.ts >= ? AND e.ts <= ? "
-        "ORDER BY e.ts", [start, end])
+    rows = trading_repo.coded_live_events(store, BREACH_CODES, start, end)
     return [{"ts": r["ts"].isoformat(), "code": r["code"], "message": r["message"], "session_id": r["session_id"]}
             for r in rows.iter_rows(named=True)]
 

@@ -16,15 +16,14 @@ from typing import Any
 from core.config import Settings
 from core.state.live import LiveState
 from core.store import Store
+from core.store import scaling as scaling_repo
 
 DAY_MS = 86_400_000
 
 
 def approved_symbols(store: Store) -> dict[str, datetime]:
     """Symbol -> when its (latest) new-symbol approval was recorded."""
-    rows = store.query("SELECT symbol, max(ts) AS ts FROM scaling_decisions WHERE kind = 'new_symbol' "
-                       "AND outcome = 'approved' AND symbol IS NOT NULL GROUP BY symbol")
-    return {str(r["symbol"]): r["ts"] for r in rows.iter_rows(named=True)}
+    return scaling_repo.approved_symbols(store)
 
 
 def symbol_refusal(store: Store, settings: Settings, symbol: str, now: datetime) -> tuple[str, str] | None:

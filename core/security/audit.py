@@ -373,9 +373,9 @@ def notify_anchor(store: Store, path: Path, seq: int, digest: str, session_id: s
 
 
 def load_anchors(store: Store, path: Path) -> list[Anchor]:
-    frame = store.query("select seq, record_hash, ts from audit_anchors where journal = ? order by seq",
-                        [journal_id(path)])
-    return [Anchor(int(seq), str(digest), str(ts)) for seq, digest, ts in frame.rows()]
+    from core.store import audit as audit_repo
+
+    return [Anchor(int(seq), str(digest), str(ts)) for seq, digest, ts in audit_repo.anchors(store, journal_id(path))]
 
 
 def record_audit(settings: Settings, entries: Sequence[Entry]) -> list[dict[str, Any]]:

@@ -272,16 +272,16 @@ def rotate_keys(settings: Settings, venue: Venue, *, wait_s: float = 30.0,
 def wait_for_answer(settings: Settings, request_id: str, wait_s: float) -> RotationOutcome | None:
     """The running session's answer to ``request_id`` (an events row), or None after ``wait_s`` seconds."""
     from core.store import Store
+    from core.store import trading as trading_repo
 
     store, deadline = Store(settings.db_path), time.monotonic() + wait_s
     while True:
         try:
-            rows = store.query("select code, message, details from events where code like 'KEY_%' and "
-                               "json_extract_string(details, '$.request_id') = ? limit 1", [request_id]).rows()
+            found = trading_repo.key_event_answering(store, request_id)
         except StoreError:
-            rows = []  # the session holds the database this instant: ask again
-        if rows:
-            code, message, details = rows[0]
+            found = None  # the session holds the database this instant: ask again
+        if found is not None:
+            code, message, details = found
             info = json.loads(details) if isinstance(details, str) else dict(details or {})
             return RotationOutcome(str(code), str(message), info.get("old_key_id"), info.get("new_key_id"),
                                    str(info.get("trigger") or MANUAL), request_id)

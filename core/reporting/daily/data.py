@@ -3,7 +3,8 @@ events, plus the cumulative history up to the day's end and the paper-validation
 
 Which rows belong to the day: equity points and events stamped inside it, trades that closed inside it. A
 session whose bars run on a replayed clock (the sandbox) but whose control events carry wall time (emergency
-stop, overrides) gets those events at its last bar, so the day they concern still shows them.
+stop, overrides) gets those events at its last bar, so the day they concern still shows them. The statements are
+in ``core.store.trading``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,10 @@ from typing import Any
 import polars as pl
 
 from core.store import Store
+from core.store import trading as trading_repo
 
 DAY = timedelta(days=1)
 _TS = pl.Datetime("us", "UTC")
-# Decisions that created an order carry its client order id: the link from a fill back to its decision.
-_DECISION_SQL = """
-SELECT session_id, ts, symbol, kind, action, code, reason, details,
-       json_extract_string(details, '$.order.client_order_id') AS client_order_id,
-       TRY_CAST(json_extract(details, '$.market.price') AS DOUBLE) AS ref_price
-FROM decisions WHERE session_id IN ({ids}) AND ts >= ? AND ts < ?
-"""
 
 
 @dataclass
@@ -64,14 +59,13 @@ def load_day(store: Store, day: date) -> DayData:
     start, end = day_bounds(day)
     sessions = _sessions(store, start, end)
     ids = [str(i) for i in sessions["id"].to_list()] if sessions.height else []
-    equity = _rows(store, "SELECT session_id, ts, equity, cash, exposure FROM equity WHERE session_id IN ({ids}) "
-                          "AND ts >= ? AND ts < ? ORDER BY ts", ids, [start, end])
-    trades = _rows(store, "SELECT * FROM trades WHERE session_id IN ({ids}) AND mode = 'live' AND exit_time >= ? "
-                          "AND exit_time < ? ORDER BY exit_time, trade_id", ids, [start, end])
+    equity = trading_repo.session_equity(store, ids, start, end)
+    trades = trading_repo.session_trades_closed(store, ids, start, end)
     since = start
     if trades.height:
         since = min(start, trades["entry_time"].min())  # type: ignore[type-var,assignment]
-    decisions = _rows(store, _DECISION_SQL, ids, [since - DAY, end])
+    # Decisions that created an order carry its client order id: the link from a fill back to its decision.
+    decisions = trading_repo.session_decisions(store, ids, since - DAY, end)
     fills = _fills(store, ids, since - DAY, end, decisions)
     history_equity, history_trades, first_equity = _history(store, end)
     data = DayData(day, start, end, sessions, equity, _start_equity(sessions, equity), trades, fills,
@@ -86,32 +80,9 @@ def load_day(store: Store, day: date) -> DayData:
     return data
 
 
-def _rows(store: Store, sql: str, ids: list[str], params: list[Any]) -> pl.DataFrame:
-    """Run ``sql`` with ``{ids}`` bound to the session ids (an empty list matches nothing)."""
-    marks = ", ".join("?" for _ in ids) or "NULL"
-    return store.query(sql.format(ids=marks), [*ids, *params])
-
-
-_SESSIONS_SQL = """
-WITH day_ids AS (
-    SELECT session_id FROM equity WHERE ts >= ? AND ts < ?
-    UNION SELECT session_id FROM trades WHERE exit_time >= ? AND exit_time < ?
-    UNION SELECT session_id FROM events WHERE ts >= ? AND ts < ? AND code = 'SESSION_STARTED'
-)
-SELECT s.*, b.first_bar, b.last_bar, b.bars,
-       (SELECT e.equity FROM equity e JOIN sessions p ON p.id = e.session_id
-        WHERE p.mode = 'live' AND e.ts < ? ORDER BY e.ts DESC LIMIT 1) AS prior_equity
-FROM sessions s
-LEFT JOIN (SELECT session_id, min(ts) AS first_bar, max(ts) AS last_bar, count(*) AS bars FROM equity
-           GROUP BY session_id) b ON b.session_id = s.id
-WHERE s.mode = 'live' AND s.id IN (SELECT session_id FROM day_ids)
-ORDER BY s.started_at
-"""
-
-
 def _sessions(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     """The day's live sessions with their bar span and the last live equity mark before the day (one query)."""
-    return store.query(_SESSIONS_SQL, [start, end, start, end, start, end, start])
+    return trading_repo.day_sessions(store, start, end)
 
 
 def _start_equity(sessions: pl.DataFrame, equity: pl.DataFrame) -> float | None:
@@ -130,10 +101,7 @@ def _start_equity(sessions: pl.DataFrame, equity: pl.DataFrame) -> float | None:
 def _fills(store: Store, ids: list[str], since: datetime, end: datetime, decisions: pl.DataFrame) -> pl.DataFrame:
     """Fills with their order's type, tag and stop, and the reference price their cost is measured from:
     the decision's market price for market orders, the stop price for stops."""
-    fills = _rows(store, "SELECT f.session_id, f.fill_id, f.client_order_id, f.symbol, f.side, f.qty, f.price, "
-                         "f.fee, f.ts, o.type AS order_type, o.tag, o.stop_price FROM fills f LEFT JOIN orders o ON "
-                         "o.session_id = f.session_id AND o.client_order_id = f.client_order_id WHERE f.session_id "
-                         "IN ({ids}) AND f.ts >= ? AND f.ts < ? ORDER BY f.ts", ids, [since, end])
+    fills = trading_repo.session_fills(store, ids, since, end)
     refs = decisions.filter(pl.col("client_order_id").is_not_null()).select(
         "session_id", "client_order_id", pl.col("ref_price").alias("decision_price")).unique(
         ["session_id", "client_order_id"], keep="first")
@@ -145,18 +113,11 @@ def _fills(store: Store, ids: list[str], since: datetime, end: datetime, decisio
 
 
 def _events(store: Store, sessions: pl.DataFrame, ids: list[str], start: datetime, end: datetime) -> pl.DataFrame:
-    events = store.query("SELECT event_id, session_id, ts, kind, severity, code, message, details FROM events "
-                         "WHERE ts >= ? AND ts < ? AND (session_id IS NULL OR session_id IN (SELECT id FROM sessions "
-                         "WHERE mode = 'live')) ORDER BY ts", [start, end])
+    events = trading_repo.day_events(store, start, end)
     replayed = _replayed_sessions(sessions, start, end)
     if replayed:
-        marks = ", ".join("?" for _ in replayed)
         # only events stamped a day or more away from the session's bars: those carry wall time
-        late = store.query(f"SELECT e.event_id, e.session_id, s.last_bar AS ts, e.kind, e.severity, e.code, "
-                           f"e.message, e.details FROM events e JOIN (SELECT session_id, min(ts) AS first_bar, "
-                           f"max(ts) AS last_bar FROM equity GROUP BY session_id) s ON s.session_id = e.session_id "
-                           f"WHERE e.session_id IN ({marks}) AND (e.ts < s.first_bar - INTERVAL 1 DAY OR "
-                           f"e.ts > s.last_bar + INTERVAL 1 DAY)", list(replayed))
+        late = trading_repo.wall_clock_events(store, replayed)
         if late.height:
             events = pl.concat([events, late.cast(events.schema)]).unique("event_id").sort("ts")
     return events
@@ -176,29 +137,19 @@ def _replayed_sessions(sessions: pl.DataFrame, start: datetime, end: datetime) -
 
 
 def _history(store: Store, end: datetime) -> tuple[pl.DataFrame, pl.DataFrame, float | None]:
-    equity = store.query("SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
-                         "WHERE s.mode = 'live' AND e.ts < ? ORDER BY e.ts", [end])
-    trades = store.query("SELECT net_pnl, fees, exit_time FROM trades WHERE mode = 'live' AND exit_time < ? "
-                         "ORDER BY exit_time", [end])
+    equity = trading_repo.live_equity_before(store, end)
+    trades = trading_repo.live_trades_before(store, end)
     # ordered by first bar, not started_at: a replayed (sandbox) session's bars and wall clock differ
-    first = store.query("SELECT s.starting_equity FROM sessions s JOIN (SELECT session_id, min(ts) AS first_bar "
-                        "FROM equity WHERE ts < ? GROUP BY session_id) b ON b.session_id = s.id WHERE s.mode = "
-                        "'live' AND s.starting_equity IS NOT NULL ORDER BY b.first_bar LIMIT 1", [end])
-    return equity, trades, float(first["starting_equity"][0]) if first.height else None
+    return equity, trades, trading_repo.first_live_starting_equity(store, end)
 
 
 def load_paper_baseline(store: Store, config_hash: str) -> dict[str, Any] | None:
     """The latest passed gate for ``config_hash`` (its metrics) and its paper session's per-trade numbers."""
-    gate = store.query("SELECT g.id, g.session_id, g.created_at, g.metrics, g.thresholds, (SELECT coalesce(sum("
-                       "f.slippage), 0) FROM fills f WHERE f.session_id = g.session_id) AS slippage, (SELECT "
-                       "coalesce(sum(f.qty * f.price), 0) FROM fills f WHERE f.session_id = g.session_id) AS notional "
-                       "FROM gate_results g WHERE g.config_hash = ? AND g.passed ORDER BY g.created_at DESC LIMIT 1",
-                       [config_hash])
+    gate = trading_repo.latest_passed_gate_costs(store, config_hash)
     if not gate.height:
         return None
     row = gate.row(0, named=True)
-    trades = store.query("SELECT net_pnl, fees, return_pct, qty, entry_price FROM trades WHERE session_id = ?",
-                         [row["session_id"]])
+    trades = trading_repo.session_trades(store, row["session_id"])
     return {"gate_id": row["id"], "session_id": row["session_id"], "created_at": row["created_at"],
             "metrics": _json(row["metrics"]), "thresholds": _json(row["thresholds"]), "trades": trades,
             "slippage": float(row["slippage"]), "fill_notional": float(row["notional"])}
