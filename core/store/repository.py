@@ -1,7 +1,8 @@
 """Read and write Rampart's history (sessions, orders, fills, trades, equity, decisions, events, gates).
 
-``Store`` and the repositories beside it (``core/store/*``) are the only way the application touches the DuckDB file. Every public method is one unit of
-work (open, one transaction, close) so other processes can take their turn between calls. Bulk rows
+``Store`` and the repositories beside it (``core/store/*``) are the only way the application touches the DuckDB
+file. Every public method is one unit of work (open, one transaction, close) so other processes can take their
+turn between calls. Bulk rows
 arrive as polars frames and go in through Arrow in a single ``INSERT ... BY NAME``.
 
 Value rules, enforced here so bad rows fail with a message saying what to fix:
