@@ -18,7 +18,8 @@ from pathlib import Path
 from core.config import Settings, load_settings
 from core.config.security import OperatorConfig
 from core.control.auth import hash_token
-from core.live.session import LiveOptions, summary_text
+from core.live.session import LiveOptions, LiveSession, summary_text
+from core.market.candles import base_asset, symbol_to_ccxt
 from core.node import open_live
 from core.redact import install_log_redaction, register_secret
 from core.reporting.paper_report import format_verdict
@@ -31,7 +32,8 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
 def start_sandbox(speed: float) -> tuple[subprocess.Popen[str], str]:
     """``python -m core.sandbox`` on a free port; returns the process and its URL (from its banner)."""
-    proc = subprocess.Popen([sys.executable, "-m", "core.sandbox", "--port", "0", "--speed", str(speed)],
+    proc = subprocess.Popen([sys.executable, "-m", "core.sandbox", "--port", "0", "--speed", str(speed),
+                             "--commission", "base"],  # Binance's rule: a buy's commission in the coin received
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     match = URL.search(line)
@@ -39,6 +41,28 @@ def start_sandbox(speed: float) -> tuple[subprocess.Popen[str], str]:
         proc.terminate()
         raise SystemExit(f"error: the sandbox did not start: {line.strip() or 'no output'}")
     return proc, match.group(0)
+
+
+def protection_lines(session: LiveSession) -> list[str]:
+    """What stays open on the exchange after the rehearsal, and the stop covering each position (R9.3)."""
+    broker = session.broker
+    totals = broker.read("fetch_balance", broker.client.fetch_balance).get("total", {})
+    lines = []
+    for sym in session.symbols:
+        asset = base_asset(sym)
+        held = float(totals.get(asset) or 0.0) - float(session.state.baseline.get(asset, 0.0))
+        inst = session.engine.instruments[sym] if session.engine is not None else None
+        sellable = inst.round_qty(held) if inst is not None else held
+        if sellable <= 0:
+            continue
+        stops = [o for o in broker.read("fetch_open_orders", broker.client.fetch_open_orders, symbol_to_ccxt(sym))
+                 if o.get("side") == "sell"]
+        covered = sum(float(o.get("remaining") or o.get("amount") or 0.0) for o in stops)
+        trigger = ", ".join(str(o.get("triggerPrice") or o.get("stopPrice") or o.get("price")) for o in stops)
+        verdict = "covered by its stop" if covered >= sellable * (1 - 1e-9) else "NOT COVERED"
+        lines.append(f"Open on the exchange: {sym} {held:.8f} {asset} (sellable {sellable:g}), {verdict}"
+                     + (f" at {trigger} for {covered:g}" if stops else ""))
+    return lines or ["Open on the exchange: no position"]
 
 
 def demo_operators(settings: Settings) -> tuple[Settings, dict[str, str]]:
@@ -76,6 +100,8 @@ def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed:
                   f"{tokens['operator']} or the viewer token {tokens['viewer']} (made for this rehearsal only)")
         summary = session.run(threading.Event())
         print(summary_text(summary))
+        for line in protection_lines(session):
+            print(line)
         print(f"Live trades, orders and events are in {settings.db_path} (mode = 'live'); "
               f"state in {state}")
         return 1 if summary.stopped_because.startswith("error") else 0

@@ -205,7 +205,8 @@ class Order:
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
-    """Event: (part of) an order was executed. ``slippage`` is the quote cost versus the reference price."""
+    """Event: (part of) an order was executed. ``fee`` is the commission valued in quote (R9.2), ``fee_asset`` the
+    asset it was charged in; ``slippage`` is the quote cost versus the reference price."""
 
     fill_id: str
     client_order_id: str
@@ -219,6 +220,12 @@ class OrderFilled:
     liquidity: str = "taker"
     slippage: float = 0.0
     fee_asset: str = "USDT"
+    fee_qty: float = 0.0  # base units the commission took from a buy (Binance's rule without BNB, R9.1)
+
+    @property
+    def held(self) -> float:
+        """What the fill adds to (a buy) or takes from (a sell) the position on the account."""
+        return self.qty - self.fee_qty if self.side is Side.BUY else self.qty
 
     def to_row(self) -> dict[str, Any]:
         return {

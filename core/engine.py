@@ -35,7 +35,7 @@ from core.domain import (
     ms_to_dt,
 )
 from core.errors import TradingHalted
-from core.events import Event, EventCode, SessionError
+from core.events import DustLeft, Event, EventCode, SessionError
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet
 from core.portfolio import Portfolio
@@ -114,6 +114,7 @@ class Engine:
         self.record_decisions = record_decisions
         self.books: list[Bar] = []
         self._orders: dict[str, Order] = {}
+        self._sells = 0  # market sells the protection invariant made (their client ids count them)
         self._i: int | None = None
         self._start_ts: int | None = None
         self.clock: Callable[[], int] | None = None  # live on a real exchange: wall clock; else bar time
@@ -228,6 +229,8 @@ class Engine:
                     close = bar.close[i]
                     equity += pos.qty * close
                     unrealized += pos.qty * (close - pos.avg_price)
+                elif bar.dust:
+                    equity += bar.dust * bar.close[i]
             eq_append(equity)
             cash_append(port.cash)
             ts = ts_list[i]
@@ -288,6 +291,25 @@ class Engine:
                 self.broker.cancel(old, bar, ts)
             self._place_stop(bar, new_stop, ts, seq=2)
 
+    def place_stop(self, symbol: str, stop: float, seq: int) -> None:
+        """Live (the protection invariant, R9.3): put the position's protective stop on the exchange again."""
+        self._place_stop(self._book(symbol), stop, self.now(), seq=seq)
+
+    def sell_at_market(self, symbol: str, reason: str) -> None:
+        """Live (the protection invariant): cancel the stops and sell the sellable quantity at market."""
+        bar = self._book(symbol)
+        pos = bar.position
+        if pos is None:
+            return
+        ts = self.now()
+        for stop in [o for o in bar.working if o.tag is OrderTag.STOP]:
+            self.broker.cancel(stop, bar, ts)
+        self._sells += 1
+        qty = bar.instrument.round_qty(pos.qty) or pos.qty
+        order = Order(client_order_id(self.session_id, symbol, ts, "protect", self._sells), symbol, Side.SELL,
+                      OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=reason)
+        self._submit(bar, order, ts)
+
     def collect_fills(self) -> None:
         """Live: ask the broker once more for every working order's fills and book them (before stopping)."""
         for bar in self.books:
@@ -325,7 +347,15 @@ class Engine:
             order = self._orders[fill.client_order_id]
             self.result.fills.append(fill)
             kind = "stop" if fill.tag is OrderTag.STOP else "signal"
-            trade = self.portfolio.apply_fill(fill, order.reason, kind)
+            inst = bar.instrument
+            dust_below = max(inst.lot_step, inst.min_notional / fill.price if fill.price > 0 else 0.0)
+            trade = self.portfolio.apply_fill(fill, order.reason, kind, dust_below)
+            dust = self.portfolio.dust.get(bar.symbol, 0.0)
+            if dust > bar.dust:  # R9.1: what the lot step cannot sell stays, tracked and reported
+                self.emit(Event.of(EventCode.DUST_LEFT, DustLeft(symbol=bar.symbol, qty=dust - bar.dust,
+                                                                   value=(dust - bar.dust) * fill.price, total=dust),
+                                   ts=fill.ts))
+            bar.dust = dust
             breakers = self.risk.breakers
             if breakers is not None:  # R6.2: abnormal slippage, losing streaks
                 bps = fill.slippage / (fill.qty * fill.price) * 10_000 if fill.qty and fill.price else 0.0
@@ -344,8 +374,11 @@ class Engine:
         if pos is None or stop is None:
             return
         pos.stop = stop
+        qty = bar.instrument.round_qty(pos.qty)  # the sellable quantity (R9.1): what the lot step lets us sell
+        if qty <= 0:
+            return
         order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop", seq), bar.symbol, Side.SELL,
-                      OrderType.STOP, pos.qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
+                      OrderType.STOP, qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
                       stop_price=stop)
         self._submit(bar, order, ts)
 
@@ -368,8 +401,9 @@ class Engine:
             # On the exchange the stop holds the coins: cancel it, sell, and put it back if the sell is refused.
             for stop in [o for o in bar.working if o.tag is OrderTag.STOP]:
                 self.broker.cancel(stop, bar, ts)
+            qty = bar.instrument.round_qty(pos.qty) or pos.qty  # the sellable quantity (R9.1)
             order = Order(client_order_id(self.session_id, bar.symbol, ts, "exit"), bar.symbol, Side.SELL,
-                          OrderType.MARKET, pos.qty, OrderTag.EXIT, ts, reason=signal.reason)
+                          OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason)
             self._submit(bar, order, ts)
             self._decide(ts, signal, order, i=i)
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in bar.working):

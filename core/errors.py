@@ -69,7 +69,26 @@ class ExchangeError(RampartError):
 
 
 class ExchangeUnavailable(ExchangeError):
-    """Network error, timeout, 5xx or rate limit: transient, a retry may succeed."""
+    """Network error, timeout, 5xx or rate limit: transient, a retry may succeed. For an order, its outcome is
+    unknown (Binance: "execution status unknown"): ask the exchange before sending anything again (R9.4)."""
+
+
+class ExchangeBusy(ExchangeUnavailable):
+    """Binance -1008: the server is overloaded; try again later (R9.5)."""
+
+
+class RateLimited(ExchangeUnavailable):
+    """The exchange asked us to back off (429 Retry-After, 418 IP ban) or our own weight budget is spent: nothing
+    is sent until ``until`` (epoch seconds). ``banned`` is an IP ban (HTTP 418)."""
+
+    def __init__(self, message: str, until: float, banned: bool = False) -> None:
+        super().__init__(message)
+        self.until = until
+        self.banned = banned
+
+
+class ClockOutOfSync(ExchangeUnavailable):
+    """Binance -1021: our timestamp is ahead of the server's or outside recvWindow; resynchronise the clock."""
 
 
 class AuthenticationError(ExchangeError):

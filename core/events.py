@@ -124,12 +124,34 @@ class PaperFill(Payload):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DustLeft(Payload):
+    """After a sell, base units below what can be sold (the lot step, the minimum notional) stay on the account."""
+
+    symbol: str
+    qty: float
+    value: float
+    total: float  # all the dust of the symbol now
+
+
+@dataclass(frozen=True, kw_only=True)
 class Reconciled(Payload):
     """What reconciliation found; ``order``/``symbol`` say where, ``extra`` the numbers."""
 
     order: str | None = None
     symbol: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Protection(Payload):
+    """The protection invariant (R9.3) for one position: its sellable quantity, what its stops cover, why."""
+
+    symbol: str
+    sellable: float
+    covered: float
+    why: str
+    stop: float | None = None
+    cause: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,15 +272,20 @@ class EventCode(StrEnum):
     ORDER_REJECTED = "ORDER_REJECTED"
     ORDER_OUTCOME_UNKNOWN = "ORDER_OUTCOME_UNKNOWN"
     ORDER_NEVER_ARRIVED = "ORDER_NEVER_ARRIVED"
+    ORDER_NOT_SENT = "ORDER_NOT_SENT"
     CANCEL_FAILED = "CANCEL_FAILED"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     ENTRY_CLAMPED = "ENTRY_CLAMPED"
+    DUST_LEFT = "DUST_LEFT"
     ORDER_NEVER_SENT = "ORDER_NEVER_SENT"
     FILLED_WHILE_AWAY = "FILLED_WHILE_AWAY"
     RECONCILE_INCOMPLETE = "RECONCILE_INCOMPLETE"
     ORDER_NOT_JOURNALLED = "ORDER_NOT_JOURNALLED"
     UNEXPLAINED_ORDER = "UNEXPLAINED_ORDER"
     POSITION_MISMATCH = "POSITION_MISMATCH"
+    UNPROTECTED = "UNPROTECTED"
+    PROTECTION_RESTORED = "PROTECTION_RESTORED"
+    PROTECTION_SOLD = "PROTECTION_SOLD"
     SESSION_STARTED = "SESSION_STARTED"
     SESSION_STOPPED = "SESSION_STOPPED"
     SESSION_ERROR = "SESSION_ERROR"
@@ -385,11 +412,14 @@ SPECS: dict[EventCode, Spec] = {
     EventCode.ORDER_REJECTED: Spec(_C.ORDER, OrderProblem, "error", _order_problem, notify="alert"),
     EventCode.ORDER_OUTCOME_UNKNOWN: Spec(_C.ORDER, OrderProblem, "warning", _order_problem),
     EventCode.ORDER_NEVER_ARRIVED: Spec(_C.ORDER, OrderProblem, "warning", _order_problem),
+    EventCode.ORDER_NOT_SENT: Spec(_C.ORDER, OrderProblem, "warning", _order_problem),
     EventCode.CANCEL_FAILED: Spec(_C.ORDER, OrderProblem, "warning", _order_problem),
     EventCode.INSUFFICIENT_BALANCE: Spec(_C.ORDER, PaperFill, "error", lambda p: (
         f"{p.client_order_id}: no cash for {p.symbol} at {p.price:.2f}")),
     EventCode.ENTRY_CLAMPED: Spec(_C.ORDER, PaperFill, "info", lambda p: (
         f"{p.client_order_id}: {p.qty:.8f} {p.symbol} cut to {p.cut_to:.8f}, the cash available at {p.price:.2f}")),
+    EventCode.DUST_LEFT: Spec(_C.ORDER, DustLeft, "info", lambda p: (
+        f"{p.symbol}: {p.qty:.8f} left below what can be sold (worth {p.value:.4f}); dust now {p.total:.8f}")),
     EventCode.ORDER_NEVER_SENT: Spec(_C.RECONCILE, Reconciled, "info", lambda p: (
         f"{p.order} never reached the exchange; dropped")),
     EventCode.FILLED_WHILE_AWAY: Spec(_C.RECONCILE, Reconciled, "warning", lambda p: (
@@ -404,6 +434,13 @@ SPECS: dict[EventCode, Spec] = {
     EventCode.POSITION_MISMATCH: Spec(_C.RECONCILE, Reconciled, "critical", lambda p: (
         f"{p.symbol}: the exchange holds {p.extra.get('exchange', 0.0):.8f} {p.extra.get('asset')} for Rampart, its "
         f"books say {p.extra.get('expected', 0.0):.8f}; repaired to the exchange's quantity"), notify="alert"),
+    EventCode.UNPROTECTED: Spec(_C.RISK, Protection, "critical", lambda p: (
+        f"{p.symbol} unprotected: {p.why} (sellable {p.sellable:g}, stops cover {p.covered:g}); placing the stop "
+        "again"), notify="alert"),
+    EventCode.PROTECTION_RESTORED: Spec(_C.RISK, Protection, "warning", lambda p: (
+        f"{p.symbol} protected again: a stop covers {p.covered:g} of {p.sellable:g}")),
+    EventCode.PROTECTION_SOLD: Spec(_C.RISK, Protection, "critical", lambda p: (
+        f"{p.symbol}: {p.why} ({p.sellable:g} sold at market to stay protected)"), notify="alert"),
     EventCode.SESSION_STARTED: Spec(_C.SESSION, SessionStarted, "info", lambda p: (
         f"live session started at rung 1 (risk {_pct(p.risk_per_trade)}, exposure cap {p.exposure_cap:.0%}), "
         f"state {p.state}"), notify="always"),

@@ -19,6 +19,7 @@ from core.config import Settings
 from core.dashboard.hub import DashboardHub
 from core.dashboard.server import serve_with_dashboard
 from core.execution.ccxt_broker import CcxtBroker
+from core.execution.limits import RequestBudget, budget_path
 from core.live.session import LiveOptions, LiveSession
 from core.monitoring.decision_log import DecisionLog
 from core.monitoring.monitor import AlertMonitor
@@ -41,7 +42,10 @@ def open_live(settings: Settings, venue: Venue | None = None, options: LiveOptio
     creds = keys.credentials
     client = venue.client(api_key=creds.api_key.get_secret_value() if creds else "",
                           secret=creds.secret.get_secret_value() if creds else "")
-    session = LiveSession(settings, venue, CcxtBroker(client), keys, options, state_path=state_path)
+    ex = settings.exchange
+    budget = RequestBudget(ex.weight_limit, ex.max_weight_share, budget_path(settings.data_dir))  # R9.5
+    broker = CcxtBroker(client, budget=budget, unknown_outcome_s=ex.unknown_outcome_s)
+    session = LiveSession(settings, venue, broker, keys, options, state_path=state_path)
     servers = attach(session)
     instruments = session.preflight()
     session.start(instruments)

@@ -85,6 +85,10 @@ class SessionView(Protocol):
         """Base-asset holdings on the account that are not Rampart's (recorded on the first start)."""
         ...
 
+    def dust(self) -> Mapping[str, float]:
+        """Base units Rampart holds below what can be sold (the lot step, the minimum notional), by symbol."""
+        ...
+
 
 class OperatorInbox(Protocol):
     """Thread-safe requests to the session, applied on the trading thread at its next poll."""

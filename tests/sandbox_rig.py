@@ -74,10 +74,17 @@ def path(closes: list[float], symbol: str) -> Any:
     return candles([(c, c, c, c) for c in series], symbol, tf="1m")
 
 
-def sandbox(btc: list[float], eth: list[float]) -> SandboxServer:
+def sandbox(btc: list[float], eth: list[float], **config: Any) -> SandboxServer:
+    """A manual-clock sandbox on these closes; ``config`` sets any other SandboxConfig field (commission...)."""
     sets = [path(btc, "BTCUSDT"), path(eth, "ETHUSDT")]
     return SandboxServer(SandboxConfig(source=tuple(sets), clock="manual",
-                                       start=sets[0].frame["ts"][WARMUP_BARS]))
+                                       start=sets[0].frame["ts"][WARMUP_BARS], **config))
+
+
+def inject(server: SandboxServer, error: str, count: int = 1, **spec: Any) -> None:
+    """The next ``count`` matching requests fail with ``error`` (POST /sandbox/inject: busy, unknown, late, ...)."""
+    body = {"method": "POST", "path": "/api/v3/order", "error": error, "count": count, **spec}
+    httpx.post(f"{server.url}/sandbox/inject", json=body).raise_for_status()
 
 
 def settings_for(data_dir: Path, **overrides: Any) -> Settings:
@@ -147,6 +154,15 @@ def open_stops(server: SandboxServer, symbol: str) -> list[float]:
 
 def held(server: SandboxServer, asset: str) -> float:
     return float(exchange(server).fetch_balance()["total"].get(asset) or 0.0)
+
+
+LOT = {"BTC": 0.00001, "ETH": 0.0001}  # the sandbox's LOT_SIZE steps
+
+
+def flat(server: SandboxServer, asset: str) -> bool:
+    """Nothing sellable left: what a buy's commission (charged in the coin, Binance's rule) leaves after the sells is
+    dust below one lot step (filters.md LOT_SIZE)."""
+    return held(server, asset) < LOT[asset]
 
 
 def number(pattern: str, text: str) -> float:

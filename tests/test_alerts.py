@@ -24,7 +24,7 @@ from core.build import config_hash
 from core.monitoring.monitor import AlertMonitor
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.store import Store
-from tests.sandbox_rig import BTC, ETH, Rig, enter, exchange, leave, sandbox, set_faults, settings_for
+from tests.sandbox_rig import BTC, ETH, Rig, enter, exchange, inject, leave, sandbox, set_faults, settings_for
 
 CODES = ("SLIPPAGE_HIGH", "ORDER_REJECTIONS", "POSITION_MISMATCH", "STALE_DATA", "TRADE_BURST", "API_ERRORS",
          "PERF_BELOW_PAPER")
@@ -190,7 +190,9 @@ def test_a_position_mismatch_found_by_reconciliation_alerts_once_per_difference(
     assert sorted(by_source) == ["POSITION_MISMATCH", "UNEXPLAINED_ORDER"] and len(found) == 2
     balance = by_source["POSITION_MISMATCH"]
     assert balance["severity"] == "critical" and balance["evidence"]["symbol"] == "BTCUSDT"
-    assert balance["evidence"]["observed"] == pytest.approx(0.002) and balance["evidence"]["threshold"] == 0.0
+    # the other buyer's 0.002 BTC, less its commission in BTC (faqs/commission_faq.md)
+    assert balance["evidence"]["observed"] == pytest.approx(0.002 * (1 - 0.001))
+    assert balance["evidence"]["threshold"] == 0.0
     order = by_source["UNEXPLAINED_ORDER"]
     assert order["evidence"]["symbol"] == "ETHUSDT" and order["evidence"]["order"]
     assert order["evidence"]["observed"] == f"order {order['evidence']['order']}"
@@ -250,30 +252,36 @@ def test_a_burst_of_entries_alerts(tmp_path: Path, creds: None) -> None:
     assert_recorded(rig, alert)
 
 
-# --- API_ERRORS: the exchange answers 429 (rate limited) to every request ---------------------------------------
+# --- API_ERRORS: the exchange fails twice with a 5xx, then answers 429 (rate limited) ------------------------------
 @pytest.mark.req("R3.4")
+@pytest.mark.req("R9.5")
 def test_api_errors_timeouts_and_rate_limits_alert(tmp_path: Path, creds: None) -> None:
     settings = settings_for(tmp_path, alerts={"api_errors": 3}, breakers=CALM_BREAKERS)
     with sandbox([BTC] * 6, [ETH] * 6) as server:
         rig = Rig(server, settings)
         rig.bar()
-        set_faults(server, "rate_limit=1.0")
+        klines = {"method": "GET", "path": "/api/v3/klines"}
+        inject(server, "server_error", count=2, **klines)
+        inject(server, "rate_limit", retry_after=1, **klines)
         httpx.post(f"{server.url}/sandbox/advance", json={"ms": 60_000}).raise_for_status()
         for _ in range(2):
-            assert not rig.session.step()  # the bar is there, but the feed cannot read it
+            assert not rig.session.step()  # the bar is there, but the feed cannot read it: a 503
         assert alerts(rig, "API_ERRORS") == []
-        assert not rig.session.step()
-        set_faults(server, "")
-        assert rig.session.step()  # the bar is traded once the exchange answers again
+        assert not rig.session.step()  # then a 429 with its Retry-After
+        backoff = rig.session.broker.budget.backoff()
+        assert backoff is not None and not backoff.banned
+        assert not rig.session.step()  # backing off for the Retry-After: nothing sent, no new error
+        time.sleep(max(0.0, backoff.until + 0.1 - time.time()))
+        assert rig.session.step()  # the bar is traded once the Retry-After has passed
         rig.stop()
     (alert,) = alerts(rig, "API_ERRORS")
     ev = alert["evidence"]
     assert alert["severity"] == "error" and ev["observed"] == 3 and ev["threshold"] == 3
-    assert [r["kind"] for r in ev["rows"]] == ["rate_limit"] * 3
-    assert {r["call"] for r in ev["rows"]} == {"fetch_ohlcv"} and all("429" in r["error"] for r in ev["rows"])
+    assert [r["kind"] for r in ev["rows"]] == ["unavailable", "unavailable", "rate_limit"]
+    assert {r["call"] for r in ev["rows"]} == {"fetch_ohlcv"} and "429" in ev["rows"][-1]["error"]
     events = Store(settings.db_path).query("SELECT count(*) FROM events WHERE session_id = ? AND "
                                            "code = 'FEED_UNAVAILABLE'", [rig.session.session_id]).item()
-    assert events == 3  # the same three failures, as the session recorded them
+    assert events == 3  # the polls that failed, as the session recorded them: the back-off after them sent nothing
     assert_recorded(rig, alert)
 
 

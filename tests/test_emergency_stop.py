@@ -43,7 +43,9 @@ from core.venue import sandbox_at
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGY: dict[str, Any] = {"name": "sma_cross", "params": {"fast": 100, "slow": 500}}
-SEEDED = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}
+SEEDED = {"BTCUSDT": 0.01, "ETHUSDT": 0.1}  # bought
+# held: Binance charges a buy's commission in the coin received (faqs/commission_faq.md), 0.1 % of it here
+HELD = {"BTCUSDT": 0.00999, "ETHUSDT": 0.0999}
 SYMBOLS = {"BTCUSDT": "BTC/USDT", "ETHUSDT": "ETH/USDT"}
 WARMUP_BARS = 60
 
@@ -86,9 +88,11 @@ def seed(server: SandboxServer, settings: Settings) -> LiveState:
     state = LiveState(session_id="seeded-session",
                       baseline={a: float(totals.get(a) or 0.0) for a in ("BTC", "ETH")})
     now = int(time.time() * 1000)
-    for sym, qty in SEEDED.items():
-        bought = ex.create_order(SYMBOLS[sym], "market", "buy", qty, None, {"newClientOrderId": f"rp-seed-{sym}"})
+    for sym, bought_qty in SEEDED.items():
+        bought = ex.create_order(SYMBOLS[sym], "market", "buy", bought_qty, None,
+                                 {"newClientOrderId": f"rp-seed-{sym}"})
         price = float(bought["average"])
+        qty = HELD[sym]  # what the account holds after the commission: the stop's quantity
         stop = round(price * 0.95, 2)
         placed = ex.create_order(SYMBOLS[sym], "limit", "sell", qty, round(stop * 0.995, 2),
                                  {"newClientOrderId": f"rp-stop-{sym}", "stopLossPrice": stop, "timeInForce": "GTC"})
@@ -125,7 +129,7 @@ def assert_halted_and_flat(server: SandboxServer, settings: Settings, baseline: 
     details: dict[str, Any] = json.loads(events["details"][0])
     assert details["flat"] is True and details["leftovers"] == [] and details["seconds_to_flat"] > 0
     assert details["who"] == who and details["reason"] == reason
-    assert {s: q for s, (q, _) in details["closed"].items()} == pytest.approx(SEEDED)
+    assert {s: q for s, (q, _) in details["closed"].items()} == pytest.approx(HELD)
     cancelled = {o["client_order_id"] for o in details["cancelled"]}
     assert {"rp-stop-BTCUSDT", "rp-stop-ETHUSDT", "manual-bid-1"} <= cancelled
     assert all(details["sells"][s]["pnl"] is not None for s in SEEDED)
@@ -213,7 +217,7 @@ def test_holdings_that_are_not_rampart_s_are_not_sold_and_dust_is_reported(
     assert report.flat and report.dust == {"BTCUSDT": pytest.approx(0.000003)}
     totals = client(sandbox).fetch_balance()["total"]
     assert totals["BTC"] == pytest.approx(0.500003, abs=1e-9) and totals["ETH"] == pytest.approx(2.0, abs=1e-9)
-    assert {s: q for s, (q, _) in report.closed.items()} == pytest.approx(SEEDED)
+    assert {s: q for s, (q, _) in report.closed.items()} == pytest.approx(HELD)
     assert open_orders(sandbox) == []
 
 
@@ -280,7 +284,7 @@ def test_without_a_live_state_orders_are_cancelled_but_no_holding_is_sold(
     assert not report.flat and "managed positions unknown" in report.leftovers[-1]
     assert open_orders(sandbox) == [] and report.closed == {}
     totals = client(sandbox).fetch_balance()["total"]
-    assert totals["BTC"] == pytest.approx(SEEDED["BTCUSDT"]) and totals["ETH"] == pytest.approx(SEEDED["ETHUSDT"])
+    assert totals["BTC"] == pytest.approx(HELD["BTCUSDT"]) and totals["ETH"] == pytest.approx(HELD["ETHUSDT"])
     assert load_state(settings.data_dir / "live" / "state.json").trading_state == "HALTED"
 
 

@@ -144,8 +144,12 @@ def test_a_refused_entry_lists_the_checks_up_to_the_one_that_failed_with_its_num
     (row,) = [r for r in refused if r["symbol"] == "ETHUSDT"]
     checks = json.loads(row["details"])["checks"]
     last = checks[-1]
-    assert row["code"] == last["check"].upper() == "EXPOSURE_CAP" and last["result"] == "fail"
-    assert last["cap"] == 0.02 and last["room"] <= 0 and last["open_notional"] > 0
+    # the cap leaves at most the BTC commission's worth of room (Binance takes it in BTC): refused at the cap, or
+    # at the lot step / minimum notional the cap's remainder cannot meet
+    assert row["code"] in ("EXPOSURE_CAP", "BELOW_LOT_STEP", "BELOW_MIN_NOTIONAL") and last["result"] == "fail"
+    assert last["check"] in ("exposure_cap", "lot_step", "min_notional")
+    cap = next(c for c in checks if c["check"] == "exposure_cap")
+    assert cap["cap"] == 0.02 and cap["room"] < 1.0 and cap["open_notional"] > 199.0
     assert all(c["result"] == "pass" for c in checks[:-1])
     corr = next(c for c in checks if c["check"] == "correlation")
     assert corr["pairs"] and corr["pairs"][0]["with"] == "BTCUSDT" and corr["max"] == 0.7

@@ -28,6 +28,7 @@ def test_keys_come_from_the_environment_else_the_documented_demo_pair(monkeypatc
     config = build_config(port=0, speed=120, source="a.feather, b.feather", faults="error5xx=0.1", clock="manual")
     assert dict(config.api_keys) == {"ops-key": "ops-secret"} and "ops-secret" not in repr(config)
     assert config.sources() == ["a.feather", "b.feather"] and config.faults.error5xx == 0.1 and config.manual
+    assert config.commission == "base" and build_config(commission="bnb").commission == "bnb"
 
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
@@ -36,6 +37,7 @@ def test_keys_come_from_the_environment_else_the_documented_demo_pair(monkeypatc
     ({"speed": -1.0}, "speed -1.0"),
     ({"port": 70_000}, "port 70000"),
     ({"source": " , "}, "--source is empty"),
+    ({"commission": "usdt"}, "--commission 'usdt'"),
 ])
 def test_bad_arguments_raise_a_one_line_config_error(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -90,36 +90,39 @@ def test_klines_rebuild_the_source_candles_exactly_and_roll_them_up() -> None:
 
 
 def test_limit_buy_rests_and_fills_at_its_limit_as_maker_where_the_path_crosses_it() -> None:
+    """faqs/commission_faq.md, "How is the commission calculated?": a BUY's commission is the received quantity x
+    the rate, taken from the base asset received; the lock is price x qty (no fee is paid in quote)."""
     ex = _exchange(DIP)
     placed = _order(ex, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="95")
     assert placed["status"] == "NEW" and placed["fills"] == []
-    assert _balance(ex, "USDT") == (Decimal("10000") - Decimal("9.5095"), Decimal("9.5095"))  # 9.5 + fee room
+    assert _balance(ex, "USDT") == (Decimal("10000") - Decimal("9.5"), Decimal("9.5"))
     ex.advance(30_000)
     trade = api.my_trades(ex, ex.account_of(KEY), {"symbol": "BTCUSDT"})[0]
-    assert (trade["price"], trade["isMaker"], trade["commission"]) == ("95.00000000", True, "0.00950000")
+    assert (trade["price"], trade["isMaker"], trade["commission"]) == ("95.00000000", True, "0.00010000")
+    assert trade["commissionAsset"] == "BTC"
     assert trade["time"] == T0_MS + 10_000  # 100 -> 90 over 20 s crosses 95 at 10 s
-    assert _balance(ex, "USDT") == (Decimal("10000") - Decimal("9.5095"), Decimal(0))
-    assert _balance(ex, "BTC") == (Decimal("0.1"), Decimal(0))
+    assert _balance(ex, "USDT") == (Decimal("10000") - Decimal("9.5"), Decimal(0))
+    assert _balance(ex, "BTC") == (Decimal("0.0999"), Decimal(0))
 
 
 def test_stop_loss_limit_sell_triggers_at_its_stop_and_sells_into_the_bids() -> None:
     ex = _exchange(DIP)
-    _order(ex, side="BUY", type="MARKET", quantity="0.1")
-    stop = _order(ex, side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC", quantity="0.1", price="93",
+    _order(ex, side="BUY", type="MARKET", quantity="0.1")  # holds 0.0999: the buy's fee was paid in BTC
+    stop = _order(ex, side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC", quantity="0.0999", price="93",
                   stopPrice="94", newOrderRespType="RESULT")
-    assert stop["status"] == "NEW" and stop["workingTime"] == -1 and _balance(ex, "BTC")[1] == Decimal("0.1")
+    assert stop["status"] == "NEW" and stop["workingTime"] == -1 and _balance(ex, "BTC")[1] == Decimal("0.0999")
     ex.advance(30_000)
     done = api.query_order(ex, ex.account_of(KEY), {"symbol": "BTCUSDT", "orderId": str(stop["orderId"])})
     assert done["status"] == "FILLED" and done["isWorking"] is True
     assert done["workingTime"] == T0_MS + 12_000  # 100 -> 90 over 20 s crosses 94 at 12 s
-    assert Decimal("93") <= Decimal(done["cummulativeQuoteQty"]) / Decimal("0.1") < Decimal("94")
+    assert Decimal("93") <= Decimal(done["cummulativeQuoteQty"]) / Decimal("0.0999") < Decimal("94")
     assert _balance(ex, "BTC") == (Decimal(0), Decimal(0))
 
 
 def test_a_gap_through_a_stop_limit_leaves_it_resting_until_the_price_comes_back() -> None:
     ex = _exchange(FLAT)
     _order(ex, side="BUY", type="MARKET", quantity="0.1")
-    stop = _order(ex, side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC", quantity="0.1", price="93.5",
+    stop = _order(ex, side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC", quantity="0.0999", price="93.5",
                   stopPrice="94")
     account = ex.account_of(KEY)
     ex.set_price("BTCUSDT", 92.0)  # gaps through stop and limit: triggered, but nobody bids 93.5
@@ -132,7 +135,7 @@ def test_a_gap_through_a_stop_limit_leaves_it_resting_until_the_price_comes_back
 def test_trailing_stop_sell_follows_the_high_and_triggers_delta_below_it() -> None:
     ex = _exchange(FLAT)
     _order(ex, side="BUY", type="MARKET", quantity="0.1")
-    trail = _order(ex, side="SELL", type="STOP_LOSS", quantity="0.1", trailingDelta="500",
+    trail = _order(ex, side="SELL", type="STOP_LOSS", quantity="0.0999", trailingDelta="500",
                    newOrderRespType="RESULT")
     assert trail["trailingDelta"] == 500 and trail["trailingTime"] == T0_MS
     order = ex.account_of(KEY).orders[trail["orderId"]]
@@ -143,16 +146,20 @@ def test_trailing_stop_sell_follows_the_high_and_triggers_delta_below_it() -> No
     assert order.status == "FILLED" and order.trades[0].price == Decimal("112.99")
 
 
-def test_market_buy_pays_the_ask_and_the_taker_fee_in_quote() -> None:
+def test_market_buy_pays_the_ask_and_the_taker_fee_in_the_base_asset_received() -> None:
+    """faqs/commission_faq.md, "How is the commission calculated?": the received amount x the rate, in the
+    received asset (the quantity on a BUY, the notional on a SELL) when BNB does not pay."""
     ex = _exchange(FLAT)
     bought = _order(ex, side="BUY", type="MARKET", quantity="0.5")
     cost = sum(Decimal(f["price"]) * Decimal(f["qty"]) for f in bought["fills"])
     fee = sum(Decimal(f["commission"]) for f in bought["fills"])
     assert bought["status"] == "FILLED" and bought["fills"][0]["price"] == "100.00000000"  # ask = 100.00
-    assert fee == cost * Decimal("0.001") and bought["fills"][0]["commissionAsset"] == "USDT"
-    assert _balance(ex, "USDT")[0] == Decimal(10_000) - cost - fee
-    sold = _order(ex, side="SELL", type="MARKET", quantity="0.5")
+    assert fee == Decimal("0.5") * Decimal("0.001") and bought["fills"][0]["commissionAsset"] == "BTC"
+    assert _balance(ex, "USDT")[0] == Decimal(10_000) - cost
+    assert _balance(ex, "BTC") == (Decimal("0.5") - fee, Decimal(0))
+    sold = _order(ex, side="SELL", type="MARKET", quantity="0.4995")
     assert sold["fills"][0]["price"] == "99.99000000"  # the bid, a tick under
+    assert sold["fills"][0]["commissionAsset"] == "USDT"
     assert _balance(ex, "BTC") == (Decimal(0), Decimal(0))
 
 
@@ -219,7 +226,7 @@ def test_cancel_releases_the_lock_and_ioc_fok_expire() -> None:
     ex = _exchange(FLAT, balances={"USDT": 1e7})
     account = ex.account_of(KEY)
     placed = _order(ex, side="BUY", type="LIMIT", timeInForce="GTC", quantity="1", price="99")
-    assert _balance(ex, "USDT")[1] == Decimal("99.099")
+    assert _balance(ex, "USDT")[1] == Decimal("99")  # price x qty: the fee is paid in the BTC received
     canceled = api.cancel_order(ex, account, {"symbol": "BTCUSDT", "orderId": str(placed["orderId"])})
     assert canceled["status"] == "CANCELED" and canceled["origClientOrderId"] == placed["clientOrderId"]
     assert _balance(ex, "USDT") == (Decimal(10_000_000), Decimal(0))

@@ -69,6 +69,13 @@ class StrategyConfig(_Frozen):
         default_factory=dict, description="overrides of the strategy's defaults (JSON)")
 
 
+class LiveConfig(_Frozen):
+    """The live session's loop between bars (``RAMPART_LIVE__*``)."""
+
+    order_poll_s: float = Field(5.0, ge=0, le=3_600, description="R9.6: order and fill state is refreshed at least "
+                                "this often between bars (0 = every poll)")
+
+
 class MarketConfig(_Frozen):
     symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
     allowed_symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
@@ -135,6 +142,7 @@ class Settings(BaseSettings):
     reports: ReportConfig = ReportConfig()
     scaling: ScalingConfig = ScalingConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    live: LiveConfig = LiveConfig()
     credentials: CredentialsConfig = CredentialsConfig()
     audit: AuditConfig = AuditConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

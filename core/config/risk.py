@@ -30,6 +30,8 @@ class RiskLimits(BaseModel):
     latency_settle_s: float = Field(60.0, ge=0, le=3_600, description="R4.4: below the limit this long to resume")
     drawdown_limit: float = Field(0.03, gt=0, le=0.5, description="R4.5: drawdown from the high-water mark")
     derisked_risk_per_trade: float = Field(0.0005, gt=0, le=0.01, description="R4.5: risk per trade once hit")
+    protect_within_s: float = Field(10.0, gt=0, le=600, description="R9.3: a position without a working stop is "
+                                    "protected again (stop re-placed, or sold at market) within this many seconds")
 
 
 class BreakerConfig(BaseModel):

@@ -23,3 +23,9 @@ class ExchangeConfig(BaseModel):
     url: str | None = Field(None, description=f"the sandbox's URL (default {DEFAULT_SANDBOX_URL}); only the "
                             "sandbox takes one")
     timeout_ms: int = Field(10_000, ge=500, le=120_000, description="one exchange call's timeout")
+    max_weight_share: float = Field(0.5, gt=0, le=1, description="R9.5: routine reads stop at this share of the "
+                                    "exchange's request weight per minute (orders and cancels may use the rest)")
+    weight_limit: int = Field(6_000, ge=10, le=1_000_000, description="the exchange's request weight per minute "
+                              "(Binance spot: 6,000)")
+    unknown_outcome_s: float = Field(60.0, ge=1, le=3_600, description="R9.4: how long an order whose outcome is "
+                                     "unknown is asked for before it counts as never arrived (nothing is re-sent)")

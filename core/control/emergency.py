@@ -29,6 +29,7 @@ from core.errors import ConfigError, ExchangeError, ExchangeRejected, ExchangeUn
 from core.events import EmergencyStopped, Event, EventCode
 from core.execution.broker import OUR_PREFIX, base36
 from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
+from core.execution.limits import RequestBudget, budget_path
 from core.market.candles import base_asset, symbol_to_ccxt
 from core.security.audit import CallLog, record_audit
 from core.security.credentials import load_credentials
@@ -43,6 +44,7 @@ ROUNDS = 3  # cancel + sell rounds before giving up and reporting what is left
 SELL_ATTEMPTS = 3
 CALL_TIMEOUT_MS = 5_000  # an emergency must not hang 10 s on one dead connection
 DUST_EPS = 1e-8  # the exchange's smallest unit of any asset
+WAIT_LIMITED_S = 600.0  # an IP ban shorter than this is waited out; a longer one is reported as such
 
 
 # --- the report -------------------------------------------------------------------------------------------
@@ -62,6 +64,7 @@ class EmergencyReport:
     dust: dict[str, float] = field(default_factory=dict)  # managed qty too small to sell, by symbol
     sells: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> fees, entry price, pnl, order ids
     errors: list[str] = field(default_factory=list)  # problems met on the way (some may have been overcome)
+    waits: list[str] = field(default_factory=list)  # back-offs the exchange asked for (429, IP ban), waited out
     rounds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +90,7 @@ class EmergencyReport:
             lines.append(f"  sold {sym}: {info['qty']:g} @ {info['avg_price']:,.2f}, fees {info['fees']:.4f}, "
                          f"P&L {_fmt_opt(info.get('pnl'))}")
         lines += [f"  dust left {sym}: {qty:g} (below the minimum order)" for sym, qty in self.dust.items()]
+        lines += [f"  waited: {item}" for item in self.waits]
         lines += [f"  LEFT: {item}" for item in self.leftovers]
         lines += [f"  error: {item}" for item in self.errors]
         return "\n".join(lines)
@@ -220,7 +224,8 @@ class _Flattener:
             self.report.errors.append(f"{sym}: market sell {cid} filled nothing (status {info.get('status')})")
             return
         price = float(info.get("average") or info.get("price") or 0.0)
-        self.fills.setdefault(sym, []).append((filled, price, fee_in_quote(info, price), cid))
+        fee = fee_in_quote(info, price, sym, self.broker.usdt_price)  # each fee in its own asset (R9.2)
+        self.fills.setdefault(sym, []).append((filled, price, fee, cid))
 
     def summarize_sells(self, positions: dict[str, dict[str, Any]]) -> None:
         """closed {symbol: (qty, average price)} and per-symbol fees and P&L against the recorded entry."""
@@ -268,7 +273,14 @@ def emergency_stop(settings: Settings, reason: str, who: str, venue: Venue | Non
         client = venue.client(api_key=credentials.api_key.get_secret_value(),
                               secret=credentials.secret.get_secret_value(), timeout_ms=timeout_ms,
                               enableRateLimit=False)
-        broker = CcxtBroker(client)
+        ex = settings.exchange
+        budget = RequestBudget(ex.weight_limit, 1.0, budget_path(settings.data_dir))  # the live session's back-off
+
+        def waiting(line: str) -> None:  # R9.5: an IP ban or a Retry-After is waited out, and said so
+            report.waits.append(line)
+            notify_log.critical("emergency stop %s", line)
+
+        broker = CcxtBroker(client, budget=budget, wait_limited_s=WAIT_LIMITED_S, on_wait=waiting)
         broker.listeners.append(calls)
         flattener = _Flattener(broker, list(settings.market.symbols), baseline, report, started, stamp)
         flattener.run()

@@ -1,11 +1,15 @@
 """CcxtBroker: the live Broker over the real ccxt Binance client.
 
-- Client order ids are deterministic (``client_order_id``); when a submit fails in a way that leaves its fate
-  unknown (timeout, 5xx, lost response) the broker asks the exchange for that id before anything else, and
-  re-sends the *same* id only if the exchange has never seen it — so an order is never doubled.
+- Client order ids are deterministic (``client_order_id``). An order whose outcome is unknown (timeout, 5xx,
+  -1007, -1008, a lost response) is treated as possibly executed (R9.4): nothing is sent again for it; each poll
+  asks the exchange for that id (and for recent trades of orders we do not know) until it shows up or
+  ``unknown_outcome_s`` pass, and only then is it taken as never arrived.
 - Protective stops are STOP_LOSS_LIMIT orders on the exchange: a position stays protected if Rampart dies.
-- Every call is timed; ``latencies`` feeds the risk engine's latency monitor.
-- ccxt errors are translated here, once, into Rampart's tree (``core.errors``).
+- Every call goes through the IP's ``RequestBudget`` (R9.5): nothing is sent during a Retry-After or a ban, and
+  routine reads stay under the configured share of the request weight. A -1021 answer resynchronises the clock.
+- Fees are valued in their own asset (R9.2): a commission in the base asset at the fill price (and it reduces what
+  the buy holds, ``fee_qty``, R9.1), in the quote as it is, in BNB (or any other asset) at that asset's USDT price.
+- Every call is timed; ``listeners`` see each one. ccxt errors are translated here, once, into ``core.errors``.
 """
 
 from __future__ import annotations
@@ -23,14 +27,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from core.domain import Instrument, Order, OrderFilled, OrderStatus, OrderType, Side
 from core.errors import (
     AuthenticationError,
+    ClockOutOfSync,
     ConfigError,
+    ExchangeBusy,
     ExchangeError,
     ExchangeRejected,
     ExchangeUnavailable,
     OrderNotFound,
+    RateLimited,
 )
 from core.events import Event, EventCode, OrderProblem
-from core.market.candles import symbol_to_ccxt
+from core.execution.limits import RequestBudget
+from core.market.candles import base_asset, symbol_to_ccxt
 from core.redact import redact
 
 if TYPE_CHECKING:
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("rampart.execution")
+QUOTE = "USDT"
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,19 @@ class CallRecord:
     kwargs: dict[str, Any] = field(default_factory=dict)
     result: Any = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Fees:
+    """An order's commission so far: its value in quote, the base units it took from a buy, and its asset."""
+
+    value: float
+    base_qty: float
+    asset: str
+
+
 STOP_LIMIT_OFFSET = 0.005  # the stop's limit price sits 0.5 % under the trigger so a fast market still fills it
-SUBMIT_ATTEMPTS = 3
+PRICE_TTL_S = 60.0  # a fee asset's USDT price is read at most this often
 
 
 def translate(exc: Exception, what: str) -> ExchangeError:
@@ -67,6 +87,10 @@ def translate(exc: Exception, what: str) -> ExchangeError:
         return AuthenticationError(text)
     if isinstance(exc, ccxt.OrderNotFound):
         return OrderNotFound(text)
+    if isinstance(exc, ccxt.InvalidNonce) or '"code":-1021' in text:
+        return ClockOutOfSync(text)
+    if '"code":-1008' in text or (isinstance(exc, ccxt.OperationFailed) and not isinstance(exc, ccxt.NetworkError)):
+        return ExchangeBusy(text)  # -1008 server busy: refused before processing, send again later
     if isinstance(exc, ccxt.NetworkError):  # timeouts, 5xx, rate limits, DDoS protection
         return ExchangeUnavailable(text)
     if isinstance(exc, ccxt.InvalidOrder | ccxt.InsufficientFunds | ccxt.BadSymbol | ccxt.BadRequest):
@@ -78,36 +102,63 @@ class CcxtBroker:
     """Live execution on a Binance-compatible exchange through ``ccxt.binance``."""
 
     def __init__(self, client: ccxt.binance, *, on_latency: Callable[[str, float], None] | None = None,
-                 before_submit: Callable[[Order], None] | None = None) -> None:
+                 before_submit: Callable[[Order], None] | None = None, budget: RequestBudget | None = None,
+                 unknown_outcome_s: float = 60.0, wait_limited_s: float = 0.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.before_submit = before_submit  # the live session journals the order here, before it can exist
+        self.budget = budget or RequestBudget()
+        self.unknown_outcome_s = unknown_outcome_s
+        self.wait_limited_s = wait_limited_s  # how long a call may wait out a back-off before giving up
+        self.on_wait = on_wait  # told what it waits for (the emergency stop prints it)
         self.latencies: deque[tuple[float, str, float]] = deque(maxlen=1000)  # (wall time, call, seconds)
         self.errors: deque[tuple[float, str]] = deque(maxlen=1000)
         self.notices: list[Event] = []  # for the session's event log
         self.on_latency = on_latency
         self.on_error: Callable[[str], None] | None = None  # the API-error breaker (R6.2)
         self.listeners: list[Callable[[CallRecord], None]] = []  # every call, after it returns or fails
-        self._reported: dict[str, tuple[float, float]] = {}  # client order id -> (qty, fee) reported as fills
+        self._reported: dict[str, tuple[float, float, float]] = {}  # cid -> (qty, fee value, fee base) reported
         self._unread: dict[str, dict[str, Any]] = {}  # submit responses whose fills are not reported yet
         self._value: dict[str, float] = {}  # client order id -> quote value of the fills reported
         self._refs: dict[str, float] = {}  # client order id -> reference price its slippage is measured against
+        self._unknown: dict[str, float] = {}  # client order id -> when its outcome became unknown (epoch s)
+        self._working: set[str] = set()  # stop orders the exchange reports triggered (Binance ``isWorking``)
+        self._prices: dict[str, tuple[float, float]] = {}  # fee asset -> (USDT price, when read)
         self._lock = threading.Lock()  # one request at a time: credentials change only between requests (R8.3)
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one exchange call, timed; ccxt errors come out translated."""
+        """Run one exchange call within the request budget, timed; ccxt errors come out translated."""
+        self._wait_budget(what)
+        try:
+            return self._call_once(what, fn, *args, **kwargs)
+        except ClockOutOfSync:
+            self._resync_clock()  # -1021: measure the offset to the server's clock, then once more
+            return self._call_once(what, fn, *args, **kwargs)
+
+    def _call_once(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         import ccxt
 
         t0, started = time.perf_counter(), time.time()
         result: Any = None
         failed: str | None = None
+        headers: Any = None
         try:
             with self._lock:
-                result = fn(*args, **kwargs)
+                self.client.last_response_headers = None
+                try:
+                    result = fn(*args, **kwargs)
+                finally:
+                    headers = self.client.last_response_headers
+            self.budget.observe(headers)
             return result
         except ccxt.BaseError as exc:
             self.errors.append((time.time(), f"{what}: {type(exc).__name__}"))
             error = translate(exc, what)
+            self.budget.observe(headers, str(error))
+            backoff = self.budget.backoff()
+            if backoff is not None and isinstance(error, ExchangeUnavailable):
+                error = RateLimited(str(error), backoff.until, backoff.banned)
             failed = str(error)
             if self.on_error is not None and isinstance(error, ExchangeUnavailable | AuthenticationError):
                 self.on_error(f"{what}: {type(exc).__name__}")
@@ -119,6 +170,30 @@ class CcxtBroker:
                 self.on_latency(what, elapsed)
             if self.listeners:
                 self._tell(CallRecord(what, started, elapsed, args, dict(kwargs), result, failed))
+
+    def _wait_budget(self, what: str) -> None:
+        """Raise RateLimited (nothing sent) during a back-off, or wait it out when allowed to."""
+        wait = self.budget.wait_s(what)
+        if wait <= 0:
+            return
+        if wait > self.wait_limited_s:
+            self.budget.check(what)  # raises RateLimited with the reason
+            return
+        backoff = self.budget.backoff()
+        if self.on_wait is not None:
+            self.on_wait(f"{what}: waiting {wait:.1f} s for the exchange's back-off"
+                         + (f" ({'IP ban' if backoff.banned else 'Retry-After'}: {backoff.reason})" if backoff else ""))
+        time.sleep(wait)
+
+    def _resync_clock(self) -> None:
+        try:
+            with self._lock:
+                offset = self.client.load_time_difference()
+                if isinstance(getattr(self.client, "options", None), dict):
+                    self.client.options["adjustForTimeDifference"] = True
+            log.warning("clock resynchronised with the exchange: offset %s ms", offset)
+        except Exception as exc:  # the next call tells whether it worked
+            log.warning("clock resynchronisation failed: %s", redact(str(exc))[:200])
 
     def swap_credentials(self, api_key: str, secret: str) -> None:
         """Put a new key pair on the client atomically, between two requests (R8.3): a request signed with the
@@ -139,11 +214,16 @@ class CcxtBroker:
                 log.exception("call listener %r failed on %s", listener, record.what)
 
     def read(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
-        """An idempotent read, retried with backoff on transient failures (5xx, timeouts, 429)."""
-        attempt = 0
+        """An idempotent read, retried with backoff on transient failures (5xx, timeouts); never during a
+        back-off the exchange asked for (that is raised at once, unless this broker may wait it out)."""
+        attempt = waited = 0
         while True:
             try:
                 return self.call(what, fn, *args, **kwargs)
+            except RateLimited as exc:  # a broker allowed to wait (the emergency stop) waits it out on the next call
+                waited += 1
+                if self.wait_limited_s <= 0 or waited > 3 or exc.until - time.time() > self.wait_limited_s:
+                    raise
             except ExchangeUnavailable:
                 attempt += 1
                 if attempt >= attempts:
@@ -175,12 +255,18 @@ class CcxtBroker:
             self.before_submit(order)
         try:
             response = self.send(order, bar.instrument)
-        except ExchangeRejected as exc:
+        except (ExchangeRejected, AuthenticationError) as exc:  # refused: the order does not exist
             order.apply(OrderStatus.REJECTED, ts)
             bar.working.remove(order)
             self.notices.append(_problem(EventCode.ORDER_REJECTED, order, ts, exc))
             return
-        except ExchangeUnavailable as exc:  # stays working: the next poll asks the exchange for this id
+        except (RateLimited, ExchangeBusy) as exc:  # not sent, or refused unprocessed (-1008): it does not exist
+            order.apply(OrderStatus.REJECTED, ts)
+            bar.working.remove(order)
+            self.notices.append(_problem(EventCode.ORDER_NOT_SENT, order, ts, exc))
+            return
+        except ExchangeError as exc:  # unknown outcome: it may execute; the polls ask for it (R9.4)
+            self._unknown[order.client_order_id] = time.time()
             self.notices.append(_problem(EventCode.ORDER_OUTCOME_UNKNOWN, order, ts, exc))
             return
         self._adopt(order, response, ts)
@@ -193,7 +279,7 @@ class CcxtBroker:
                           symbol_to_ccxt(order.symbol), {"origClientOrderId": order.client_order_id})
             except OrderNotFound:
                 pass  # already gone (filled or cancelled): the next poll tells which
-            except ExchangeUnavailable as exc:  # still working on the exchange; the next poll sees it
+            except ExchangeError as exc:  # still working on the exchange; the next poll sees it
                 self.notices.append(_problem(EventCode.CANCEL_FAILED, order, ts, exc))
                 return
             else:
@@ -208,20 +294,33 @@ class CcxtBroker:
             info = self._unread.pop(order.client_order_id, None)
             if info is None:
                 try:
-                    info = self.fetch(order)
-                except ExchangeUnavailable:
+                    info = self._lookup(order)
+                except ExchangeError:
                     continue  # ask again next time; a protective stop stays on the exchange meanwhile
-                except OrderNotFound:
-                    if order.status is OrderStatus.SUBMITTED:  # it never arrived: nothing to fill or cancel
+                if info is None:  # not on the exchange (yet)
+                    if order.status is OrderStatus.SUBMITTED and self._gave_up(order):
                         order.apply(OrderStatus.REJECTED, bar.ts[i])
                         bar.working.remove(order)
                         self.notices.append(_problem(EventCode.ORDER_NEVER_ARRIVED, order, bar.ts[i]))
                     continue
                 self._adopt(order, info, bar.ts[i])
+            self._unknown.pop(order.client_order_id, None)
             self._emit_new(order, info, fills)
             if not order.is_open:
                 bar.working.remove(order)
         return fills
+
+    def outcome_unknown(self, order: Order) -> bool:
+        """True while ``order``'s fate is still being asked for (R9.4)."""
+        return order.client_order_id in self._unknown
+
+    def expect(self, order: Order) -> None:
+        """An order whose outcome is unknown from before a restart: asked for until the window passes (R9.4)."""
+        self._unknown.setdefault(order.client_order_id, time.time())
+
+    def triggered(self, order: Order) -> bool:
+        """True when a stop order triggered on the exchange and still waits, unfilled, on the book (R9.3)."""
+        return order.client_order_id in self._working and order.is_open
 
     # --- orders --------------------------------------------------------------------------------------------
     def fetch(self, order: Order) -> dict[str, Any]:
@@ -229,37 +328,52 @@ class CcxtBroker:
                                          symbol_to_ccxt(order.symbol), {"origClientOrderId": order.client_order_id})
         return info
 
-    def _order_fee(self, order: Order, info: dict[str, Any]) -> float:
-        """The order's total fee in quote. Binance's order lookup carries no commission: ask its trades."""
-        if _has_fees(info) or not order.exchange_order_id:
-            return fee_in_quote(info, order.avg_fill_price)
+    def _lookup(self, order: Order) -> dict[str, Any] | None:
+        """The exchange's view of ``order`` by client id, or by the recent trades of orders we do not know; None
+        while it is not to be seen."""
         try:
-            trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol), None,
-                               None, {"orderId": order.exchange_order_id})
-        except ExchangeUnavailable:
-            return order.filled_qty * order.avg_fill_price * 0.001  # the exchange's base fee until it answers
-        return sum(fee_in_quote(t, float(t.get("price") or order.avg_fill_price)) for t in trades)
+            return self.fetch(order)
+        except OrderNotFound:
+            pass
+        if order.client_order_id not in self._unknown:
+            return None
+        since = int((self._unknown[order.client_order_id] - 5.0) * 1000)
+        trades = self.read("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol), since)
+        for oid in {str(t.get("order")) for t in trades if t.get("order")}:
+            info: dict[str, Any] = self.read("fetch_order", self.client.fetch_order, oid,
+                                             symbol_to_ccxt(order.symbol))
+            if info.get("clientOrderId") == order.client_order_id:
+                return info
+        return None
+
+    def _gave_up(self, order: Order) -> bool:
+        """An order that never showed up: never sent-and-lost (then at once), or unknown for the whole window."""
+        since = self._unknown.get(order.client_order_id)
+        if since is None:
+            return True
+        if time.time() - since < self.unknown_outcome_s:
+            return False
+        del self._unknown[order.client_order_id]
+        return True
 
     def send(self, order: Order, inst: Instrument) -> dict[str, Any]:
-        """The one idempotent order path (the engine's orders and the emergency stop's sells): send once; on an
-        unknown outcome look the id up, and re-send the same id only if the exchange never saw it."""
-        last: Exception | None = None
-        for attempt in range(SUBMIT_ATTEMPTS):
+        """The one order path (the engine's orders and the emergency stop's sells): send once. On an unknown
+        outcome look the id up once; if the exchange does not show it, raise: it may still execute, so nothing
+        is sent again for it until its outcome is known (R9.4)."""
+        try:
+            response: dict[str, Any] = self.call("create_order", self.client.create_order,
+                                                 *self._order_args(order, inst))
+            return response
+        except (RateLimited, ExchangeBusy):
+            raise  # not sent at all, or refused before processing (-1008: try again later)
+        except ExchangeUnavailable as exc:
             try:
-                response: dict[str, Any] = self.call("create_order", self.client.create_order,
-                                                     *self._order_args(order, inst))
-                return response
-            except ExchangeUnavailable as exc:
-                last = exc
-                time.sleep(0.2 * (attempt + 1))
-                try:
-                    return self.fetch(order)
-                except OrderNotFound:
-                    continue  # the exchange never saw it: sending the same id again is safe
-                except ExchangeUnavailable:
-                    continue
-        raise ExchangeUnavailable(f"{order.client_order_id}: outcome unknown after {SUBMIT_ATTEMPTS} attempts: "
-                                  f"{last}")
+                return self.fetch(order)
+            except OrderNotFound:
+                raise ExchangeUnavailable(f"{order.client_order_id}: outcome unknown ({exc}); not sent again until "
+                                          "the exchange shows it or the unknown-outcome window passes") from exc
+            except ExchangeUnavailable:
+                raise exc from None
 
     def _order_args(self, order: Order, inst: Instrument) -> tuple[Any, ...]:
         symbol = symbol_to_ccxt(order.symbol)
@@ -280,6 +394,9 @@ class CcxtBroker:
     def _adopt(self, order: Order, info: dict[str, Any], ts: int) -> None:
         """Move the local order along its state machine from the exchange's view of it."""
         order.exchange_order_id = str(info.get("id") or order.exchange_order_id or "") or None
+        raw: dict[str, Any] = info["info"] if isinstance(info.get("info"), dict) else {}
+        if order.type is OrderType.STOP and raw.get("isWorking") in (True, "true") and raw.get("stopPrice"):
+            self._working.add(order.client_order_id)
         status = info.get("status")
         filled = float(info.get("filled") or 0.0)
         when = int(info.get("lastUpdateTimestamp") or info.get("timestamp") or ts)
@@ -299,23 +416,70 @@ class CcxtBroker:
             order.apply(OrderStatus.FILLED, when)
 
     def _emit_new(self, order: Order, info: dict[str, Any], fills: list[OrderFilled]) -> None:
-        """Report what filled since the last report: quantity, its average price and its share of the fee."""
+        """Report what filled since the last report: quantity, its average price and its share of the fees."""
         cid = order.client_order_id
-        done_qty, done_fee = self._reported.get(cid, (0.0, 0.0))
+        done_qty, done_fee, done_base = self._reported.get(cid, (0.0, 0.0, 0.0))
         if order.filled_qty <= done_qty + 1e-12:
             return
         qty = order.filled_qty - done_qty
-        total_fee = self._order_fee(order, info)
+        fees = self._fees(order, info)
         price = (order.avg_fill_price * order.filled_qty - (self._value.get(cid, 0.0))) / qty
         self._value[cid] = order.avg_fill_price * order.filled_qty
-        self._reported[cid] = (order.filled_qty, total_fee)
+        self._reported[cid] = (order.filled_qty, fees.value, fees.base_qty)
         ref = self._refs.get(cid) or price  # an order adopted after a restart has no reference: no slippage
         # signed quote cost against the reference (the decision bar's close, or the stop/limit price): what the
         # abnormal-slippage breaker (R6.2), the alerts and the reports measure, as on the paper broker
         cost = (price - ref) * qty if order.side is Side.BUY else (ref - price) * qty
         fills.append(OrderFilled(f"{cid}-{order.filled_qty:.8f}", cid, order.symbol, order.side, qty, price,
-                                 max(total_fee - done_fee, 0.0), order.updated_ts, order.tag,
-                                 "maker" if order.type is OrderType.LIMIT else "taker", cost))
+                                 max(fees.value - done_fee, 0.0), order.updated_ts, order.tag,
+                                 "maker" if order.type is OrderType.LIMIT else "taker", cost, fees.asset,
+                                 max(fees.base_qty - done_base, 0.0)))
+
+    # --- fees (R9.1, R9.2) ----------------------------------------------------------------------------------
+    def _fees(self, order: Order, info: dict[str, Any]) -> Fees:
+        """The order's commission so far. Binance's order lookup carries none: then its trades are asked."""
+        entries = _fee_entries(info)
+        if not entries and order.exchange_order_id:
+            try:
+                trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol),
+                                   None, None, {"orderId": order.exchange_order_id})
+                entries = [e for t in trades for e in _fee_entries(t)]
+            except ExchangeError:  # an estimate at the base rate; the holding check corrects the quantity (R9.1)
+                return Fees(order.filled_qty * order.avg_fill_price * 0.001, 0.0, QUOTE)
+        return self.value_fees(order.symbol, order.avg_fill_price, entries)
+
+    def value_fees(self, symbol: str, fill_price: float, entries: list[tuple[float, str]]) -> Fees:
+        """(cost, asset) commissions valued in quote: the base at the fill price, the quote as it is, any other
+        asset (BNB) at its own USDT price (R9.2)."""
+        base = base_asset(symbol)
+        value = base_qty = 0.0
+        asset = QUOTE
+        for cost, currency in entries:
+            if cost <= 0:
+                continue
+            asset = currency or QUOTE
+            if asset == QUOTE:
+                value += cost
+            elif asset == base:
+                value += cost * fill_price
+                base_qty += cost
+            else:
+                value += cost * self.usdt_price(asset)
+        return Fees(value, base_qty, asset)
+
+    def usdt_price(self, asset: str) -> float:
+        """The asset's last USDT price (read at most once a minute); NaN if the exchange cannot tell."""
+        cached = self._prices.get(asset)
+        now = time.time()
+        if cached is not None and now - cached[1] < PRICE_TTL_S:
+            return cached[0]
+        try:
+            ticker = self.read("fetch_ticker", self.client.fetch_ticker, f"{asset}/{QUOTE}")
+            price = float(ticker.get("last") or ticker.get("close") or math.nan)
+        except ExchangeError:
+            return cached[0] if cached is not None else math.nan
+        self._prices[asset] = (price, now)
+        return price
 
 
 def _problem(code: EventCode, order: Order, ts: int, exc: Exception | None = None) -> Event:
@@ -334,18 +498,25 @@ def _reference(order: Order, bar: Bar, ts: int) -> float:
     return bar.close[i] if 0 <= i < len(bar.close) else (bar.close[-1] if bar.close else 0.0)
 
 
-def _has_fees(info: dict[str, Any]) -> bool:
-    return bool(info.get("fees") or info.get("fee"))
-
-
-def fee_in_quote(info: dict[str, Any], price: float) -> float:
-    """Total fee of an order in quote currency (a fee charged in the base asset is valued at the fill price)."""
+def _fee_entries(info: dict[str, Any]) -> list[tuple[float, str]]:
+    """(cost, currency) of each fee ccxt parsed for an order or a trade."""
     fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
+    return [(float(f.get("cost") or 0.0), str(f.get("currency") or "")) for f in fees if isinstance(f, dict)]
+
+
+def fee_in_quote(info: dict[str, Any], price: float, symbol: str | None = None,
+                 usdt_price: Callable[[str], float] | None = None) -> float:
+    """An order's (or trade's) total fee valued in quote: the base at ``price``, another asset (BNB) at its USDT
+    price from ``usdt_price`` (NaN when that is not given: never at the traded symbol's price, R9.2)."""
+    base = base_asset(symbol) if symbol else None
     total = 0.0
-    for fee in fees:
-        cost = float(fee.get("cost") or 0.0)
-        currency = str(fee.get("currency") or "")
-        total += cost if currency in ("USDT", "") else cost * price
+    for cost, currency in _fee_entries(info):
+        if currency in (QUOTE, ""):
+            total += cost
+        elif base is None or currency == base:
+            total += cost * price
+        else:
+            total += cost * (usdt_price(currency) if usdt_price is not None else math.nan)
     return total
 
 

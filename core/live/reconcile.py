@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.domain import Order, OrderFilled, Position, Side
+from core.domain import Order, OrderFilled, OrderStatus, OrderTag, Position, Side
 from core.errors import ExchangeUnavailable, OrderNotFound
-from core.events import Event, EventCode, Reconciled
+from core.events import Event, EventCode, OrderProblem, Reconciled
 from core.execution.broker import OUR_PREFIX
 from core.execution.ccxt_broker import CcxtBroker
 from core.market.candles import base_asset, symbol_to_ccxt
@@ -58,14 +58,21 @@ def _journalled_orders(broker: CcxtBroker, state: LiveState, report: ReconcileRe
         try:
             info = broker.fetch(order)
         except OrderNotFound:
-            report.event(EventCode.ORDER_NEVER_SENT, cid)
+            if order.tag is not OrderTag.STOP and order.status is OrderStatus.SUBMITTED:
+                # sent, never confirmed: it may still execute (R9.4); asked for until the window passes
+                broker.expect(order)
+                report.orders[order.symbol].append(order)
+                report.events.append(Event.of(EventCode.ORDER_OUTCOME_UNKNOWN, OrderProblem(
+                    client_order_id=cid, symbol=order.symbol, error="journalled before a restart, not seen yet")))
+                continue
+            report.event(EventCode.ORDER_NEVER_SENT, cid)  # a stop: the protection invariant places it again
             del state.orders[cid]
             continue
         broker._adopt(order, info, order.created_ts)
         if order.filled_qty > was_filled:
             fills: list[OrderFilled] = []
             broker._value[cid] = was_filled * (order.avg_fill_price if was_filled else 0.0)
-            broker._reported[cid] = (was_filled, 0.0)
+            broker._reported[cid] = (was_filled, 0.0, 0.0)
             broker._emit_new(order, info, fills)
             report.fills[order.symbol].extend((order, f) for f in fills)
             report.event(EventCode.FILLED_WHILE_AWAY, cid, order.symbol, tag=order.tag.value,
@@ -105,10 +112,11 @@ def _balances(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: s
         asset = base_asset(sym)
         held = float(totals.get(asset) or 0.0) - float(state.baseline.get(asset, 0.0))
         pos = report.positions[sym]
-        expected = pos.qty if pos else 0.0
+        dust = float(state.dust.get(sym, 0.0))
+        expected = (pos.qty if pos else 0.0) + dust  # dust is on the account too
         for _, fill in report.fills[sym]:
-            expected += fill.qty if fill.side is Side.BUY else -fill.qty
+            expected += fill.held if fill.side is Side.BUY else -fill.qty  # a buy holds what its fee left
         expected = max(expected, 0.0)
         if abs(held - expected) > max(1e-9, expected * 1e-6):
             report.event(EventCode.POSITION_MISMATCH, symbol=sym, asset=asset, exchange=held, expected=expected)
-            report.repairs[sym] = max(held, 0.0)
+            report.repairs[sym] = max(held - dust, 0.0)

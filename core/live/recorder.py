@@ -72,6 +72,7 @@ class Recorder:
         state = self.state
         state.trading_state = engine.risk.state.value
         state.risk = engine.risk.to_state()
+        state.dust = {s: q for s, q in engine.portfolio.dust.items() if q > 0}
         state.orders = {}
         for bar in engine.books:
             state.remember_position(bar.position, bar.symbol)

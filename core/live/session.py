@@ -25,12 +25,13 @@ from core.config import Settings
 from core.config.ladder import rung
 from core.domain import Instrument, Mode, OrderTag, TradingState
 from core.engine import Engine
-from core.errors import ExchangeError, RampartError, TradingHalted
+from core.errors import ExchangeError, RampartError, RateLimited, TradingHalted
 from core.events import Event, EventCode, Problem, SessionStarted, SessionStopped
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.live.feed import ExchangeFeed
 from core.live.inbox import Inbox
 from core.live.preflight import PreflightFailed, preflight
+from core.live.protect import Protector
 from core.live.reconcile import reconcile
 from core.live.recorder import Recorder
 from core.live.view import LiveView
@@ -48,6 +49,7 @@ from core.view import call_observers
 log = logging.getLogger("rampart.live")
 
 MAX_WINDOW = 999  # Binance serves at most 1,000 klines a request: the window plus the forming candle
+STARTUP_WAIT_S = 65.0  # preflight and start wait out a 429's Retry-After (a weight window is a minute)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class LiveOptions:
     reconcile_every: int = 50
     max_clock_skew_ms: int = 2_000
     control_port: int | None = None  # serve the control API on 127.0.0.1 (0 = a free port); None = off
+    order_poll_s: float | None = None  # between bars, order state is refreshed this often (None: settings.live)
 
 
 @dataclass
@@ -100,6 +103,9 @@ class LiveSession:
         self.quote: Callable[[str], dict[str, Any]] | None = None  # the spread at a decision (decision log)
         self.control: Any = None  # the control API/dashboard server the composition root serves for it
         self.view = LiveView(self)
+        self.protector: Protector | None = None
+        self._orders_at = 0.0  # when order state was last refreshed (monotonic)
+        self._backoff_said = 0.0  # the back-off last reported (its end): said once, not at every poll
         # for status(): exchange connectivity (last good call, last failure) and when the last new bar came
         self.connectivity: dict[str, Any] = {"last_ok_at": None, "last_error_at": None, "last_error": None}
         self.broker.listeners.append(self._note_call)
@@ -117,7 +123,9 @@ class LiveSession:
 
     # --- before trading ------------------------------------------------------------------------------------
     def preflight(self) -> dict[str, Instrument]:
-        """Every check before trading; raises PreflightFailed naming each failure."""
+        """Every check before trading; raises PreflightFailed naming each failure. A short back-off the exchange
+        asks for (429 Retry-After) is waited out here; in the loop it is a poll skipped."""
+        self.broker.wait_limited_s = STARTUP_WAIT_S
         return preflight(self.settings, self.broker, self.store, self.chash, self.keys.credentials,
                          self.keys.problem, self.options.max_clock_skew_ms)
 
@@ -149,6 +157,8 @@ class LiveSession:
         engine.risk.new_symbols = half_risk_until(self.state, self.symbols, self.settings.market.added_symbols,
                                                   engine.now(), self.settings.scaling.new_symbol_days)  # R5.3
         self._restore(report)
+        self.protector = Protector(engine, self.broker, self.state, self.settings.risk.protect_within_s)
+        self.protector.check()  # R9.3: a restart covers every position with its stop before anything else
         for ev in report.events:
             engine.emit(ev)
             log.warning("reconcile %s: %s", ev.code, ev.message)
@@ -157,6 +167,7 @@ class LiveSession:
             risk_per_trade=engine.risk.config.risk_per_trade, exposure_cap=engine.risk.config.exposure_cap,
             state=engine.risk.state.value)))
         self.state.session_id = self.session_id
+        self.broker.wait_limited_s = 0.0  # from here on a back-off skips polls: the loop stays responsive
         self._flush()
 
     def _build_engine(self, instruments: dict[str, Instrument], cash: float) -> Engine:
@@ -171,6 +182,9 @@ class LiveSession:
         engine = self.engine
         if engine is None:
             return
+        engine.portfolio.dust.update({s: float(q) for s, q in self.state.dust.items() if s in self.symbols})
+        for book in engine.books:
+            book.dust = engine.portfolio.dust.get(book.symbol, 0.0)
         for sym in self.symbols:
             engine.restore(report.positions.get(sym), report.orders.get(sym, []), sym,
                            known=[o for o, _ in report.fills.get(sym, [])])
@@ -217,20 +231,28 @@ class LiveSession:
             raise RampartError("start() the session before stepping it")
         try:
             sets = self.feed.poll()
+        except RateLimited as exc:  # nothing was sent: said once per back-off, not at every poll
+            if exc.until != self._backoff_said:
+                self._backoff_said = exc.until
+                self.engine.emit(Event.of(EventCode.FEED_UNAVAILABLE, Problem(error=str(exc)[:300])))
+            return False
         except ExchangeError as exc:  # transient: the bar will be there on the next poll
             self.engine.emit(Event.of(EventCode.FEED_UNAVAILABLE, Problem(error=str(exc)[:300])))
             return False
         for line in call_observers(self.view, self.observers, "on_poll"):
             self.engine.emit(Event.of(EventCode.OBSERVER_FAILED, Problem(error=line)))
-        if self.inbox.apply(self.engine, self.state, self.settings) and sets is None:
-            self._flush()  # an override or a halt shows at once, not at the next bar
+        applied = self.inbox.apply(self.engine, self.state, self.settings)
         if sets is None:
+            refreshed = self._refresh_orders()
+            if applied or refreshed:
+                self._flush()  # an override, a halt or a stop's fill shows at once, not at the next bar
             return False
         self._bar_at = time.time()
         try:
             self.bars += self.engine.advance(sets)
             if any(o.tag is not OrderTag.STOP for b in self.engine.books for o in b.working):
                 self.engine.collect_fills()  # book this bar's market fills now: the protective stop goes on at once
+            self._protect()
         except TradingHalted:
             return False  # the run loop sees the HALT flag next and stops as "emergency stop"
         if self.bars // self.options.reconcile_every > self._reconciled:
@@ -238,6 +260,32 @@ class LiveSession:
             self._check_reconcile()
         self._flush()
         return True
+
+    def _refresh_orders(self) -> bool:
+        """Between bars, every ``order_poll_s``: poll the working orders, book their fills, keep every position
+        protected (R9.3, R9.6). True when anything new was recorded."""
+        engine = self.engine
+        poll = self.options.order_poll_s if self.options.order_poll_s is not None else self.settings.live.order_poll_s
+        if engine is None or time.monotonic() - self._orders_at < poll:
+            return False
+        if not any(b.working or b.position is not None for b in engine.books):
+            return False
+        before = (len(engine.result.fills), len(engine.result.events), len(engine.result.orders))
+        try:
+            engine.collect_fills()
+            self._protect()
+        except TradingHalted:
+            return False
+        return (len(engine.result.fills), len(engine.result.events), len(engine.result.orders)) != before
+
+    def _protect(self) -> None:
+        self._orders_at = time.monotonic()
+        engine = self.engine
+        if engine is None or self.protector is None or self._check_halt():
+            return
+        self.protector.check()
+        if any(o.tag is not OrderTag.STOP for b in engine.books for o in b.working):
+            engine.collect_fills()  # a market sell the invariant sent is booked at once
 
     def status(self) -> dict[str, Any]:
         """What the control API and dashboard show: state, rung, limits, breakers, latency, positions."""

@@ -83,5 +83,9 @@ class LiveView:
     def baseline(self) -> Mapping[str, float]:
         return dict(self._s.state.baseline)
 
+    def dust(self) -> Mapping[str, float]:
+        engine = self._s.engine
+        return dict(engine.portfolio.dust) if engine is not None else {}
+
 
 __all__ = ["LiveView"]

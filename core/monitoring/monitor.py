@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from core.view import SessionView
 
 log = logging.getLogger("rampart.alerts")
+PROTECTION_CODES = (EventCode.UNPROTECTED.value, EventCode.PROTECTION_SOLD.value)
 
 
 def api_error_kind(error: str) -> str | None:
@@ -148,9 +149,13 @@ class AlertMonitor:
     def _events(self, events: pl.DataFrame | None) -> None:
         if events is None or not events.height:
             return
-        for ev in events.filter(pl.col("code").is_in(["ORDER_REJECTED", *MISMATCH_CODES])).iter_rows(named=True):
+        watched = ["ORDER_REJECTED", *MISMATCH_CODES, *PROTECTION_CODES]
+        for ev in events.filter(pl.col("code").is_in(watched)).iter_rows(named=True):
             details = details_of(ev.get("details"))
-            if ev["code"] == EventCode.ORDER_REJECTED:
+            if ev["code"] in PROTECTION_CODES:  # R9.3: a position found without its stop, and what was done
+                self._raise(Alert("protection", ev["code"], "critical", str(ev.get("message") or ""),
+                                  {"event_id": ev.get("event_id"), **details}))
+            elif ev["code"] == EventCode.ORDER_REJECTED:
                 message = str(ev.get("message") or "")
                 self._raise(self.rejections.add(_seconds(ev["ts"]), {"event_id": ev.get("event_id"),
                                                                      "client_order_id": details.get("client_order_id"),

@@ -7,11 +7,14 @@
         server.exchange.advance(60_000)               # manual clock: move the market a minute
         server.stats()["auth_calls"]                  # authenticated calls per API key
 
-Modules: config (settings), market (price path and clock), quotes (book, klines, tickers), symbols
-(filters, exchangeInfo), order_params / orders / matching / exchange / account_api (the matching engine
-and the signed endpoints, no HTTP), auth (signatures, recvWindow, weights, counters), faults, app /
-private / control (HTTP), service (one running sandbox), server / cli (serving it), client (ccxt).
-Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades),
+Modules: config (settings), market (price path and clock), quotes (book, klines, tickers, average price),
+symbols (filters, exchangeInfo), order_params / orders / matching / exchange / account_api (the matching
+engine, commissions, self-trade prevention and the signed endpoints, no HTTP), auth (signatures, recvWindow,
+weights, counters), limits (429 Retry-After, 418 bans, the request log), faults (random faults and one-shot
+injections), app / private / control (HTTP), service (one running sandbox), server / cli (serving it),
+client (ccxt).
+Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades), test orders'
+computeCommissionRates, referencePrice/executionRules, order-count limits (ORDERS, X-MBX-ORDER-COUNT),
 userDataStream/WebSocket, and Ed25519/RSA keys (HMAC only).
 """
 

@@ -1,7 +1,8 @@
 """The signed Binance spot endpoints as plain functions: (exchange, account, params) -> Binance JSON.
 
 POST /order is SandboxExchange.place_order; these are the rest: query and cancel an order, cancel all,
-openOrders, allOrders, account and myTrades, with Binance's parameter rules and error codes.
+openOrders, allOrders, account, account/commission, myTrades and myPreventedMatches, with Binance's parameter
+rules and error codes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import Account
-from core.sandbox.exchange import SandboxExchange
+from core.sandbox.exchange import BNB, BNB_DISCOUNT, SandboxExchange
 from core.sandbox.order_params import new_client_id
 from core.sandbox.orders import Order
 
@@ -153,6 +154,44 @@ def account_info(exchange: SandboxExchange, account: Account, params: dict[str, 
             "accountType": "SPOT", "balances": account.balances_json(exchange.assets, omit),
             "permissions": ["SPOT"], "uid": _uid(account.id),
         }
+
+
+def commission_rates(exchange: SandboxExchange, account: Account, params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/v3/account/commission (rest-api.md, Query Commission Rates): the configured maker/taker rates,
+    no tax or special commission, and the BNB discount, enabled for the account when BNB pays the fees."""
+    symbol = symbol_param(exchange, params)
+    config = exchange.config
+    zero = "0.00000000"
+    nothing = {"maker": zero, "taker": zero, "buyer": zero, "seller": zero}
+    return {
+        "symbol": symbol,
+        "standardCommission": {"maker": f"{config.maker_fee:.8f}", "taker": f"{config.taker_fee:.8f}",
+                               "buyer": zero, "seller": zero},
+        "specialCommission": dict(nothing),
+        "taxCommission": dict(nothing),
+        "discount": {"enabledForAccount": config.commission == "bnb", "enabledForSymbol": True,
+                     "discountAsset": BNB, "discount": f"{BNB_DISCOUNT:.8f}"},
+    }
+
+
+def prevented_matches(exchange: SandboxExchange, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
+    """GET /api/v3/myPreventedMatches: by ``preventedMatchId``, or by ``orderId`` (taker or maker) optionally from
+    ``fromPreventedMatchId`` with ``limit``."""
+    with exchange.lock:
+        exchange.sync()
+        symbol = symbol_param(exchange, params)
+        match_id = int_param(params, "preventedMatchId")
+        order_id = int_param(params, "orderId")
+        rows = [m for m in account.prevented if m["symbol"] == symbol]
+        if match_id is not None:
+            return [dict(m) for m in rows if m["preventedMatchId"] == match_id]
+        if order_id is None:
+            raise be.BinanceError(-1102, "Param 'preventedMatchId' or 'orderId' must be sent, "
+                                         "but both were empty/null!")
+        start = int_param(params, "fromPreventedMatchId")
+        rows = [m for m in rows if order_id in (m["takerOrderId"], m["makerOrderId"])
+                and (start is None or m["preventedMatchId"] >= start)]
+        return [dict(m) for m in rows[:limit_param(params)]]
 
 
 def _uid(account_id: str) -> int:

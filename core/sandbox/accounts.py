@@ -27,6 +27,7 @@ class Account:
     orders: dict[int, Order] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     update_time: int = 0
+    prevented: list[dict[str, Any]] = field(default_factory=list)  # myPreventedMatches, oldest first
 
     def lock(self, asset: str, amount: Decimal) -> None:
         """Move ``amount`` from free to locked, or refuse with Binance's insufficient-balance error."""

@@ -1,8 +1,9 @@
 """create_app: the sandbox as a FastAPI app serving Binance spot's REST API (public part here).
 
 Every /api/v3 response carries ``X-MBX-USED-WEIGHT-1M``; over the weight limit a request gets 429 -1003
-with Retry-After. Faults (core.sandbox.faults) apply to /api/v3 routes only, never to /sandbox control
-routes. Errors are Binance's ``{"code", "msg"}`` with its HTTP status.
+with Retry-After, and a request sent before a Retry-After expired gets the IP banned (418, core.sandbox.limits).
+Then one-shot injections and the random faults (core.sandbox.faults) apply, to /api/v3 routes only, never to
+/sandbox control routes. Errors are Binance's ``{"code", "msg"}`` with its HTTP status.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -81,16 +83,56 @@ def _unavailable(headers: dict[str, str]) -> Response:
 
 async def _gate(sandbox: SandboxService, request: Request,
                 call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Weight accounting, then the faults that strike before the request is processed."""
-    params = dict(request.query_params)
-    allowed, used, retry = sandbox.weights.charge(
-        request_weight(request.method, request.url.path, params), wall_ms())
+    """Log the request, refuse it while banned, weight accounting, then what strikes before it is processed."""
+    now = wall_ms()
+    entry = sandbox.limits.arrived(now, request.method, request.url.path)
+    response = await _admit(sandbox, request, call_next, now)
+    entry["status"] = response.status_code
+    return response
+
+
+async def _request_params(request: Request) -> dict[str, str]:
+    """Query string and urlencoded body together (the query string wins, as on Binance)."""
+    raw_body = (await request.body()).decode("utf-8", "replace")
+    params = dict(parse_qsl(raw_body, keep_blank_values=True))
+    params.update(parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+    return params
+
+
+def _too_much_weight(sandbox: SandboxService, headers: dict[str, str], now: int, retry: int) -> Response:
+    sandbox.limits.limited(now, retry)
+    return _error(be.too_much_weight(sandbox.config.weight_limit), headers | {"Retry-After": str(retry)})
+
+
+async def _admit(sandbox: SandboxService, request: Request, call_next: Callable[[Request], Awaitable[Response]],
+                 now: int) -> Response:
+    limits = sandbox.limits
+    refused = limits.refuse(now)
+    if refused is not None:  # banned, or came before a 429's Retry-After expired (which bans it now)
+        until, seconds = refused
+        headers = {"X-MBX-USED-WEIGHT-1M": str(sandbox.weights.used), "Retry-After": str(seconds)}
+        return _error(be.ip_banned(until + sandbox.clock_skew_ms), headers)
+    params = await _request_params(request)
+    allowed, used, retry = sandbox.weights.charge(request_weight(request.method, request.url.path, params), now)
     headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
     if not allowed:
-        return _error(be.too_much_weight(sandbox.config.weight_limit), headers | {"Retry-After": str(retry)})
+        return _too_much_weight(sandbox, headers, now, retry)
     faults = sandbox.faults
+    injection = faults.take(request.method, request.url.path, params)
+    if injection is not None:
+        if injection.error == "rate_limit":
+            return _too_much_weight(sandbox, headers, now, injection.retry_after)
+        if injection.error == "busy":
+            return _error(be.server_busy(), headers)
+        if injection.error == "unknown":
+            return _error(be.status_unknown(), headers)
+        if injection.error == "reject":
+            return _error(be.order_rejected(injection.msg), headers)
+        if injection.error == "server_error":
+            return _unavailable(headers)
+        request.state.injection = injection  # late / lost: the order route acts on it
     if faults.roll("rate_limit"):
-        return _error(be.too_much_weight(sandbox.config.weight_limit), headers | {"Retry-After": str(retry)})
+        return _too_much_weight(sandbox, headers, now, retry)
     if faults.config.latency > 0:
         await asyncio.sleep(faults.config.latency)
     if faults.roll("error5xx"):
@@ -144,13 +186,13 @@ def _public_routes(app: FastAPI, sandbox: SandboxService) -> None:
     @app.get(API + "/time")
     async def server_time(request: Request) -> dict[str, Any]:
         query(request)
-        return {"serverTime": wall_ms()}
+        return {"serverTime": sandbox.server_ms()}
 
     @app.get(API + "/exchangeInfo")
     async def info(request: Request) -> dict[str, Any]:
         names = _symbols(sandbox, query(request)) or exchange.market.symbols
         specs = [exchange.market.specs[s] for s in names]
-        return exchange_info(specs, wall_ms(), sandbox.config.weight_limit)
+        return exchange_info(specs, sandbox.server_ms(), sandbox.config.weight_limit, exchange.status)
 
     @app.get(API + "/depth")
     async def depth(request: Request) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 - Signed endpoints: ``X-MBX-APIKEY`` names the key (missing/unknown -> -2015, HTTP 401); ``signature`` is the
   HMAC-SHA256 (hex) of the total parameters = the raw query string followed by the raw body, exactly as
-  sent, without the signature parameter itself (-1022); ``timestamp`` must be within ``recvWindow``
-  (default 5000 ms, at most ``recv_window_max``) of the server's wall clock and not more than 1 s ahead
-  (-1021).
+  sent, without the signature parameter itself (-1022); ``timestamp`` (milliseconds, or microseconds as
+  rest-api.md's General API Information allows) must satisfy Timing security's rule
+  ``timestamp < serverTime + 1000 and serverTime - timestamp <= recvWindow`` (recvWindow default 5000 ms, at
+  most ``recv_window_max``), else -1021; ``serverTime`` is the wall clock plus the control route's clock skew.
 - Request weight per minute (wall clock) for all /api/v3 requests, with Binance's weights; over the limit
   -> 429 -1003 with Retry-After.
 - Counters: authenticated calls and failed authentications per API key, failures by error code.
@@ -24,6 +25,7 @@ from core.sandbox import binance_errors as be
 from core.sandbox.accounts import KeyRing
 
 DEFAULT_RECV_WINDOW = 5_000
+MICROS_DIGITS = 16  # an epoch timestamp in microseconds has 16 digits (milliseconds: 13)
 NO_KEY = "(none)"
 
 # (method, path) -> weight; "symbol-less" variants cost more, as on Binance.
@@ -32,7 +34,7 @@ WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/api/v3/klines"): 2, ("GET", "/api/v3/avgPrice"): 2,
     ("POST", "/api/v3/order"): 1, ("POST", "/api/v3/order/test"): 1, ("GET", "/api/v3/order"): 4,
     ("DELETE", "/api/v3/order"): 1, ("DELETE", "/api/v3/openOrders"): 1, ("GET", "/api/v3/allOrders"): 20,
-    ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/myTrades"): 20,
+    ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/myTrades"): 20, ("GET", "/api/v3/account/commission"): 20,
 }
 NO_SYMBOL_WEIGHTS: dict[str, tuple[int, int]] = {  # path -> (with symbol, without)
     "/api/v3/ticker/24hr": (2, 80), "/api/v3/ticker/price": (2, 4), "/api/v3/ticker/bookTicker": (2, 4),
@@ -45,6 +47,8 @@ def request_weight(method: str, path: str, params: dict[str, str]) -> int:
     if path == "/api/v3/depth":
         limit = int(params["limit"]) if params.get("limit", "").isdigit() else 100
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    if path == "/api/v3/myPreventedMatches":  # rest-api.md: 2 by preventedMatchId, 20 by orderId
+        return 20 if params.get("orderId") else 2
     if path in NO_SYMBOL_WEIGHTS:
         with_symbol, without = NO_SYMBOL_WEIGHTS[path]
         return with_symbol if params.get("symbol") else without
@@ -155,7 +159,9 @@ class Authenticator:
         window = float(raw_window) if raw_window else DEFAULT_RECV_WINDOW
         if window > self.recv_window_max:
             raise self._fail(key, be.BinanceError(-1131, f"recvWindow must be less than {self.recv_window_max}."))
-        timestamp = int(raw_ts)
+        timestamp: float = int(raw_ts)
+        if len(raw_ts) >= MICROS_DIGITS:  # microseconds
+            timestamp /= 1_000
         if timestamp >= server_ms + 1_000:
             raise self._fail(key, be.ahead_of_server())
         if server_ms - timestamp > window:

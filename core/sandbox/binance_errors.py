@@ -95,6 +95,32 @@ def too_much_weight(limit: int) -> BinanceError:
     )
 
 
+def ip_banned(until_ms: int) -> BinanceError:
+    """errors.md -1003, with HTTP 418 (rest-api.md, HTTP Return Codes): the IP kept sending after a 429."""
+    return BinanceError(
+        -1003,
+        f"Way too much request weight used; IP banned until {until_ms}. "
+        "Please use WebSocket Streams for live updates to avoid bans.",
+        status=418,
+    )
+
+
+def server_busy() -> BinanceError:
+    """errors.md -1008 SERVER_BUSY, a server-side (5XX, rest-api.md HTTP Return Codes) refusal: nothing processed."""
+    return BinanceError(-1008, "Server is currently overloaded with other requests. Please try again in a few minutes.",
+                        status=503)
+
+
+def market_closed() -> BinanceError:
+    """A new order on a symbol that is not TRADING (errors.md, -1013 and the order-placement messages)."""
+    return BinanceError(-1013, "Market is closed.")
+
+
+def stp_mode_not_allowed() -> BinanceError:
+    """faqs/stp_faq.md: a selfTradePreventionMode outside the symbol's allowedSelfTradePreventionModes."""
+    return BinanceError(-1013, "This symbol does not allow the specified self-trade prevention mode.")
+
+
 def status_unknown() -> BinanceError:
     return BinanceError(
         -1007,

@@ -21,19 +21,23 @@ KEY_ENV, SECRET_ENV = "RAMPART_SANDBOX__API_KEY", "RAMPART_SANDBOX__API_SECRET"
 
 def build_config(port: int = 8765, speed: float = 60.0, source: str = "synthetic", faults: str = "",
                  clock: str = "realtime", seed: int = 7, days: float = 30.0, warmup_days: float = 7.0,
-                 host: str = "127.0.0.1") -> SandboxConfig:
+                 host: str = "127.0.0.1", commission: str = "base") -> SandboxConfig:
     """The SandboxConfig the command line describes (keys from the environment)."""
     items = [s.strip() for s in source.split(",") if s.strip()]
     if not items:
         raise ConfigError("--source is empty; use 'synthetic' or candle file paths separated by commas")
     if clock not in ("realtime", "manual"):
         raise ConfigError(f"--clock {clock!r} must be 'realtime' or 'manual'")
+    if commission not in ("base", "bnb", "quote"):
+        raise ConfigError(f"--commission {commission!r} must be 'base' (the received asset, Binance's default), "
+                          "'bnb' (BNB pays, with the discount) or 'quote'")
     api_key = os.environ.get(KEY_ENV) or DEMO_API_KEY
     secret = os.environ.get(SECRET_ENV) or DEMO_API_SECRET
     return SandboxConfig(
         host=host, port=port, speed=speed, clock="manual" if clock == "manual" else "realtime",
         source="synthetic" if items == ["synthetic"] else tuple(items), seed=seed, synthetic_days=days,
         warmup_days=warmup_days, api_keys={api_key: secret}, faults=parse_faults(faults),
+        commission="bnb" if commission == "bnb" else "quote" if commission == "quote" else "base",
     )
 
 
@@ -44,14 +48,17 @@ def sandbox(
         "synthetic"),
     faults: Annotated[str, typer.Option(
         help="fault spec, e.g. latency=0.5,error5xx=0.1,timeout=0.05,lost_response=0.1,partial_fill=0.2,"
-             "rate_limit=0.05")] = "",
+             "rate_limit=0.05,late_execution=0.1,late_ms=2000")] = "",
     clock: Annotated[str, typer.Option(help="realtime (x speed) or manual (advanced via /sandbox/advance)")] = (
         "realtime"),
     seed: Annotated[int, typer.Option(help="seed of the synthetic market")] = 7,
     days: Annotated[float, typer.Option(help="days of synthetic candles (warm-up included)")] = 30.0,
     warmup_days: Annotated[float, typer.Option(help="days of candles before the market clock starts")] = 7.0,
+    commission: Annotated[str, typer.Option(
+        help="fee asset: base (the asset received, Binance without BNB), bnb (BNB pays at BNBUSDT with the "
+             "discount, else base) or quote (every fee in the quote asset)")] = "base",
 ) -> None:
     """Serve a Binance-spot-compatible exchange on localhost for rehearsing the live path with ccxt."""
     from core.sandbox.server import serve
 
-    serve(build_config(port, speed, source, faults, clock, seed, days, warmup_days))
+    serve(build_config(port, speed, source, faults, clock, seed, days, warmup_days, commission=commission))

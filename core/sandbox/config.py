@@ -23,6 +23,8 @@ DEMO_API_SECRET = "rampart-sandbox-demo-secret"
 
 Source = str | Path | CandleSet
 Clock = Literal["realtime", "manual"]
+Commission = Literal["base", "bnb", "quote"]
+MAX_BAN_S = 3 * 86_400  # Binance: IP bans scale "from 2 minutes to 3 days" (rest-api.md, IP Limits)
 
 
 def _default_keys() -> dict[str, str]:
@@ -41,6 +43,14 @@ class SandboxConfig:
     with ``clock="realtime"``; with ``clock="manual"`` market time moves only by ``advance(ms)``.
     ``symbols`` and ``seed``/``synthetic_days`` apply to the synthetic source; files and CandleSets bring
     their own symbols and timeframe.
+
+    ``commission`` is the asset fees are charged in (faqs/commission_faq.md): "base" = the asset received
+    (Binance without BNB fee payment: a buy pays in the base asset, a sell in the quote), "bnb" = BNB at the
+    BNBUSDT price with the BNB discount while the free BNB covers it, else as "base"; "quote" = always the
+    quote asset (the sandbox's old simplification, kept for comparison). With "bnb" and no BNBUSDT in the
+    sources, a flat BNBUSDT market at ``bnb_price`` is added. ``percent_price_by_side`` is PERCENT_PRICE_BY_SIDE's
+    (bidMultiplierUp, bidMultiplierDown, askMultiplierUp, askMultiplierDown) against the 5-minute average
+    price; ``ban_s`` the first IP ban (418) of a client that ignores a 429's Retry-After, doubled per repeat.
     """
 
     host: str = "127.0.0.1"
@@ -65,6 +75,10 @@ class SandboxConfig:
     match_hz: float = 20.0  # background matching rate in realtime mode
     unique_client_order_ids: Literal["open", "all"] = "open"  # Binance: unique among OPEN orders only
     faults: FaultConfig = field(default_factory=FaultConfig)
+    commission: Commission = "base"
+    bnb_price: float = 600.0  # the synthetic BNBUSDT price when the sources have no BNBUSDT ("bnb" only)
+    percent_price_by_side: tuple[float, float, float, float] = (5.0, 0.2, 5.0, 0.2)
+    ban_s: int = 120  # Binance's shortest IP ban: 2 minutes
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65_535:
@@ -87,6 +101,8 @@ class SandboxConfig:
             raise ConfigError("unique_client_order_ids must be 'open' (Binance) or 'all'")
         if self.start is not None and self.start.tzinfo is None:
             raise ConfigError("sandbox start must be timezone-aware (UTC)")
+        if not (isinstance(self.ban_s, int) and 1 <= self.ban_s <= MAX_BAN_S):
+            raise ConfigError(f"ban_s {self.ban_s!r} must be whole seconds from 1 to {MAX_BAN_S} (3 days)")
 
     def _check_source(self) -> None:
         items = self.sources()
@@ -106,6 +122,15 @@ class SandboxConfig:
         for name in ("taker_fee", "maker_fee"):
             if not 0.0 <= getattr(self, name) <= 0.01:
                 raise ConfigError(f"sandbox {name}={getattr(self, name)} must be between 0 and 0.01")
+        if self.commission not in ("base", "bnb", "quote"):
+            raise ConfigError(f"sandbox commission {self.commission!r} must be 'base', 'bnb' or 'quote'")
+        if not (math.isfinite(self.bnb_price) and self.bnb_price > 0):
+            raise ConfigError(f"sandbox bnb_price {self.bnb_price} must be a price > 0")
+        multipliers = self.percent_price_by_side
+        if len(multipliers) != 4 or not all(math.isfinite(m) and m > 0 for m in multipliers) or not (
+                multipliers[1] <= 1 <= multipliers[0] and multipliers[3] <= 1 <= multipliers[2]):
+            raise ConfigError("percent_price_by_side must be (bidUp >= 1, 0 < bidDown <= 1, askUp >= 1, "
+                              f"0 < askDown <= 1); got {multipliers!r}")
 
     def _check_keys(self) -> None:
         if not self.api_keys:
@@ -128,7 +153,8 @@ class SandboxConfig:
         keys = ", ".join(f"{k}: ***" for k in self.api_keys)
         return (
             f"SandboxConfig(host={self.host!r}, port={self.port}, speed={self.speed}, clock={self.clock!r}, "
-            f"symbols={self.symbols!r}, api_keys={{{keys}}}, faults={self.faults.spec()!r})"
+            f"symbols={self.symbols!r}, commission={self.commission!r}, api_keys={{{keys}}}, "
+            f"faults={self.faults.spec()!r})"
         )
 
     __str__ = __repr__

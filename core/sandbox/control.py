@@ -9,6 +9,13 @@ POST /sandbox/foreign-order  an order placed on an account "by someone else" (no
 POST /sandbox/deposit        {"account": KEY, "asset": "USDT", "amount": 100.0}  a balance change from outside
 POST /sandbox/keys           {"api_key", "secret", "account"?}  add a key to an account (rotation overlap)
 DELETE /sandbox/keys/{key}   revoke a key
+POST /sandbox/inject         {"method": "POST", "path": "/api/v3/order", "match": {"type": "STOP_LOSS_LIMIT"},
+                              "error": "busy", "count": 1, "msg"?, "retry_after"?, "late_ms"?}  the next ``count``
+                             matching requests fail that way (core.sandbox.faults.INJECT_ERRORS); answers the queue
+DELETE /sandbox/inject       drop every queued injection
+POST /sandbox/clock-skew     {"ms": N}  the server's reported time (/api/v3/time, timestamp checks) = wall + N ms
+POST /sandbox/symbol-status  {"symbol": "BTCUSDT", "status": "BREAK"}  TRADING, HALT, BREAK, END_OF_DAY, CANCEL_ONLY
+POST /sandbox/unban          lift an IP ban (418) and a running Retry-After; repeat offences still count
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from core.errors import ConfigError
+from core.sandbox.faults import Injection
 from core.sandbox.order_params import new_client_id
 from core.sandbox.service import SandboxService
 
@@ -69,6 +77,28 @@ class ForeignOrderBody(BaseModel):
     price: str | None = None
     time_in_force: str | None = None
     client_order_id: str | None = None
+
+
+class InjectBody(BaseModel):
+    """A one-shot error for the next ``count`` requests that match (see core.sandbox.faults.Injection)."""
+
+    path: str = "/api/v3/order"
+    error: str
+    method: str | None = None
+    match: dict[str, str | int | float] = Field(default_factory=dict)
+    count: int = 1
+    msg: str | None = None
+    retry_after: int = 1
+    late_ms: int = 2_000
+
+
+class SkewBody(BaseModel):
+    ms: int = Field(ge=-86_400_000, le=86_400_000)
+
+
+class StatusBody(BaseModel):
+    symbol: str
+    status: str
 
 
 def _bad(exc: ConfigError) -> HTTPException:
@@ -139,6 +169,39 @@ def control_router(sandbox: SandboxService) -> APIRouter:
         except ConfigError as exc:
             raise _bad(exc) from exc
         return {"api_key": body.api_key, "account": account}
+
+    @router.post("/inject")
+    async def inject(body: InjectBody) -> dict[str, Any]:
+        fields = body.model_dump(exclude_none=True)
+        fields["match"] = {k: str(v) for k, v in body.match.items()}
+        try:
+            sandbox.faults.inject(Injection(**fields))
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"pending": sandbox.faults.pending_injections()}
+
+    @router.delete("/inject")
+    async def clear_injections() -> dict[str, Any]:
+        sandbox.faults.clear_injections()
+        return {"pending": []}
+
+    @router.post("/clock-skew")
+    async def clock_skew(body: SkewBody) -> dict[str, Any]:
+        sandbox.clock_skew_ms = body.ms
+        return {"clock_skew_ms": body.ms, "server_time": sandbox.server_ms()}
+
+    @router.post("/symbol-status")
+    async def symbol_status(body: StatusBody) -> dict[str, Any]:
+        try:
+            exchange.set_symbol_status(body.symbol.upper(), body.status.upper())
+        except ConfigError as exc:
+            raise _bad(exc) from exc
+        return {"symbol": body.symbol.upper(), "status": exchange.status[body.symbol.upper()]}
+
+    @router.post("/unban")
+    async def unban() -> dict[str, Any]:
+        sandbox.limits.unban()
+        return {"banned_until": None, "offences": sandbox.limits.offences}
 
     @router.delete("/keys/{api_key}")
     async def revoke_key(api_key: str) -> dict[str, Any]:

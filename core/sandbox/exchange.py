@@ -7,10 +7,24 @@ Fill model:
 - resting limits fill in full at their limit, as the maker, when the path reaches them (no queue);
 - stops trigger where the path crosses them (see core.sandbox.matching). A jump of a manual price override
   is a gap: stops triggered by it see the price after the gap.
-Commission is charged in the QUOTE asset on both sides (a simplification of Binance, which charges the
-received asset unless BNB pays): a buy pays price x qty + fee in USDT, a sell receives price x qty - fee.
-Each trade reports the commission and ``commissionAsset`` as charged. A buy limit locks price x qty x
-(1 + the larger fee rate) so that its fee is always covered.
+Commission (faqs/commission_faq.md, "How is the commission calculated?"), by ``SandboxConfig.commission``:
+- "base" (Binance without BNB fee payment): the received amount x the rate, in the received asset: a buy gets
+  qty - fee of the base asset, a sell price x qty - fee of the quote; a buy locks price x qty (no fee room);
+- "bnb": the doc's formula literally, (standard commission x BNB exchange rate) x discount (0.25), taken from the
+  free BNB at the BNB price in the quote asset (BNBUSDT) when that covers it, else the full commission as "base";
+- "quote" (the old simplification, kept for comparison): both sides pay in the quote asset; a buy pays
+  price x qty + fee and its limit locks price x qty x (1 + the larger rate).
+Each trade reports the commission and ``commissionAsset`` as charged; rounded to 8 decimals.
+
+Self-trade prevention (faqs/stp_faq.md): a taker that would trade with a resting order of its own account, where
+its walk through the book reaches that order's price, acts by the taker's mode: EXPIRE_TAKER / EXPIRE_MAKER /
+EXPIRE_BOTH expire the remaining quantity (status EXPIRED_IN_MATCH, preventedMatchId, preventedQuantity), and
+DECREMENT (TRANSFER within one account) prevents the smaller remaining quantity on both. The synthetic book
+belongs to other accounts, so it never self-trades.
+
+A symbol that is not TRADING (POST /sandbox/symbol-status) refuses new orders with "Market is closed." and
+does not match (nothing trades while it is closed); cancels work. Orders that the late_execution fault delayed
+reach the engine at their market time (``defer_order``), as if they had arrived then.
 
 Matching runs before every request (``sync``) and from a background task, so resting orders fill at the
 right market time even when nobody asks. One re-entrant lock guards all state.
@@ -18,9 +32,12 @@ right market time even when nobody asks. One re-entrant lock guards all state.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -31,24 +48,41 @@ from core.sandbox.config import SandboxConfig
 from core.sandbox.market import Market
 from core.sandbox.matching import crossing, pending, update_trail, would_trigger_now
 from core.sandbox.order_params import NewOrder, parse_new_order
-from core.sandbox.orders import LIMIT_TYPES, Order, Trade
+from core.sandbox.orders import LIMIT_TYPES, STP_EXPIRED, Order, Trade
 from core.sandbox.quotes import Quotes
 from core.sandbox.symbols import (
     EIGHT,
     MAX_NUM_ALGO_ORDERS,
     MAX_NUM_ORDERS,
+    SYMBOL_STATUSES,
     ZERO,
     SymbolSpec,
     check_notional,
+    check_percent_price,
     check_price,
+    fmt,
 )
 
 WALK_DEPTH = 500  # book levels a market order may walk
+BNB = "BNB"
+BNB_DISCOUNT = Decimal("0.25")  # faqs/commission_faq.md's example "discount"
 Plan = list[tuple[Decimal, Decimal]]
 
 
 def _dec(x: float) -> Decimal:
     return Decimal(str(x))
+
+
+@dataclass(order=True)
+class Arrival:
+    """A new order that reaches the matching engine late (the late_execution fault): at market time ``due``."""
+
+    due: int
+    seq: int
+    api_key: str = field(compare=False)
+    params: dict[str, str] = field(compare=False)
+    partial: float | None = field(compare=False, default=None)
+    log: dict[str, Any] = field(compare=False, default_factory=dict)
 
 
 class SandboxExchange:
@@ -67,7 +101,14 @@ class SandboxExchange:
         self._working: dict[str, list[Order]] = {s: [] for s in self.market.symbols}
         self._last: dict[str, tuple[int, float]] = {}
         self._taker, self._maker = _dec(config.taker_fee), _dec(config.maker_fee)
-        self._lock_rate = max(self._taker, self._maker)
+        self._rule = config.commission
+        # Only the "quote" rule charges a buy's fee on top of its price: then a buy's lock needs fee room.
+        self._lock_rate = max(self._taker, self._maker) if self._rule == "quote" else ZERO
+        self.status: dict[str, str] = dict.fromkeys(self.market.symbols, "TRADING")
+        self._arrivals: list[Arrival] = []
+        self._arrival_ids = itertools.count(1)
+        self.late_orders: list[dict[str, Any]] = []  # every deferred order and what became of it
+        self._prevented_ids: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
         for key, secret in config.api_keys.items():
             self._open_account(key)
             self.keys.add(key, secret, key)
@@ -125,12 +166,30 @@ class SandboxExchange:
             self._last = {s: (now, self.market.price(s, now)) for s in self.market.symbols}
 
     def sync(self) -> int:
-        """Match every symbol's resting orders up to the current market time; returns that time."""
+        """Match every symbol's resting orders up to the current market time, booking late arrivals at their
+        time on the way; returns that time."""
         with self.lock:
             now = self.market.now()
-            for symbol in self._working:
-                self._match_symbol(symbol, now)
+            while self._arrivals and self._arrivals[0].due <= now:
+                arrival = self._arrivals.pop(0)
+                self._match_all(arrival.due)
+                self._arrive(arrival)
+            self._match_all(now)
             return now
+
+    def _match_all(self, t: int) -> None:
+        for symbol in self._working:
+            self._match_symbol(symbol, t)
+
+    def set_symbol_status(self, symbol: str, status: str) -> None:
+        """The symbol's trading status (enums.md): anything but TRADING refuses new orders and stops matching."""
+        with self.lock:
+            if symbol not in self.market.specs:
+                raise ConfigError(f"unknown sandbox symbol {symbol!r}; trading {', '.join(self.market.symbols)}")
+            if status not in SYMBOL_STATUSES:
+                raise ConfigError(f"symbol status {status!r} must be one of {', '.join(SYMBOL_STATUSES)}")
+            self.sync()
+            self.status[symbol] = status
 
     def advance(self, ms: int) -> int:
         """Manual mode: move market time by ``ms`` and match along the way."""
@@ -153,7 +212,7 @@ class SandboxExchange:
         if now < last_t:
             return
         path = self.market.path(symbol)
-        if not self._working[symbol]:
+        if not self._working[symbol] or self.status[symbol] != "TRADING":  # a closed market does not trade
             self._last[symbol] = (now, path.price_at(now))
             return
         for t, p in path.points_between(last_t, now):
@@ -207,9 +266,8 @@ class SandboxExchange:
         plan = self._plan(order.symbol, order.side, price, t, qty=order.remaining, limit=limit)
         if order.side == "BUY" and limit is None:
             spec = self.market.specs[order.symbol]
-            plan = _affordable(plan, account.free[spec.quote] + order.locked, self._taker)
-        for p, q in plan:
-            self._book_fill(account, order, p, q, t, maker=False)
+            plan = _affordable(plan, account.free[spec.quote] + order.locked, self._taker_room)
+        self._take(account, order, plan, t, limit=limit)
         if order.is_open and limit is None:
             self._finish(account, order, "EXPIRED", t)
 
@@ -241,19 +299,58 @@ class SandboxExchange:
                 quote -= level_price * take
         return plan
 
+    @property
+    def _taker_room(self) -> Decimal:
+        """The fee a buyer pays on top of the price (only under the "quote" rule)."""
+        return self._taker if self._rule == "quote" else ZERO
+
+    def _bnb_per_quote(self, quote: str, t: int) -> Decimal | None:
+        """BNB's exchange rate: BNB per unit of ``quote`` at market time ``t`` (BNBUSDT for USDT); None if unpriced."""
+        if quote == BNB:
+            return Decimal(1)
+        symbol = BNB + quote
+        if symbol not in self.market.specs:
+            return None
+        bnb_price = self.market.specs[symbol].round_price(self.market.price(symbol, t))
+        return Decimal(1) / bnb_price if bnb_price > 0 else None
+
+    def _fee(self, account: Account, spec: SymbolSpec, side: str, price: Decimal, qty: Decimal,
+             quote_qty: Decimal, rate: Decimal, t: int) -> tuple[Decimal, str]:
+        """(commission, its asset) of one fill under the commission rule (faqs/commission_faq.md)."""
+        if self._rule == "quote":
+            return (quote_qty * rate).quantize(EIGHT, ROUND_HALF_UP), spec.quote
+        # Standard commission = the received amount x the rate: the quantity on a BUY, the notional on a SELL.
+        received_asset, received = (spec.base, qty) if side == "BUY" else (spec.quote, quote_qty)
+        standard = (received * rate).quantize(EIGHT, ROUND_HALF_UP)
+        if self._rule == "bnb":
+            per_quote = self._bnb_per_quote(spec.quote, t)
+            if per_quote is not None:
+                in_quote = standard * price if received_asset == spec.base else standard
+                in_bnb = (in_quote * per_quote * BNB_DISCOUNT).quantize(EIGHT, ROUND_HALF_UP)
+                if account.free[BNB] >= in_bnb:
+                    return in_bnb, BNB
+            # "If you do not have enough BNB to pay the discounted commission, the full commission will be taken
+            # out of your received amount ... instead."
+        return standard, received_asset
+
     def _book_fill(self, account: Account, order: Order, price: Decimal, qty: Decimal, t: int, *,
                    maker: bool) -> Trade:
         spec = self.market.specs[order.symbol]
         quote_qty = (price * qty).quantize(EIGHT, ROUND_HALF_UP)
-        commission = (quote_qty * (self._maker if maker else self._taker)).quantize(EIGHT, ROUND_HALF_UP)
+        rate = self._maker if maker else self._taker
+        commission, fee_asset = self._fee(account, spec, order.side, price, qty, quote_qty, rate, t)
         if order.side == "BUY":
-            self._spend(account, order, spec.quote, quote_qty + commission)
+            self._spend(account, order, spec.quote, quote_qty)
             account.free[spec.base] += qty
         else:
             self._spend(account, order, spec.base, qty)
-            account.free[spec.quote] += quote_qty - commission
+            account.free[spec.quote] += quote_qty
+        if order.side == "BUY" and fee_asset == spec.quote:  # "quote" rule: paid with the price, from the lock
+            self._spend(account, order, fee_asset, commission)
+        else:  # out of the received amount, or from the free BNB
+            account.free[fee_asset] -= commission
         trade = Trade(next(self._trade_ids), order.order_id, order.symbol, order.account, price, qty, quote_qty,
-                      commission, spec.quote, t, order.side == "BUY", maker)
+                      commission, fee_asset, t, order.side == "BUY", maker)
         order.trades.append(trade)
         account.trades.append(trade)
         order.executed_qty += qty
@@ -282,43 +379,153 @@ class SandboxExchange:
         if order in working:
             working.remove(order)
 
+    # --- self-trade prevention -----------------------------------------------------------------------
+    def _take(self, account: Account, order: Order, plan: Plan, t: int, *, limit: Decimal | None) -> list[Trade]:
+        """Execute the taker ``order`` along ``plan`` (best level first). Where its walk reaches a resting order of
+        the same account (at that order's price or better), self-trade prevention acts first; a limit taker also
+        meets those within its limit beyond the plan, as its rest would on the book (faqs/stp_faq.md)."""
+        makers = self._own_makers(order, limit)
+        buy = order.side == "BUY"
+        trades: list[Trade] = []
+        for level_price, level_qty in plan:
+            while makers and (makers[0].price <= level_price if buy else makers[0].price >= level_price):
+                if self._prevent(account, order, makers.pop(0), t):
+                    return trades
+            take = min(level_qty, order.remaining)
+            if take <= 0 or not order.is_open:
+                return trades
+            trades.append(self._book_fill(account, order, level_price, take, t, maker=False))
+        while limit is not None and makers and order.is_open:
+            if self._prevent(account, order, makers.pop(0), t):
+                break
+        return trades
+
+    def _own_makers(self, order: Order, limit: Decimal | None) -> list[Order]:
+        """The account's resting orders on the other side that ``order`` could reach, best price first."""
+        buy = order.side == "BUY"
+        makers = [o for o in self._working[order.symbol]
+                  if o.account == order.account and o is not order and o.side != order.side and o.rests_as_limit
+                  and o.is_open and (limit is None or (o.price <= limit if buy else o.price >= limit))]
+        return sorted(makers, key=lambda o: (o.price if buy else -o.price, o.order_id))
+
+    def _prevent(self, account: Account, taker: Order, maker: Order, t: int) -> bool:
+        """One prevented match between ``taker`` and the resting ``maker`` by the taker's STP mode (the taker's mode
+        decides; TRANSFER within one account acts as DECREMENT). True when it expired the taker."""
+        mode = "DECREMENT" if taker.stp_mode == "TRANSFER" else taker.stp_mode
+        if mode == "NONE":
+            return False
+        match_id = next(self._prevented_ids[taker.symbol])
+        taker_qty = taker.remaining if mode in ("EXPIRE_TAKER", "EXPIRE_BOTH") else None
+        maker_qty = maker.remaining if mode in ("EXPIRE_MAKER", "EXPIRE_BOTH") else None
+        if mode == "DECREMENT":
+            taker_qty = maker_qty = min(taker.remaining, maker.remaining)
+        entry: dict[str, Any] = {"preventedMatchId": match_id, "makerOrderId": maker.order_id,
+                                 "price": fmt(maker.price)}
+        if taker_qty is not None:
+            entry["takerPreventedQuantity"] = fmt(taker_qty)
+        if maker_qty is not None:
+            entry["makerPreventedQuantity"] = fmt(maker_qty)
+        taker.prevented_matches.append(entry)
+        account.prevented.append({
+            "symbol": taker.symbol, "preventedMatchId": match_id, "takerOrderId": taker.order_id,
+            "makerSymbol": maker.symbol, "makerOrderId": maker.order_id, "tradeGroupId": -1,
+            "selfTradePreventionMode": mode, "price": fmt(maker.price),
+            **{k: v for k, v in entry.items() if k.endswith("PreventedQuantity")}, "transactTime": t,
+        })
+        for order, qty in ((maker, maker_qty), (taker, taker_qty)):
+            if qty is None:
+                continue
+            order.prevented_qty += qty
+            order.prevented_match_id = match_id
+            order.update_time = t
+            self._release_part(account, order, qty)
+            if order.remaining <= 0:
+                self._finish(account, order, STP_EXPIRED, t)
+        account.update_time = t
+        return not taker.is_open
+
+    def _release_part(self, account: Account, order: Order, qty: Decimal) -> None:
+        """Hand back the lock of ``qty`` that will no longer execute (STP)."""
+        if order.locked <= 0:
+            return
+        amount = qty if order.side == "SELL" else (order.price * qty * (1 + self._lock_rate)).quantize(EIGHT)
+        amount = min(amount, order.locked)
+        account.release(order.locked_asset, amount)
+        order.locked -= amount
+
     # --- placement -----------------------------------------------------------------------------------
     def place_order(self, api_key: str, params: dict[str, str], *, partial: float | None = None,
                     test: bool = False, foreign: bool = False) -> dict[str, Any]:
         """POST /api/v3/order for the account of ``api_key``: the Binance response, or BinanceError."""
         with self.lock:
             now = self.sync()
-            req = parse_new_order(params, self.market.specs)
-            account = self.account_of(api_key)
-            spec = self.market.specs[req.symbol]
-            price = self.market.price(req.symbol, now)
-            self._check(account, req, spec, price)
-            if test:
-                return {}
-            order = Order(
-                next(self._order_ids), account.id, req.symbol, req.client_order_id, req.side, req.type,
-                req.time_in_force, req.price, req.quantity or ZERO, now, stop_price=req.stop_price,
-                iceberg_qty=req.iceberg_qty, orig_quote_qty=req.quote_qty or ZERO,
-                trailing_delta=req.trailing_delta, stp_mode=req.stp_mode, update_time=now, foreign=foreign,
-            )
-            if req.is_market:
-                trades = self._place_market(account, order, req, spec, price, now, partial)
-            elif req.type in LIMIT_TYPES:
-                trades = self._place_limit(account, order, req, spec, price, now, partial)
-            else:
-                trades = self._place_stop(account, order, spec, price, now)
-            account.orders[order.order_id] = order
-            if order.is_open:
-                self._working[order.symbol].append(order)
-            self.orders_placed["foreign" if foreign else api_key] += 1
-            return order.new_json(req.resp_type, now, trades)
+            return self._place(api_key, params, now, partial=partial, test=test, foreign=foreign)
 
-    def _check(self, account: Account, req: NewOrder, spec: SymbolSpec, price: float) -> None:
+    def defer_order(self, api_key: str, params: dict[str, str], delay_ms: int, *,
+                    partial: float | None = None) -> int:
+        """The late_execution fault: the order reaches the matching engine ``delay_ms`` of market time from now
+        (booked then, as if sent then; refused silently then if the engine refuses it). Parameters are checked
+        now, as the API checks them before the engine. Returns the market time it will arrive."""
+        with self.lock:
+            now = self.sync()
+            req = parse_new_order(params, self.market.specs)
+            self.account_of(api_key)
+            fixed = dict(params) | {"newClientOrderId": req.client_order_id}  # the id the client will look for
+            log = {"clientOrderId": req.client_order_id, "symbol": req.symbol, "sent": now, "due": now + delay_ms,
+                   "outcome": "pending"}
+            self.late_orders.append(log)
+            bisect.insort(self._arrivals, Arrival(now + delay_ms, next(self._arrival_ids), api_key, fixed,
+                                                  partial, log))
+            return now + delay_ms
+
+    def _arrive(self, arrival: Arrival) -> None:
+        try:
+            placed = self._place(arrival.api_key, arrival.params, arrival.due, partial=arrival.partial)
+        except be.BinanceError as exc:
+            arrival.log["outcome"] = f"rejected {exc.code} {exc.msg}"
+            return
+        except ConfigError as exc:  # the key was revoked meanwhile
+            arrival.log["outcome"] = f"rejected: {exc}"
+            return
+        arrival.log |= {"outcome": "booked", "orderId": placed["orderId"]}
+
+    def _place(self, api_key: str, params: dict[str, str], now: int, *, partial: float | None = None,
+               test: bool = False, foreign: bool = False) -> dict[str, Any]:
+        """Place the order at market time ``now`` (the current time, or a late arrival's)."""
+        req = parse_new_order(params, self.market.specs)
+        account = self.account_of(api_key)
+        spec = self.market.specs[req.symbol]
+        price = self.market.price(req.symbol, now)
+        self._check(account, req, spec, price, now)
+        if test:
+            return {}
+        order = Order(
+            next(self._order_ids), account.id, req.symbol, req.client_order_id, req.side, req.type,
+            req.time_in_force, req.price, req.quantity or ZERO, now, stop_price=req.stop_price,
+            iceberg_qty=req.iceberg_qty, orig_quote_qty=req.quote_qty or ZERO,
+            trailing_delta=req.trailing_delta, stp_mode=req.stp_mode, update_time=now, foreign=foreign,
+        )
+        if req.is_market:
+            trades = self._place_market(account, order, req, spec, price, now, partial)
+        elif req.type in LIMIT_TYPES:
+            trades = self._place_limit(account, order, req, spec, price, now, partial)
+        else:
+            trades = self._place_stop(account, order, spec, price, now)
+        account.orders[order.order_id] = order
+        if order.is_open:
+            self._working[order.symbol].append(order)
+        self.orders_placed["foreign" if foreign else api_key] += 1
+        return order.new_json(req.resp_type, now, trades)
+
+    def _check(self, account: Account, req: NewOrder, spec: SymbolSpec, price: float, now: int) -> None:
+        if self.status[req.symbol] != "TRADING":
+            raise be.market_closed()
         reference = spec.round_price(price)
         if req.takes_limit:
-            check_price(spec, req.price, reference)
+            check_price(spec, req.price)
+            check_percent_price(spec, req.side, req.price, self.quotes.average_price(req.symbol, now))
         if req.stop_price > 0:
-            check_price(spec, req.stop_price, reference)
+            check_price(spec, req.stop_price)
         if req.quote_qty is not None:
             check_notional(spec, req.quote_qty, market=True)
         elif req.quantity is not None:
@@ -346,7 +553,7 @@ class SandboxExchange:
         if quote is not None and filled < spec.min_qty:
             raise be.filter_failure("LOT_SIZE")
         if order.side == "BUY":
-            cost = sum((p * q for p, q in plan), ZERO) * (1 + self._taker)
+            cost = sum((p * q for p, q in plan), ZERO) * (1 + self._taker_room)
             if cost > account.free[spec.quote]:
                 raise be.order_rejected(be.INSUFFICIENT_BALANCE)
         elif filled > account.free[spec.base]:
@@ -357,7 +564,7 @@ class SandboxExchange:
             aimed = spec.floor_qty(req.quote_qty / (ask if order.side == "BUY" else bid))
             order.orig_qty = filled if partial is None else max(aimed, filled)
         order.working_time = now
-        trades = [self._book_fill(account, order, p, q, now, maker=False) for p, q in plan]
+        trades = self._take(account, order, plan, now, limit=None)
         if order.is_open:
             self._finish(account, order, "EXPIRED", now)
         return trades
@@ -365,16 +572,17 @@ class SandboxExchange:
     def _place_limit(self, account: Account, order: Order, req: NewOrder, spec: SymbolSpec, price: float,
                      now: int, partial: float | None) -> list[Trade]:
         marketable = self._marketable(order.symbol, order.side, order.price, price)
-        if req.type == "LIMIT_MAKER" and marketable:
+        crosses_own = bool(self._own_makers(order, order.price))  # the account's own order is the best price
+        if req.type == "LIMIT_MAKER" and (marketable or crosses_own):
             raise be.order_rejected(be.WOULD_TAKE)
         self._lock_for(account, order, spec, order.price)
         order.working_time = now
         trades: list[Trade] = []
-        if marketable:
+        if marketable or crosses_own:
             cap = order.orig_qty if partial is None else max(spec.step, spec.floor_qty(order.orig_qty * _dec(partial)))
-            plan = self._plan(order.symbol, order.side, price, now, qty=cap, limit=order.price)
+            plan = self._plan(order.symbol, order.side, price, now, qty=cap, limit=order.price) if marketable else []
             if not (req.time_in_force == "FOK" and sum((q for _, q in plan), ZERO) < order.orig_qty):
-                trades = [self._book_fill(account, order, p, q, now, maker=False) for p, q in plan]
+                trades = self._take(account, order, plan, now, limit=order.price)
             order.needs_cross = partial is not None and order.is_open
         if order.is_open and req.time_in_force in ("IOC", "FOK"):
             self._finish(account, order, "EXPIRED", now)

@@ -11,19 +11,38 @@ Spec string (all optional, comma-separated ``name=value``):
 - ``partial_fill``: probability that a MARKET/LIMIT order's immediate execution is cut to 25-75 % of its
   quantity (a MARKET order then expires with the partial quantity, as Binance does without liquidity;
   the rest of a LIMIT order rests until the price crosses the limit again);
-- ``rate_limit``: probability of a 429 with Retry-After (as if the request weight were exhausted);
+- ``late_execution``: probability, for POST /api/v3/order only, that the client gets a 503 ``-1007`` "execution
+  status unknown" and the order is NOT booked then but ``late_ms`` market milliseconds later (default 2000), as if
+  it had reached the matching engine at that time (rest-api.md, General API Information and HTTP Return Codes:
+  a 5XX/-1007 "does not always mean that the request failed"); until then a query by its client id answers -2013;
+- ``rate_limit``: probability of a 429 with Retry-After (as if the request weight were exhausted); a client
+  that sends again before the Retry-After expires is banned like any other (418, see core.sandbox.limits);
 - ``timeout_s``: how long a ``timeout`` holds the request; ``seed``: the RNG seed.
+
+Deterministic one-shot errors (``Injection``, POST /sandbox/inject): the next ``count`` requests that match a
+method, a path and some parameters fail in one chosen way (INJECT_ERRORS), for tests that need an exact sequence.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from dataclasses import asdict, dataclass, fields
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from core.errors import ConfigError
 
-PROBABILITIES: tuple[str, ...] = ("error5xx", "timeout", "lost_response", "partial_fill", "rate_limit")
+PROBABILITIES: tuple[str, ...] = ("error5xx", "timeout", "lost_response", "partial_fill", "rate_limit",
+                                  "late_execution")
+INTEGERS: tuple[str, ...] = ("seed", "late_ms")
+# busy: 503 -1008, nothing processed; unknown: 503 -1007, nothing processed; late: 503 -1007, booked late_ms later;
+# lost: booked, then 503 -1007; reject: 400 -2010 with ``msg``; rate_limit: 429 -1003 with Retry-After
+# ``retry_after`` seconds; server_error: a plain-text 503 from the edge.
+INJECT_ERRORS: tuple[str, ...] = ("busy", "unknown", "late", "lost", "reject", "rate_limit", "server_error")
+ORDER_ONLY: tuple[str, ...] = ("late", "lost")  # they need an order to book: POST /api/v3/order only
+MAX_LATE_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class FaultConfig:
     lost_response: float = 0.0
     partial_fill: float = 0.0
     rate_limit: float = 0.0
+    late_execution: float = 0.0
+    late_ms: int = 2_000  # market ms until a late_execution order reaches the matching engine
     timeout_s: float = 30.0
     seed: int = 0
 
@@ -48,6 +69,8 @@ class FaultConfig:
             raise ConfigError(f"fault latency={self.latency} must be seconds from 0 to 600")
         if not 0.0 < self.timeout_s <= 600.0:
             raise ConfigError(f"fault timeout_s={self.timeout_s} must be seconds in (0, 600]")
+        if not 0 <= self.late_ms <= MAX_LATE_MS:
+            raise ConfigError(f"fault late_ms={self.late_ms} must be market milliseconds from 0 to {MAX_LATE_MS}")
 
     @property
     def active(self) -> bool:
@@ -76,20 +99,90 @@ def parse_faults(spec: str | None) -> FaultConfig:
                 f"bad fault {item.strip()!r}: write name=value with name one of {', '.join(names)}"
             )
         try:
-            values[name] = int(raw) if name == "seed" else float(raw)
+            values[name] = int(raw) if name in INTEGERS else float(raw)
         except ValueError:
             raise ConfigError(f"fault {name}={raw.strip()!r} is not a number") from None
     return FaultConfig(**values)  # type: ignore[arg-type]
 
 
+@dataclass
+class Injection:
+    """The next ``count`` requests to ``method`` (None: any) ``path`` whose parameters include ``match`` (values
+    compared case-insensitively) fail with ``error`` (one of INJECT_ERRORS)."""
+
+    path: str
+    error: str
+    method: str | None = None
+    match: dict[str, str] = field(default_factory=dict)
+    count: int = 1
+    msg: str = "Account has insufficient balance for requested action."  # reject's -2010 message
+    retry_after: int = 1  # rate_limit's Retry-After, seconds
+    late_ms: int = 2_000  # late: market ms until the order is booked
+
+    def __post_init__(self) -> None:
+        self.method = self.method.upper() if self.method else None
+        self.match = {str(k): str(v) for k, v in self.match.items()}
+        if self.error not in INJECT_ERRORS:
+            raise ConfigError(f"inject error {self.error!r} must be one of {', '.join(INJECT_ERRORS)}")
+        if not self.path.startswith("/api/v3/"):
+            raise ConfigError(f"inject path {self.path!r} must be an /api/v3/ path, e.g. /api/v3/order")
+        if self.error in ORDER_ONLY and (self.path != "/api/v3/order" or self.method not in (None, "POST")):
+            raise ConfigError(f"inject error {self.error!r} books an order: use it on POST /api/v3/order")
+        if not 1 <= self.count <= 1_000_000:
+            raise ConfigError(f"inject count {self.count} must be 1 or more")
+        if not 1 <= self.retry_after <= 86_400:
+            raise ConfigError(f"inject retry_after {self.retry_after} must be 1..86400 seconds")
+        if not 0 <= self.late_ms <= MAX_LATE_MS:
+            raise ConfigError(f"inject late_ms {self.late_ms} must be 0..{MAX_LATE_MS} market ms")
+        if self.error == "reject" and not self.msg:
+            raise ConfigError("inject error 'reject' needs the -2010 message in 'msg'")
+
+    def matches(self, method: str, path: str, params: Mapping[str, str]) -> bool:
+        if self.path != path or (self.method is not None and self.method != method.upper()):
+            return False
+        return all(str(params.get(k, "")).lower() == v.lower() for k, v in self.match.items())
+
+    def json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class FaultInjector:
-    """Rolls the dice for each request; the config can be swapped at runtime (POST /sandbox/faults)."""
+    """Rolls the dice for each request; the config can be swapped at runtime (POST /sandbox/faults).
+
+    Also holds the one-shot injections (POST /sandbox/inject), applied before the random faults."""
 
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._config = config or FaultConfig()
         self._rng = random.Random(self._config.seed)
         self.injected: dict[str, int] = dict.fromkeys(PROBABILITIES, 0)
+        self._injections: list[Injection] = []
+        self.injections_done: Counter[str] = Counter()
+
+    def inject(self, injection: Injection) -> None:
+        """Queue a one-shot injection (after those already queued: the first that matches a request applies)."""
+        with self._lock:
+            self._injections.append(injection)
+
+    def clear_injections(self) -> None:
+        with self._lock:
+            self._injections.clear()
+
+    def pending_injections(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [i.json() for i in self._injections]
+
+    def take(self, method: str, path: str, params: Mapping[str, str]) -> Injection | None:
+        """The injection this request suffers (its count used up by one), or None."""
+        with self._lock:
+            for injection in self._injections:
+                if injection.matches(method, path, params):
+                    injection.count -= 1
+                    if injection.count <= 0:
+                        self._injections.remove(injection)
+                    self.injections_done[injection.error] += 1
+                    return injection
+            return None
 
     @property
     def config(self) -> FaultConfig:

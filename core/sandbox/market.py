@@ -10,12 +10,16 @@ Market time = start + (wall time since start) x speed in realtime mode; in manua
 ``advance(ms)``, and ``set_price`` overrides a symbol's path from the current time on (flat at that price)
 until ``clear_price``. When the source runs out the price stays at the last close while the clock keeps
 running (``exhausted`` tells a driver to stop).
+
+With ``commission="bnb"`` the fees need BNB's price: when the sources hold no BNBUSDT, a flat BNBUSDT market at
+``bnb_price`` over the sources' whole span is added (``set_price`` can move it like any other symbol).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +27,13 @@ import polars as pl
 
 from core.errors import ConfigError, DataError
 from core.market import generate, load_candles
-from core.market.candles import CandleSet, timeframe_ms
+from core.market.candles import TS_DTYPE, CandleSet, timeframe_ms
 from core.sandbox.config import SandboxConfig
 from core.sandbox.symbols import SymbolSpec, spec_for
 
 DAY_MS = 86_400_000
+BNB_SYMBOL = "BNBUSDT"
+BNB_VOLUME = 100.0  # base volume per candle of the synthetic BNBUSDT market
 
 
 def wall_ms() -> int:
@@ -185,14 +191,31 @@ def load_sources(config: SandboxConfig) -> list[CandleSet]:
     return sets
 
 
+def flat_market(sets: list[CandleSet], symbol: str, price: float) -> CandleSet:
+    """Candles at one steady ``price`` spanning all of ``sets`` (in the first set's timeframe)."""
+    step = timeframe_ms(sets[0].timeframe)
+    epochs = [s.frame.get_column("ts").dt.epoch("ms").to_numpy() for s in sets]
+    start = min(int(e.min()) for e in epochs)
+    end = max(int(e.max()) + timeframe_ms(s.timeframe) for e, s in zip(epochs, sets, strict=True))
+    ts = np.arange(start // step * step, end + step, step, dtype=np.int64)
+    frame = pl.DataFrame({"ts": pl.Series(ts).cast(TS_DTYPE), "open": price, "high": price, "low": price,
+                          "close": price, "volume": BNB_VOLUME})
+    return CandleSet(symbol, sets[0].timeframe, frame)
+
+
 class Market:
     """All symbols' price paths on one market clock (realtime × speed, or manual)."""
 
     def __init__(self, config: SandboxConfig, candle_sets: list[CandleSet] | None = None) -> None:
         self.config = config
         sets = candle_sets if candle_sets is not None else load_sources(config)
+        if config.commission == "bnb" and sets and all(s.symbol != BNB_SYMBOL for s in sets):
+            sets = [*sets, flat_market(sets, BNB_SYMBOL, config.bnb_price)]
         self.paths: dict[str, PricePath] = {s.symbol: PricePath(s) for s in sets}
-        self.specs: dict[str, SymbolSpec] = {s: spec_for(s) for s in self.paths}
+        bid_up, bid_down, ask_up, ask_down = (Decimal(str(m)) for m in config.percent_price_by_side)
+        self.specs: dict[str, SymbolSpec] = {
+            s: replace(spec_for(s), bid_up=bid_up, bid_down=bid_down, ask_up=ask_up, ask_down=ask_down)
+            for s in self.paths}
         first = max(p.first_ts for p in self.paths.values())
         last = min(p.end_ts for p in self.paths.values())
         if config.start is not None:

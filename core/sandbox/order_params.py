@@ -16,6 +16,8 @@ from core.sandbox import binance_errors as be
 from core.sandbox.orders import STOP_TYPES
 from core.sandbox.symbols import (
     ORDER_TYPES,
+    STP_ALLOWED,
+    STP_DEFAULT,
     STP_MODES,
     ZERO,
     SymbolSpec,
@@ -121,7 +123,9 @@ def parse_new_order(params: dict[str, str], specs: dict[str, SymbolSpec]) -> New
     resp_type = _enum(params, "newOrderRespType", RESP_TYPES, -1130,
                       "Invalid data sent for parameter 'newOrderRespType'.") or resp_default
     stp = _enum(params, "selfTradePreventionMode", STP_MODES, -1130,
-                "Invalid data sent for parameter 'selfTradePreventionMode'.") or "EXPIRE_MAKER"
+                "Invalid data sent for parameter 'selfTradePreventionMode'.") or STP_DEFAULT
+    if stp not in STP_ALLOWED:
+        raise be.stp_mode_not_allowed()
     quantity = parse_decimal(params, "quantity")
     quote_qty = parse_decimal(params, "quoteOrderQty")
     price = parse_decimal(params, "price")

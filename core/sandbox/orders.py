@@ -13,13 +13,14 @@ from typing import Any
 from core.sandbox.symbols import ZERO, fmt
 
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+STP_EXPIRED = "EXPIRED_IN_MATCH"  # enums.md: expired by the exchange due to self-trade prevention
 STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 LIMIT_TYPES = ("LIMIT", "LIMIT_MAKER")
 
 
 @dataclass(frozen=True)
 class Trade:
-    """One fill of one order, as myTrades lists it. Commission is always charged in the quote asset."""
+    """One fill of one order, as myTrades lists it, with the commission in the asset it was charged in."""
 
     id: int
     order_id: int
@@ -50,7 +51,11 @@ class Trade:
 
 @dataclass
 class Order:
-    """One order on the book (or done). ``locked`` is what the order still holds of ``locked_asset``."""
+    """One order on the book (or done). ``locked`` is what the order still holds of ``locked_asset``.
+
+    ``prevented_qty`` is the quantity self-trade prevention took away (faqs/stp_faq.md): while the order is open,
+    orig - executed - prevented is what can still execute; ``prevented_matches`` are the taker's prevented matches
+    for its new-order response."""
 
     order_id: int
     account: str
@@ -81,10 +86,14 @@ class Order:
     locked: Decimal = ZERO
     foreign: bool = False
     trades: list[Trade] = field(default_factory=list)
+    prevented_qty: Decimal = ZERO
+    prevented_match_id: int | None = None
+    prevented_matches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def remaining(self) -> Decimal:
-        return self.orig_qty - self.executed_qty
+        """What can still execute: original - executed - prevented by STP."""
+        return self.orig_qty - self.executed_qty - self.prevented_qty
 
     @property
     def is_open(self) -> bool:
@@ -102,6 +111,12 @@ class Order:
     @property
     def is_working(self) -> bool:
         return not self.is_stop or self.triggered
+
+    def _prevented(self) -> dict[str, Any]:
+        """rest-api.md, Conditional fields in Order Responses: only for an order that STP acted on."""
+        if self.prevented_match_id is None:
+            return {}
+        return {"preventedMatchId": self.prevented_match_id, "preventedQuantity": fmt(self.prevented_qty)}
 
     def _optional(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -136,7 +151,7 @@ class Order:
         if self.trailing_delta is not None:
             body["trailingDelta"] = self.trailing_delta
             body["trailingTime"] = self.trailing_time
-        return body
+        return body | self._prevented()
 
     def new_json(self, resp_type: str, transact_time: int, fills: list[Trade]) -> dict[str, Any]:
         """POST /api/v3/order's answer for newOrderRespType ACK, RESULT or FULL."""
@@ -151,7 +166,11 @@ class Order:
         body |= self._optional()
         if resp_type == "FULL":
             body["fills"] = [t.fill_json() for t in fills]
+        if self.prevented_matches:
+            body["preventedMatches"] = list(self.prevented_matches)
         body["selfTradePreventionMode"] = self.stp_mode
+        if self.prevented_qty > 0:
+            body["preventedQuantity"] = fmt(self.prevented_qty)
         return body
 
     def cancel_json(self, cancel_client_id: str, transact_time: int) -> dict[str, Any]:
@@ -163,4 +182,4 @@ class Order:
         body |= self._core()
         body |= self._optional()
         body["selfTradePreventionMode"] = self.stp_mode
-        return body
+        return body | self._prevented()

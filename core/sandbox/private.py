@@ -2,8 +2,10 @@
 
 Parameters are read from the query string and the urlencoded body (ccxt sends GET/DELETE parameters in the
 query and POST parameters in the body); the signature covers both exactly as sent (core.sandbox.auth).
-Faults specific to orders apply here: ``partial_fill`` cuts a MARKET/LIMIT order's immediate execution and
-``lost_response`` books the order but answers 503 -1007 "execution status unknown".
+Faults specific to orders apply here: ``partial_fill`` cuts a MARKET/LIMIT order's immediate execution,
+``lost_response`` (or an injected ``lost``) books the order but answers 503 -1007 "execution status unknown", and
+``late_execution`` (or an injected ``late``) answers 503 -1007 without booking it: the order reaches the engine
+``late_ms`` of market time later (SandboxExchange.defer_order).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi import APIRouter, Request
 from core.sandbox import account_api
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import Account
-from core.sandbox.market import wall_ms
+from core.sandbox.faults import Injection
 from core.sandbox.service import SandboxService
 
 API = "/api/v3"
@@ -30,7 +32,8 @@ async def signed_request(sandbox: SandboxService, request: Request) -> tuple[str
     raw_body = (await request.body()).decode("utf-8", "replace")
     params = dict(parse_qsl(raw_body, keep_blank_values=True))
     params.update(parse_qsl(raw_query, keep_blank_values=True))  # the query string wins, as on Binance
-    api_key = sandbox.auth.verify(request.headers.get("x-mbx-apikey"), raw_query, raw_body, params, wall_ms())
+    api_key = sandbox.auth.verify(request.headers.get("x-mbx-apikey"), raw_query, raw_body, params,
+                                  sandbox.server_ms())
     return api_key, sandbox.exchange.account_of(api_key), params
 
 
@@ -41,11 +44,18 @@ def private_router(sandbox: SandboxService) -> APIRouter:
     @router.post(API + "/order")
     async def new_order(request: Request) -> dict[str, Any]:
         api_key, _, params = await signed_request(sandbox, request)
+        injection: Injection | None = getattr(request.state, "injection", None)
+        faults = sandbox.faults
         partial = None
         if params.get("type", "").upper() in ("MARKET", "LIMIT"):
-            partial = sandbox.faults.partial_fraction()
+            partial = faults.partial_fraction()
+        late = injection if injection is not None and injection.error == "late" else None
+        if late is not None or faults.roll("late_execution"):
+            delay = late.late_ms if late is not None else faults.config.late_ms
+            exchange.defer_order(api_key, params, delay, partial=partial)
+            raise be.status_unknown()
         response = exchange.place_order(api_key, params, partial=partial)
-        if sandbox.faults.roll("lost_response"):
+        if (injection is not None and injection.error == "lost") or faults.roll("lost_response"):
             raise be.status_unknown()
         return response
 
@@ -68,4 +78,6 @@ def private_router(sandbox: SandboxService) -> APIRouter:
     signed("/allOrders", "GET", account_api.all_orders)
     signed("/account", "GET", account_api.account_info)
     signed("/myTrades", "GET", account_api.my_trades)
+    signed("/account/commission", "GET", account_api.commission_rates)
+    signed("/myPreventedMatches", "GET", account_api.prevented_matches)
     return router

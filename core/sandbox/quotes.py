@@ -16,7 +16,7 @@ import numpy as np
 
 from core.sandbox import binance_errors as be
 from core.sandbox.market import DAY_MS, Market
-from core.sandbox.symbols import SymbolSpec, fmt
+from core.sandbox.symbols import AVG_PRICE_MINS, SymbolSpec, fmt
 
 Level = tuple[Decimal, Decimal]
 
@@ -28,6 +28,7 @@ INTERVALS: dict[str, int] = {
 }
 WEEK_OFFSET = 4 * DAY_MS  # Binance weeks start on Monday; 1970-01-01 was a Thursday
 ROLLING_WINDOWS = {"m": _MIN, "h": 60 * _MIN, "d": DAY_MS}
+AVG_SLICE_MS = 5_000
 
 
 class Quotes:
@@ -154,12 +155,23 @@ class Quotes:
         spec = self.market.specs[symbol]
         return {"symbol": symbol, "price": fmt(spec.round_price(self.market.price(symbol)))}
 
+    def average_price(self, symbol: str, t: int | None = None) -> Decimal:
+        """The volume-weighted average price over the AVG_PRICE_MINS minutes before ``t`` (filters.md,
+        PERCENT_PRICE_BY_SIDE; GET /api/v3/avgPrice), in 5-second slices of the path; the plain mean of the
+        slices when no volume traded."""
+        now = self.market.now() if t is None else t
+        path = self.market.path(symbol)
+        starts = range(now - AVG_PRICE_MINS * _MIN, now, AVG_SLICE_MS)
+        prices = [path.price_at(a + AVG_SLICE_MS // 2) for a in starts]
+        volumes = [path.volume_between(a, a + AVG_SLICE_MS) for a in starts]
+        total = sum(volumes)
+        average = sum(p * v for p, v in zip(prices, volumes, strict=True)) / total if total > 0 else (
+            sum(prices) / len(prices))
+        return self.market.specs[symbol].round_price(average)
+
     def avg_price(self, symbol: str) -> dict[str, Any]:
         now = self.market.now()
-        path = self.market.path(symbol)
-        samples = [path.price_at(t) for t in range(now - 5 * _MIN, now + 1, 5_000)]
-        spec = self.market.specs[symbol]
-        return {"mins": 5, "price": fmt(spec.round_price(sum(samples) / len(samples))), "closeTime": now}
+        return {"mins": AVG_PRICE_MINS, "price": fmt(self.average_price(symbol, now)), "closeTime": now}
 
 
 def rolling_window_ms(text: str) -> int:

@@ -113,6 +113,7 @@ def serve(config: SandboxConfig) -> None:
     print(  # the command's banner: keys are named, secrets never
         f"rampart sandbox: Binance-spot-compatible API on http://{config.host}:{port} "
         f"(symbols {', '.join(market.symbols)}, clock {config.clock}, speed {config.speed}x, "
+        f"commission {config.commission}, "
         f"faults {config.faults.spec() or 'none'}; keys {', '.join(config.api_keys)})",
         flush=True,
     )

@@ -1,4 +1,5 @@
-"""Everything one running sandbox holds: the exchange engine, authentication, weight meter and faults.
+"""Everything one running sandbox holds: the exchange engine, authentication, weight meter, rate-limit bans,
+faults, and the server clock's skew.
 
 The FastAPI app, the control routes and tests all reach the sandbox through one SandboxService, so a test
 can drive the market (``service.exchange.advance``) and read counters without HTTP.
@@ -14,6 +15,8 @@ from core.sandbox.auth import Authenticator, WeightMeter
 from core.sandbox.config import SandboxConfig
 from core.sandbox.exchange import SandboxExchange
 from core.sandbox.faults import FaultInjector
+from core.sandbox.limits import RateLimits
+from core.sandbox.market import wall_ms
 
 
 class SandboxService:
@@ -25,7 +28,13 @@ class SandboxService:
         self.auth = Authenticator(self.exchange.keys, config.recv_window_max)
         self.weights = WeightMeter(config.weight_limit)
         self.faults = FaultInjector(config.faults)
+        self.limits = RateLimits(config.ban_s)
+        self.clock_skew_ms = 0  # POST /sandbox/clock-skew: the server's time = wall clock + this
         self._matcher: asyncio.Task[None] | None = None
+
+    def server_ms(self) -> int:
+        """The time the server reports (/api/v3/time, serverTime) and checks signed timestamps against."""
+        return wall_ms() + self.clock_skew_ms
 
     async def start(self) -> None:
         """Start market time now and, in realtime mode, the background matcher."""
@@ -56,6 +65,12 @@ class SandboxService:
                 "weight_used_1m": self.weights.used,
                 "faults": self.faults.config.spec(),
                 "faults_injected": dict(self.faults.injected),
+                "injected": dict(self.faults.injections_done),
+                "inject_pending": self.faults.pending_injections(),
+                "late_orders": [dict(o) for o in self.exchange.late_orders],
+                "clock_skew_ms": self.clock_skew_ms,
+                "symbol_status": dict(self.exchange.status),
+                **self.limits.json(),
             }
 
     def state(self) -> dict[str, Any]:

@@ -2,11 +2,18 @@
 
 Values follow Binance spot (2024): BTCUSDT tick 0.01 / step 0.00001, ETHUSDT tick 0.01 / step 0.0001,
 minimum notional 5 USDT. Symbols not in the table get tick 0.01 / step 0.001.
+
+PERCENT_PRICE_BY_SIDE (filters.md) bounds a LIMIT/LIMIT_MAKER/*_LIMIT ``price`` by the side's multipliers of the
+average price over the last ``avgPriceMins`` (5) minutes, the one GET /api/v3/avgPrice serves; ``stopPrice`` gets
+PRICE_FILTER only. Self-trade prevention: the default mode and the allowed modes are Binance's for all symbols
+after the changelog's 2025-05-07 (DECREMENT) and 2026-04-02 (TRANSFER) releases; a mode outside them is refused
+with faqs/stp_faq.md's -1013. Symbol status (enums.md): TRADING, END_OF_DAY, HALT, BREAK, CANCEL_ONLY.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -21,12 +28,16 @@ _DECIMAL = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 ORDER_TYPES: tuple[str, ...] = (
     "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT",
 )
-STP_MODES: tuple[str, ...] = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT")
+STP_MODES: tuple[str, ...] = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER")
+STP_DEFAULT = "EXPIRE_MAKER"
+STP_ALLOWED: tuple[str, ...] = ("EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER")
+SYMBOL_STATUSES: tuple[str, ...] = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
+AVG_PRICE_MINS = 5
 MAX_NUM_ORDERS = 200
 MAX_NUM_ALGO_ORDERS = 5
 ICEBERG_PARTS = 10
 TRAILING_MIN, TRAILING_MAX = 10, 2000
-PRICE_MULT_UP, PRICE_MULT_DOWN = Decimal(5), Decimal("0.2")
+PRICE_MULT_UP, PRICE_MULT_DOWN = Decimal(5), Decimal("0.2")  # PERCENT_PRICE_BY_SIDE defaults, both sides
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,10 @@ class SymbolSpec:
     max_notional: Decimal = Decimal(9_000_000)
     min_price: Decimal = Decimal("0.01")
     max_price: Decimal = Decimal(1_000_000)
+    bid_up: Decimal = PRICE_MULT_UP  # PERCENT_PRICE_BY_SIDE bidMultiplierUp (BUY orders)
+    bid_down: Decimal = PRICE_MULT_DOWN
+    ask_up: Decimal = PRICE_MULT_UP  # askMultiplierUp (SELL orders)
+    ask_down: Decimal = PRICE_MULT_DOWN
 
     def round_price(self, price: float | Decimal) -> Decimal:
         """Nearest tick (used for book and fill prices derived from the float path)."""
@@ -103,13 +118,21 @@ def _multiple(value: Decimal, base: Decimal, unit: Decimal) -> bool:
     return unit == 0 or (value - base) % unit == 0
 
 
-def check_price(spec: SymbolSpec, price: Decimal, reference: Decimal) -> None:
-    """PRICE_FILTER (range and tick) and PERCENT_PRICE_BY_SIDE (0.2x..5x of the current price, both sides)."""
+def check_price(spec: SymbolSpec, price: Decimal) -> None:
+    """PRICE_FILTER (range and tick) of a ``price`` or ``stopPrice``."""
     if price <= 0:
         raise be.BinanceError(-1013, "Invalid price.")
     if price < spec.min_price or price > spec.max_price or not _multiple(price, spec.min_price, spec.tick):
         raise be.filter_failure("PRICE_FILTER")
-    if reference > 0 and not reference * PRICE_MULT_DOWN <= price <= reference * PRICE_MULT_UP:
+
+
+def check_percent_price(spec: SymbolSpec, side: str, price: Decimal, average: Decimal) -> None:
+    """PERCENT_PRICE_BY_SIDE (filters.md): a BUY's price within [avg x bidMultiplierDown, avg x bidMultiplierUp],
+    a SELL's within the ask multipliers, ``average`` being the price over the last avgPriceMins minutes."""
+    if average <= 0:
+        return
+    up, down = (spec.bid_up, spec.bid_down) if side == "BUY" else (spec.ask_up, spec.ask_down)
+    if not average * down <= price <= average * up:
         raise be.filter_failure("PERCENT_PRICE_BY_SIDE")
 
 
@@ -152,9 +175,9 @@ def _filters(spec: SymbolSpec) -> list[dict[str, Any]]:
         {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": TRAILING_MIN,
          "maxTrailingAboveDelta": TRAILING_MAX, "minTrailingBelowDelta": TRAILING_MIN,
          "maxTrailingBelowDelta": TRAILING_MAX},
-        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": str(PRICE_MULT_UP),
-         "bidMultiplierDown": str(PRICE_MULT_DOWN), "askMultiplierUp": str(PRICE_MULT_UP),
-         "askMultiplierDown": str(PRICE_MULT_DOWN), "avgPriceMins": 5},
+        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": _plain(spec.bid_up),
+         "bidMultiplierDown": _plain(spec.bid_down), "askMultiplierUp": _plain(spec.ask_up),
+         "askMultiplierDown": _plain(spec.ask_down), "avgPriceMins": AVG_PRICE_MINS},
         {"filterType": "NOTIONAL", "minNotional": fmt(spec.min_notional), "applyMinToMarket": True,
          "maxNotional": fmt(spec.max_notional), "applyMaxToMarket": False, "avgPriceMins": 5},
         {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
@@ -162,11 +185,16 @@ def _filters(spec: SymbolSpec) -> list[dict[str, Any]]:
     ]
 
 
-def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
+def _plain(value: Decimal) -> str:
+    """A multiplier as Binance writes it: "5", "0.2"."""
+    return format(value.normalize(), "f")
+
+
+def symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, Any]:
     """One entry of exchangeInfo's ``symbols``, shaped as Binance spot returns it."""
     return {
         "symbol": spec.symbol,
-        "status": "TRADING",
+        "status": status,
         "baseAsset": spec.base,
         "baseAssetPrecision": 8,
         "quoteAsset": spec.quote,
@@ -187,13 +215,15 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
         "filters": _filters(spec),
         "permissions": [],
         "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        "defaultSelfTradePreventionMode": STP_DEFAULT,
+        "allowedSelfTradePreventionModes": list(STP_ALLOWED),
     }
 
 
-def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int) -> dict[str, Any]:
-    """The whole /api/v3/exchangeInfo body."""
+def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int,
+                  statuses: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole /api/v3/exchangeInfo body (``statuses``: symbol -> status, TRADING when not given)."""
+    statuses = statuses or {}
     return {
         "timezone": "UTC",
         "serverTime": server_time,
@@ -204,5 +234,5 @@ def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int) 
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61_000},
         ],
         "exchangeFilters": [],
-        "symbols": [symbol_info(s) for s in specs],
+        "symbols": [symbol_info(s, statuses.get(s.symbol, "TRADING")) for s in specs],
     }

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import AuthenticationError, ExchangeError, StoreError
 from core.events import Event, KeyRotation
+from core.execution.limits import RequestBudget, budget_path
 from core.security.credentials import CredentialProvider, Credentials, KeyHolder, provider_for, remember
 from core.state.commands import read_queue
 
@@ -81,7 +82,7 @@ class RotationOutcome:
 
 # --- proving a key -------------------------------------------------------------------------------------------
 def verify_credentials(credentials: Credentials, venue: Venue, *, timeout_ms: int | None = None,
-                       markets: dict[str, Any] | None = None) -> None:
+                       markets: dict[str, Any] | None = None, budget: RequestBudget | None = None) -> None:
     """A signed read with a separate client carrying only ``credentials``. AuthenticationError when the exchange
     refuses the pair; ExchangeError when it could not answer."""
     from core.execution.ccxt_broker import CcxtBroker
@@ -90,7 +91,7 @@ def verify_credentials(credentials: Credentials, venue: Venue, *, timeout_ms: in
                           secret=credentials.secret.get_secret_value(), timeout_ms=timeout_ms, enableRateLimit=False)
     if markets:  # the trading client's markets: no exchangeInfo download before the signed read
         client.set_markets(markets)
-    CcxtBroker(client).read("verify_key", client.fetch_balance, attempts=2)
+    CcxtBroker(client, budget=budget).read("verify_key", client.fetch_balance, attempts=2)
 
 
 # --- rotation requests (rampart keys rotate -> running session) -----------------------------------------------
@@ -190,7 +191,7 @@ class KeyRotator:
 
         try:
             verify_credentials(new, view.venue, timeout_ms=self.timeout_ms,
-                               markets=getattr(self.broker.client, "markets", None))
+                               markets=getattr(self.broker.client, "markets", None), budget=self.broker.budget)
         except AuthenticationError as exc:
             self._refused, self._candidate = new, None
             return done(REFUSED, f"the exchange refused key {new.key_id} ({exc}); key {old_id} stays in use")
@@ -250,7 +251,7 @@ def rotate_keys(settings: Settings, venue: Venue, *, wait_s: float = 30.0,
     who = who or _user()
     new = remember(provider_for(settings.credentials).load())
     try:
-        verify_credentials(new, venue)
+        verify_credentials(new, venue, budget=RequestBudget(path=budget_path(settings.data_dir)))
     except AuthenticationError as exc:
         outcome = RotationOutcome(REFUSED, f"the exchange refused key {new.key_id} ({exc}); nothing was changed",
                                   None, new.key_id, f"{MANUAL} by {who}")

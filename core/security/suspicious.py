@@ -254,12 +254,12 @@ class SuspiciousActivityDetector:
         if not self.view.started or balance is None:
             return
         totals = balance.get("total", {})
-        baseline, positions = self.view.baseline(), self.view.positions()
+        baseline, positions, dust = self.view.baseline(), self.view.positions(), self.view.dust()
         for sym in self.view.symbols:
             asset = base_asset(sym)
             held = float(totals.get(asset) or 0.0) - float(baseline.get(asset, 0.0))
             pos = positions.get(sym)
-            expected = pos.qty if pos else 0.0
+            expected = (pos.qty if pos else 0.0) + dust.get(sym, 0.0)  # dust is Rampart's too
             gap, tolerance = held - expected, max(1e-8, abs(expected) * 1e-6)
             if abs(gap) <= tolerance:
                 self._strikes.pop(sym, None)

@@ -29,6 +29,7 @@ class LiveState:
     # R5.3: approved new symbols -> {"review_id", "reviewer", "who", "requested_at", "first_ms"}: first_ms is when
     # a session first traded it (its half-risk days count from there); kept across restarts
     new_symbols: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dust: dict[str, float] = field(default_factory=dict)  # symbol -> base units held below what can be sold
 
     # --- conversions ---------------------------------------------------------------------------------------
     def remember_order(self, order: Order) -> None:

@@ -17,8 +17,8 @@ from core.strategy.base import Strategy
 class Bar:
     """One symbol's view for its strategy: candle lists, the open position and working orders."""
 
-    __slots__ = ("close", "high", "instrument", "low", "n_market", "open", "position", "strategy", "symbol", "ts",
-                 "volume", "wake_high", "wake_low", "working")
+    __slots__ = ("close", "dust", "high", "instrument", "low", "n_market", "open", "position", "strategy", "symbol",
+                 "ts", "volume", "wake_high", "wake_low", "working")
 
     def __init__(self, symbol: str, instrument: Instrument, strategy: Strategy, frame: pl.DataFrame) -> None:
         self.symbol = symbol
@@ -26,6 +26,7 @@ class Bar:
         self.strategy = strategy
         self.refresh(frame)
         self.position: Position | None = None
+        self.dust = 0.0  # base units held below what can be sold (R9.1)
         self.working: list[Order] = []
         # Kept by the broker so the loop only calls it when something can happen on this bar: market orders
         # waiting, or the bar's low/high reaching a working stop or limit. A live broker sets wake_low = inf.

@@ -55,7 +55,20 @@ def risk_section(events: pl.DataFrame, decisions: pl.DataFrame, start: datetime,
     by_reason = sorted(({**v, "symbols": sorted(v["symbols"])} for v in denials.values()),
                        key=lambda v: (-v["count"], v["code"]))
     counts = {cat: sum(1 for r in rows if r["category"] == cat) for cat in ("state", "breaker", "alert", "other")}
-    return {"events": rows, "denials": by_reason, "counts": {**counts, "denials": sum(v["count"] for v in by_reason)}}
+    dust = _dust(events)
+    return {"events": rows, "denials": by_reason, "dust": dust,
+            "counts": {**counts, "denials": sum(v["count"] for v in by_reason), "dust": len(dust)}}
+
+
+def _dust(events: pl.DataFrame) -> list[dict[str, Any]]:
+    """Base units left below what can be sold (R9.1): tracked and reported, never an error."""
+    out = []
+    for ev in events.filter(pl.col("code") == EventCode.DUST_LEFT).iter_rows(named=True) if events.height else []:
+        facts = ev.get("details")
+        facts = json.loads(facts) if isinstance(facts, str) else facts or {}
+        out.append({"ts": ev["ts"], "symbol": facts.get("symbol"), "qty": facts.get("qty"),
+                    "value": facts.get("value"), "total": facts.get("total"), "session_id": ev.get("session_id")})
+    return out
 
 
 def _denied_text(raw: Any) -> str:

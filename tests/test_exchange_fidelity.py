@@ -1,0 +1,237 @@
+"""The live path under Binance's real rules (issue 13, SPEC R9.1–R9.5), on the sandbox through the real ccxt client.
+
+Each scenario cites the part of ../shared/binance-docs it follows. The sandbox runs on a manual clock: every
+``rig.bar()`` closes one more 1-minute candle and steps the session once, so what happens is exact; only Binance's
+own Retry-After, in seconds, is waited in real time (and then only "nothing before it expired" is asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from core.control.emergency import emergency_stop
+from core.execution.ccxt_client import make_binance
+from core.reporting.daily.builder import build_daily_report
+from core.reporting.daily.candles import default_source
+from core.store import Store
+from core.venue import sandbox_at
+from tests.sandbox_rig import BTC, CCXT, ETH, Rig, by_code, enter, exchange, held, inject, leave, sandbox
+from tests.sandbox_rig import settings_for as rig_settings
+
+QUIET = {"slippage_bps": 1000.0, "api_errors": 1000, "consecutive_losses": 50}
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Any:
+    return rig_settings(tmp_path, breakers=QUIET, live={"order_poll_s": 0}, **overrides)
+
+
+def stop_orders(server: Any, symbol: str = "BTCUSDT") -> list[dict[str, Any]]:
+    return [o for o in exchange(server).fetch_open_orders(CCXT[symbol]) if o["info"]["type"] == "STOP_LOSS_LIMIT"]
+
+
+def codes(rig: Rig) -> list[str]:
+    return rig.events()["code"].to_list()
+
+
+def market_buys(server: Any) -> list[dict[str, Any]]:
+    return [o for o in exchange(server).fetch_orders("BTC/USDT") if o["type"] == "market" and o["side"] == "buy"]
+
+
+# --- R9.1: a buy's commission in the coin received; the stop covers what is held; dust is reported -------------
+@pytest.mark.req("R9.1")
+def test_with_binance_commission_the_position_is_what_the_account_holds_and_the_dust_is_reported(
+    tmp_path: Path, creds: None
+) -> None:
+    """faqs/commission_faq.md "How is the commission calculated?": a BUY's received amount is the quantity, and the
+    commission is deducted from it unless BNB pays. filters.md LOT_SIZE: what is below the step cannot be sold."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:  # the sandbox's default: commission in the asset received
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))  # 200 USDT at 40,000: 0.005 BTC bought, 0.000005 BTC commission
+        account = held(server, "BTC")
+        position = rig.engine.portfolio.positions["BTCUSDT"]
+        assert account == pytest.approx(0.004995) and position.qty == pytest.approx(account)
+        (stop,) = stop_orders(server)
+        assert float(stop["amount"]) == pytest.approx(0.00499)  # the sellable quantity: the lot step is 0.00001
+        rig.bar(BTCUSDT=leave("done"))
+        assert stop_orders(server) == [] and held(server, "BTC") == pytest.approx(0.000005)  # dust stays
+        rig.bar()
+        rig.stop()
+        client = make_binance(base_url=server.url)
+        report = build_daily_report(Store(settings.db_path), settings, date(2024, 1, 1),
+                                    default_source(settings.data_dir, [], client))
+    events = rig.events()
+    assert events.filter(pl.col("severity").is_in(["error", "critical"])).height == 0, events
+    (dust,) = by_code(Store(settings.db_path).query("SELECT code, details FROM events WHERE session_id = ?",
+                                                    [rig.session.session_id]), "DUST_LEFT")["details"].to_list()
+    assert json.loads(dust)["qty"] == pytest.approx(0.000005) and json.loads(dust)["symbol"] == "BTCUSDT"
+    (trade,) = Store(settings.db_path).query("SELECT qty, fees FROM trades WHERE session_id = ?",
+                                             [rig.session.session_id]).rows()
+    assert trade[0] == pytest.approx(0.00499) and trade[1] > 0
+    (reported,) = report.doc["risk"]["dust"]
+    assert reported["symbol"] == "BTCUSDT" and reported["qty"] == pytest.approx(0.000005)
+    assert report.doc["risk"]["counts"]["dust"] == 1
+
+
+# --- R9.2: a commission paid in BNB is valued at BNBUSDT ------------------------------------------------------
+@pytest.mark.req("R9.2")
+def test_fees_paid_in_bnb_are_valued_at_the_bnb_price_and_take_nothing_from_the_position(
+    tmp_path: Path, creds: None
+) -> None:
+    """faqs/commission_faq.md: with BNB fee payment on, the commission is converted into BNB at the exchange rate,
+    discounted, and taken from the BNB balance."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 6, [ETH] * 6, commission="bnb", balances={"USDT": 10_000.0, "BNB": 1.0}) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        bnb_price = float(exchange(server).fetch_ticker("BNB/USDT")["last"])
+        bnb_spent = 1.0 - held(server, "BNB")
+        assert held(server, "BTC") == pytest.approx(0.005)  # nothing taken from the coins bought
+        assert rig.engine.portfolio.positions["BTCUSDT"].qty == pytest.approx(0.005)
+        rig.stop()
+    (fill,) = Store(settings.db_path).query("SELECT fee, fee_asset, qty, price FROM fills WHERE session_id = ?",
+                                            [rig.session.session_id]).rows(named=True)
+    assert fill["fee_asset"] == "BNB" and bnb_spent > 0
+    assert fill["fee"] == pytest.approx(bnb_spent * bnb_price, rel=1e-6)  # at BNBUSDT, not at BTC's 40,000
+    assert fill["fee"] < fill["qty"] * fill["price"] * 0.001  # the discounted rate
+
+
+# --- R9.3 / R9.5: -1008 on the protective stop; the session goes on and the stop is placed again ---------------
+@pytest.mark.req("R9.3")
+@pytest.mark.req("R9.5")
+def test_a_busy_answer_to_the_stop_leaves_the_session_running_and_the_stop_is_placed_again_at_once(
+    tmp_path: Path, creds: None
+) -> None:
+    """errors.md -1008 SERVER_BUSY: "Please try again" — the stop is sent again, within protect_within_s."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        inject(server, "busy", match={"type": "STOP_LOSS_LIMIT"})
+        started = time.monotonic()
+        rig.bar(BTCUSDT=enter(0.04))
+        assert [float(o["info"]["stopPrice"]) for o in stop_orders(server)] == [BTC * 0.96]
+        assert time.monotonic() - started < settings.risk.protect_within_s
+        rig.bar()
+        rig.bar()
+        assert rig.stop() == "ACTIVE"
+    seen = codes(rig)
+    assert "ORDER_NOT_SENT" in seen and "UNPROTECTED" in seen and "PROTECTION_RESTORED" in seen
+    assert "SESSION_ERROR" not in seen
+    alerts = Store(settings.db_path).query("SELECT rule, code FROM alerts WHERE session_id = ?",
+                                           [rig.session.session_id]).rows()
+    assert ("protection", "UNPROTECTED") in alerts
+
+
+# --- R9.3: a crash between the entry's fill and its stop; the restart places the stop before anything else -----
+@pytest.mark.req("R9.3")
+@pytest.mark.req("R6.4")
+def test_after_a_crash_between_the_fill_and_its_stop_the_restart_places_the_stop_first(
+    tmp_path: Path, creds: None
+) -> None:
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        first = Rig(server, settings)
+        inject(server, "busy", count=50, match={"type": "STOP_LOSS_LIMIT"})
+        first.bar(BTCUSDT=enter(0.04))  # filled; every stop refused: the process dies now (no shutdown)
+        assert stop_orders(server) == [] and held(server, "BTC") > 0
+        httpx.delete(f"{server.url}/sandbox/inject").raise_for_status()
+        second = Rig(server, settings)  # the restart: reconcile, restore, protect, before any bar
+        (stop,) = stop_orders(server)
+        assert float(stop["amount"]) == pytest.approx(0.00499)
+        sent = Store(settings.db_path).query(
+            "SELECT tag FROM orders WHERE session_id = ? ORDER BY created_at", [second.session.session_id])
+        assert sent["tag"].to_list()[:1] == ["stop"]
+        second.stop()
+
+
+# --- R9.3: a stop-limit that triggers in a gap and stays unfilled; the position is sold at market --------------
+@pytest.mark.req("R9.3")
+def test_a_stop_that_triggers_in_a_gap_and_stays_unfilled_is_replaced_by_a_market_sell(
+    tmp_path: Path, creds: None
+) -> None:
+    """rest-api.md, order query: a triggered STOP_LOSS_LIMIT is working on the book (``isWorking``) as a LIMIT at
+    its price; below that price it does not fill."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))  # stop 38,400, its limit 0.5 % lower
+        httpx.post(f"{server.url}/sandbox/price", json={"symbol": "BTCUSDT", "price": BTC * 0.90}).raise_for_status()
+        (stop,) = stop_orders(server)
+        assert stop["status"] == "open" and stop["info"].get("isWorking") in (True, "true")
+        rig.bar()  # the poll sees the triggered, unfilled stop: sold at market
+        assert held(server, "BTC") < 0.00001 and stop_orders(server) == []
+        rig.stop()
+    events = Store(settings.db_path).query("SELECT kind, code, severity, details FROM events WHERE session_id = ?",
+                                           [rig.session.session_id])
+    (sold,) = events.filter((pl.col("code") == "PROTECTION_SOLD") & (pl.col("kind") == "session")).rows(named=True)
+    assert sold["severity"] == "critical" and json.loads(sold["details"])["cause"] == "TRIGGERED_UNFILLED"
+    assert events.filter((pl.col("code") == "PROTECTION_SOLD") & (pl.col("kind") == "alert")).height == 1
+    (trade,) = Store(settings.db_path).query("SELECT exit_price, exit_reason FROM trades WHERE session_id = ?",
+                                             [rig.session.session_id]).rows()
+    assert trade[0] < BTC * 0.91 and "protection" in trade[1]
+
+
+# --- R9.4: 503 -1007, and the order executes later: exactly one position ---------------------------------------
+@pytest.mark.req("R9.4")
+def test_an_order_that_executes_after_a_503_makes_exactly_one_position(tmp_path: Path, creds: None) -> None:
+    """rest-api.md: a 5XX means "execution status UNKNOWN and could have been a success"; errors.md -1007."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        inject(server, "late", match={"type": "MARKET"}, late_ms=90_000)
+        rig.bar(BTCUSDT=enter(0.04))  # answered 503 -1007; the order reaches the book 90 s of market time later
+        assert market_buys(server) == [] and "ORDER_OUTCOME_UNKNOWN" in codes(rig)
+        rig.bar(BTCUSDT=enter(0.04, "a second signal while the first is unknown"))
+        assert market_buys(server) == []  # nothing re-sent
+        rig.bar()  # the first order executed meanwhile: found by its client id, booked once
+        rig.bar()
+        buys = market_buys(server)
+        assert len(buys) == 1 and buys[0]["status"] == "closed"
+        assert rig.engine.portfolio.positions["BTCUSDT"].qty == pytest.approx(held(server, "BTC"))
+        assert len(stop_orders(server)) == 1
+        rig.stop()
+    pending = rig.decisions().filter(pl.col("code") == "ORDER_PENDING")
+    assert pending.height >= 1  # the second signal was refused while the first was unknown
+
+
+# --- R9.5: 429 with Retry-After; 418 bans; every caller waits ---------------------------------------------------
+@pytest.mark.req("R9.5")
+def test_nothing_reaches_the_exchange_before_a_retry_after_expires_and_an_ip_ban_is_waited_out(
+    tmp_path: Path, creds: None
+) -> None:
+    """rest-api.md LIMITS: after a 429, back off for Retry-After seconds; continuing gets the IP banned (418, with
+    Retry-After until the ban is over). Every caller honours it: the live loop and the emergency stop."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8, ban_s=2) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        inject(server, "rate_limit", method="GET", path="/api/v3/klines", retry_after=1)
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 60_000}).raise_for_status()
+        hit = time.time()
+        assert not rig.session.step()  # the 429
+        while time.time() - hit < 0.9:
+            rig.session.step()  # polls during the Retry-After send nothing
+            time.sleep(0.05)
+        time.sleep(max(0.0, hit + 1.2 - time.time()))
+        stats = httpx.get(f"{server.url}/sandbox/stats").json()
+        times = sorted(r["t"] / 1000 for r in stats["api_requests"])
+        during = [t for t in times if hit + 0.05 < t < hit + 0.95]
+        assert during == [], during
+        assert rig.session.step()  # after it: the bar is traded
+        # a violation of a Retry-After gets the IP banned; every caller then waits the ban out
+        inject(server, "rate_limit", method="GET", path="/api/v3/time", retry_after=5)
+        for _ in range(2):
+            httpx.get(f"{server.url}/api/v3/time")  # someone else on this IP sends during the Retry-After: 418
+        report = emergency_stop(settings, "test: exchange incident", "tester", sandbox_at(server.url))
+        rig.stop()
+    assert report.flat, report.text()
+    assert any("IP ban" in w or "Retry-After" in w for w in report.waits), report.text()
+    assert "waited:" in report.text()
