@@ -43,6 +43,7 @@ def seed(client: Any, settings: Settings, run: int) -> None:
         price = float(client.create_order(ccxt_sym, "market", "buy", qty, None,
                                           {"newClientOrderId": f"rp-bench-{sym}-{run}"})["average"])
         stop = round(price * 0.95, 2)
+        qty = round(qty * (1 - 0.001), 8)  # held: Binance takes a buy's commission in the coin received
         placed = client.create_order(ccxt_sym, "limit", "sell", qty, round(stop * 0.995, 2), {
             "newClientOrderId": f"rp-bstop-{sym}-{run}", "stopLossPrice": stop, "timeInForce": "GTC"})
         state.remember_position(Position(sym, qty, price, now, "bench entry", stop=stop), sym)

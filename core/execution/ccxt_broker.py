@@ -93,8 +93,8 @@ def translate(exc: Exception, what: str) -> ExchangeError:
         return ExchangeBusy(text)  # -1008 server busy: refused before processing, send again later
     if isinstance(exc, ccxt.NetworkError):  # timeouts, 5xx, rate limits, DDoS protection
         return ExchangeUnavailable(text)
-    if isinstance(exc, ccxt.InvalidOrder | ccxt.InsufficientFunds | ccxt.BadSymbol | ccxt.BadRequest):
-        return ExchangeRejected(text)
+    if isinstance(exc, ccxt.ExchangeError):  # the exchange answered and refused (-2010, -1013, market closed …):
+        return ExchangeRejected(text)  # processed and not executed, so nothing is unknown about it
     return ExchangeError(text)
 
 
