@@ -319,6 +319,32 @@ class Engine:
                     self._book_fills(bar, fills)
                     fills = self.broker.on_bar(bar, len(bar.ts) - 1)
 
+    def mark_live(self) -> float:
+        """Live, between two bars (R9.6): equity now (cash after the fills booked since the bar, open positions and
+        dust at their last close). The daily-loss, drawdown and unrealized-loss monitors act on it at once, not
+        at the next bar. Returns the equity; the equity series itself stays one mark per bar."""
+        equity, unrealized = self.portfolio.cash, 0.0
+        for bar in self.books:
+            if not bar.close:
+                continue
+            close = bar.close[-1]
+            pos = bar.position
+            if pos is not None:
+                equity += pos.qty * close
+                unrealized += pos.qty * (close - pos.avg_price)
+            elif bar.dust:
+                equity += bar.dust * close
+        risk = self.risk
+        ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
+        now = self.now()
+        if (now >= risk.day_end or equity <= risk.daily_floor or equity <= risk.dd_floor
+                or (unrealized < ul_limit * equity) is not risk.tightened):
+            prev = self.result.equity[-1] if self.result.equity else None
+            self._monitor(max(len(self.books[0].ts) - 1, 0) if self.books else 0, now, equity, unrealized, prev)
+        if equity > risk.hwm:
+            risk.new_high(equity)
+        return equity
+
     def book(self, symbol: str, fills: list[OrderFilled]) -> None:
         """Book fills that happened outside the loop (while the process was down)."""
         self._book_fills(self._book(symbol), fills)

@@ -164,6 +164,29 @@ class SessionStarted(Payload):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AccountChecked(Payload):
+    """What preflight found on the account (R9.8): the key's permissions, the fees, the clock."""
+
+    venue: str
+    skew_ms: int
+    can_trade: bool
+    can_withdraw: bool | None  # None: the venue cannot tell (and cannot withdraw: demo, testnet)
+    ip_restricted: bool | None
+    taker: float  # the highest taker rate of the traded symbols (standard + tax + special, buyer/seller side)
+    maker: float
+    bnb_fees: bool  # BNB pays the fees (the account's BNB discount is on)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockResynced(Payload):
+    """The periodic clock resynchronisation measured a new offset to the exchange's time (R9.8)."""
+
+    offset_ms: int
+    previous_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionStopped(Payload):
     reason: str
 
@@ -288,6 +311,8 @@ class EventCode(StrEnum):
     PROTECTION_SOLD = "PROTECTION_SOLD"
     SESSION_STARTED = "SESSION_STARTED"
     SESSION_STOPPED = "SESSION_STOPPED"
+    ACCOUNT_CHECKED = "ACCOUNT_CHECKED"
+    CLOCK_RESYNCED = "CLOCK_RESYNCED"
     SESSION_ERROR = "SESSION_ERROR"
     FINAL_SYNC_FAILED = "FINAL_SYNC_FAILED"
     FEED_UNAVAILABLE = "FEED_UNAVAILABLE"
@@ -354,6 +379,15 @@ class EventCode(StrEnum):
 
 def _pct(x: float) -> str:
     return f"{x:.2%}"
+
+
+def _rate(x: float) -> str:
+    return f"{x * 100:.3g} %"
+
+
+def _withdrawals(can: bool | None) -> str:
+    return "withdrawals not possible on this network" if can is None else (
+        "withdrawals ENABLED (allowed by credentials.allow_withdrawal_keys)" if can else "no withdrawals")
 
 
 def _halted(p: EntriesHalted) -> str:
@@ -447,6 +481,12 @@ SPECS: dict[EventCode, Spec] = {
     EventCode.SESSION_STOPPED: Spec(_C.SESSION, SessionStopped, "info", lambda p: (
         f"live session stopped: {p.reason}; protective stops stay on the exchange"), notify="always"),
     EventCode.SESSION_ERROR: Spec(_C.SESSION, SessionError, "error", lambda p: f"{p.error}", notify="always"),
+    EventCode.ACCOUNT_CHECKED: Spec(_C.SESSION, AccountChecked, "info", lambda p: (
+        f"{p.venue}: key may trade, {_withdrawals(p.can_withdraw)}; fees taker {_rate(p.taker)} maker "
+        f"{_rate(p.maker)}{' paid in BNB' if p.bnb_fees else ' in the coin received'}; clock {p.skew_ms:+d} ms"
+        + "".join(f"; {w}" for w in p.warnings))),
+    EventCode.CLOCK_RESYNCED: Spec(_C.SESSION, ClockResynced, "info", lambda p: (
+        f"clock resynchronised with the exchange: offset {p.offset_ms:+d} ms (was {p.previous_ms:+d} ms)")),
     EventCode.FINAL_SYNC_FAILED: Spec(_C.SESSION, Problem, "error", lambda p: (
         f"fills of the last bar not collected: {p.error}"), notify="always"),
     EventCode.FEED_UNAVAILABLE: Spec(_C.SESSION, Problem, "warning", lambda p: p.error),

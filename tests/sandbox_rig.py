@@ -28,7 +28,7 @@ from core.sandbox.server import SandboxServer
 from core.store import Store
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy, StrategyParams
-from core.venue import sandbox_at
+from core.venue import Venue, sandbox_at
 from tests.helpers import candles
 
 STRATEGY: dict[str, Any] = {"name": "sma_cross", "params": {"fast": 3, "slow": 8}}
@@ -103,9 +103,11 @@ class Rig:
     settings: Settings
     session: LiveSession = field(init=False)
     cues: dict[str, CueStrategy] = field(init=False)
+    venue: Venue | None = None  # default: the sandbox at its URL
 
     def __post_init__(self) -> None:
-        self.session = open_live(self.settings, sandbox_at(self.server.url), LiveOptions(poll_interval_s=0.05))
+        self.session = open_live(self.settings, self.venue or sandbox_at(self.server.url),
+                                 LiveOptions(poll_interval_s=0.05))
         self.cues = {}
         for book in self.engine.books:  # the test drives entries and exits from here on
             self.cues[book.symbol] = book.strategy = self.engine.strategies[book.symbol] = CueStrategy()

@@ -128,7 +128,8 @@ def test_the_provider_is_chosen_and_checked_when_settings_load(tmp_path: Path) -
     assert settings.credentials.provider == "env"
     # settings never hold a key: only where keys come from
     assert set(CredentialsConfig.model_fields) == {"provider", "secrets_dir", "env_file", "prefect_key_block",
-                                                   "prefect_secret_block", "check_every_polls"}
+                                                   "prefect_secret_block", "check_every_polls",
+                                                   "allow_withdrawal_keys"}
 
 
 @pytest.mark.req("R8.1")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -174,3 +176,31 @@ def test_the_page_loads_nothing_from_outside_and_keeps_no_token(tmp_path: Path, 
     assert js_cookie == ""  # HttpOnly: scripts cannot read it
     assert TOKENS["viewer"] not in html and TOKENS["viewer"] not in storage and TOKENS["viewer"] not in cookie["value"]
     assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", html)
+
+
+@pytest.mark.req("R9.6")
+@pytest.mark.req("R3.1")
+def test_a_stop_fill_between_bars_shows_on_the_page_within_order_poll_s(tmp_path: Path, creds: None,
+                                                                         browser: Any) -> None:
+    """The stop fills two seconds into a bar; within ``live.order_poll_s`` (5 s, on the session's driven clock) the
+    session reads it, and the page shows no position and SAFE_MODE within 2 s, before the next bar closes."""
+    settings = settings_for(tmp_path, operators=operators(), risk={"daily_loss_limit": 0.0005},
+                            breakers={"slippage_bps": 1000.0})
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = DashRig(server, settings)
+        now = [time.monotonic()]
+        rig.session.monotonic = lambda: now[0]
+        page = log_in(browser, rig.url, TOKENS["operator"])
+        rig.bar(BTCUSDT=enter(0.04))  # entry filled, the stop at 38,400 on the exchange
+        page.wait_for_selector("#positions tr[data-symbol='BTCUSDT']", timeout=PUSH_MS)
+        bars = rig.session.bars
+        httpx.post(f"{server.url}/sandbox/price", json={"symbol": "BTCUSDT", "price": BTC * 0.958}).raise_for_status()
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 2_000}).raise_for_status()
+        now[0] += settings.live.order_poll_s
+        assert not rig.session.step()  # no new bar: the order poll books the stop's fill
+        expect(page.locator("#state")).to_have_text("SAFE_MODE", timeout=PUSH_MS)
+        expect(page.locator("#no-positions")).to_be_visible(timeout=PUSH_MS)
+        assert text(page, "#pnl-today").startswith("-") and rig.session.bars == bars
+        shot(page, "7-stop-between-bars")
+        page.context.close()
+        rig.stop()

@@ -41,14 +41,17 @@ def scaling_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 def live_history(settings: Settings, now: datetime, days: float = 8, pnls: tuple[float, ...] = PROFIT,
-                 breach: str | None = None, session_id: str = "hist-live", skip_day: int | None = None) -> None:
+                 breach: str | None = None, session_id: str = "hist-live", skip_day: int | None = None,
+                 live_evidence: bool = True) -> None:
     """``days`` of live trading up to ``now``: a session row, SESSION_STARTED, hourly equity, a trade every 4 h
-    (net P&L cycling through ``pnls``), optionally a breach event two days ago or a day without any mark."""
+    (net P&L cycling through ``pnls``), optionally a breach event two days ago or a day without any mark.
+    ``live_evidence`` False: on a rehearsal network (Binance Demo Mode) instead."""
     store = Store(settings.db_path)
     start = now - timedelta(days=days, hours=1)
     store.begin_session({"id": session_id, "mode": "live", "started_at": start, "strategy": "sma_cross",
                          "config_hash": "hist", "symbols": ["BTCUSDT"], "timeframe": "1h",
-                         "starting_equity": 10_000.0})
+                         "starting_equity": 10_000.0, "venue": "sandbox" if live_evidence else "binance-demo",
+                         "live_evidence": live_evidence})
     store.record_event(kind="session", severity="info", code="SESSION_STARTED", message="live session started at "
                        "rung 1", session_id=session_id, ts=start)
     trades, marks, equity, t, k = [], [], 10_000.0, start, 0

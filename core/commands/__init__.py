@@ -14,7 +14,8 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 # The venue options every command that talks to an exchange takes; not given = the settings' RAMPART_EXCHANGE__*.
 ExchangeOpt = Annotated[str | None, typer.Option(
-    help="sandbox (the local Binance twin) or binance (real money); default RAMPART_EXCHANGE__NAME (sandbox)")]
+    help="sandbox (the local Binance twin), binance-demo (Binance Demo Mode), binance-testnet (Binance Spot "
+         "Testnet) or binance (real money); default RAMPART_EXCHANGE__NAME (sandbox)")]
 SandboxUrlOpt = Annotated[str | None, typer.Option(
     help="URL of `rampart sandbox` (default RAMPART_EXCHANGE__URL, http://127.0.0.1:8765)")]
 

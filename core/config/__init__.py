@@ -74,6 +74,10 @@ class LiveConfig(_Frozen):
 
     order_poll_s: float = Field(5.0, ge=0, le=3_600, description="R9.6: order and fill state is refreshed at least "
                                 "this often between bars (0 = every poll)")
+    max_clock_skew_ms: int = Field(1_000, ge=50, le=1_000, description="R9.8: preflight refuses a local clock this "
+                                   "far from the exchange's or more (Binance rejects requests 1,000 ms ahead)")
+    clock_sync_s: float = Field(300.0, ge=10, le=86_400, description="R9.8: the clock's offset to the exchange is "
+                                "measured again this often during a session (a -1021 answer also resynchronises)")
 
 
 class MarketConfig(_Frozen):

@@ -24,6 +24,8 @@ class CredentialsConfig(BaseModel):
                                       "block with the secret")
     check_every_polls: int = Field(40, ge=1, le=1_000_000, description="a live session re-reads the provider "
                                    "every N polls and rotates to a changed key (R8.3)")
+    allow_withdrawal_keys: bool = Field(False, description="R9.8: accept an API key that has withdrawals enabled "
+                                        "(Rampart never withdraws; a key that cannot is one less way to lose funds)")
 
     @model_validator(mode="after")
     def _dir_needs_a_folder(self) -> CredentialsConfig:

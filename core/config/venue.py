@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VenueName = Literal["sandbox", "binance"]
-VENUE_NAMES: tuple[str, ...] = ("sandbox", "binance")
+VenueName = Literal["sandbox", "binance-demo", "binance-testnet", "binance"]
+VENUE_NAMES: tuple[str, ...] = ("sandbox", "binance-demo", "binance-testnet", "binance")
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765"
 
 
@@ -18,8 +18,9 @@ class ExchangeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: VenueName = Field("sandbox", description="sandbox (the local Binance twin, rehearsal) or binance (real "
-                            "money)")
+    name: VenueName = Field("sandbox", description="sandbox (the local Binance twin), binance-demo (Binance Demo "
+                            "Mode), binance-testnet (Binance Spot Testnet): rehearsals, never live evidence; "
+                            "binance: real money")
     url: str | None = Field(None, description=f"the sandbox's URL (default {DEFAULT_SANDBOX_URL}); only the "
                             "sandbox takes one")
     timeout_ms: int = Field(10_000, ge=500, le=120_000, description="one exchange call's timeout")

@@ -33,7 +33,7 @@ from core.execution.limits import RequestBudget, budget_path
 from core.market.candles import base_asset, symbol_to_ccxt
 from core.security.audit import CallLog, record_audit
 from core.security.credentials import load_credentials
-from core.state.halt import halt_path, state_file, write_halt
+from core.state.halt import halt_path, write_halt
 from core.state.live import LiveState, load_state, save_state
 from core.venue import Venue, venue_for
 
@@ -261,7 +261,7 @@ def emergency_stop(settings: Settings, reason: str, who: str, venue: Venue | Non
     write_halt(settings.data_dir, reason, who, requested)  # first: nothing new may come from Rampart after it
     _notify(f"EMERGENCY STOP requested by {who} ({reason}): HALT set, flattening on {venue.describe()}")
     report = EmergencyReport(reason, who, venue.name, requested.isoformat(), str(halt_path(settings.data_dir)))
-    path = state_path or state_file(settings.data_dir)
+    path = state_path or venue.state_path(settings.data_dir)
     state, baseline, writable = _load_state(path, report)
     stamp = base36(int(requested.timestamp() * 1000))
     flattener: _Flattener | None = None

@@ -67,7 +67,7 @@ class Actions:
         self.settings = settings
         self.view, self.inbox = view, inbox
         self.venue = view.venue if view is not None else venue or venue_for(settings.exchange)
-        self.state_path = state_path or settings.data_dir / "live" / "state.json"
+        self.state_path = state_path or self.venue.state_path(settings.data_dir)
         self.store = Store(settings.db_path)
 
     @property

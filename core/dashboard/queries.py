@@ -13,10 +13,12 @@ from core.store.dashboard import read_snapshot
 
 
 def read_database(path: Path, *, session_id: str | None = None, config_hash: str | None = None,
-                  lock_timeout_s: float = 0.5) -> dict[str, Any]:
+                  lock_timeout_s: float = 0.5, evidence: bool = True) -> dict[str, Any]:
     """Everything the page shows from the database. ``session_id``/``config_hash`` are the running session's;
-    without them the latest live session's are used (the offline dashboard)."""
-    return read_snapshot(path, session_id=session_id, config_hash=config_hash, lock_timeout_s=lock_timeout_s)
+    without them the latest live session's are used (the offline dashboard). ``evidence`` False: a rehearsal
+    network's sessions only (R9.7)."""
+    return read_snapshot(path, session_id=session_id, config_hash=config_hash, lock_timeout_s=lock_timeout_s,
+                         evidence=evidence)
 
 
 __all__ = ["read_database"]

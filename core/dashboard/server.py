@@ -41,8 +41,9 @@ class OfflineDashboard:
 
         Store(settings.db_path).schema_version()  # creates/migrates the file before the first read
         self.settings = settings
-        self.hub = DashboardHub(settings, state_path=state_path)
         venue = venue or venue_for(settings.exchange)
+        state_path = state_path or venue.state_path(settings.data_dir)
+        self.hub = DashboardHub(settings, state_path=state_path)
         self.actions = Actions(settings, venue=venue, state_path=state_path)
         self.guard = LoginGuard(settings.dashboard.lockout_after, settings.dashboard.lockout_s,
                                 self.actions.on_lockout)

@@ -30,6 +30,7 @@ from core.redact import redact_value
 from core.risk.breakers import CircuitBreakers
 from core.state.halt import read_halt
 from core.state.live import load_state
+from core.venue import venue_for
 
 if TYPE_CHECKING:
     from core.view import SessionView
@@ -44,7 +45,8 @@ class SnapshotBuilder:
                  state_path: Path | None = None) -> None:
         self.settings = settings
         self.view = view
-        self.state_path = state_path or settings.data_dir / "live" / "state.json"
+        self.venue = view.venue if view is not None else venue_for(settings.exchange)
+        self.state_path = state_path or self.venue.state_path(settings.data_dir)
 
     # --- the halves ------------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -62,7 +64,7 @@ class SnapshotBuilder:
     def database(self) -> dict[str, Any]:
         view = self.view
         return read_database(self.settings.db_path, session_id=view.session_id if view else None,
-                             config_hash=view.config_hash if view else None)
+                             config_hash=view.config_hash if view else None, evidence=self.venue.live_evidence)
 
     # --- together ----------------------------------------------------------------------------------------------
     def build(self, status: dict[str, Any], db: dict[str, Any] | None) -> dict[str, Any]:

@@ -83,7 +83,9 @@ def translate(exc: Exception, what: str) -> ExchangeError:
     import ccxt
 
     text = redact(f"{what}: {type(exc).__name__}: {exc}")[:500]
-    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
+    # -2015 is the key's permissions or IP (errors.md); ccxt reads it after a first success as a temporary ban
+    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended) or (
+            '"code":-2015' in text):
         return AuthenticationError(text)
     if isinstance(exc, ccxt.OrderNotFound):
         return OrderNotFound(text)
@@ -132,8 +134,8 @@ class CcxtBroker:
         self._wait_budget(what)
         try:
             return self._call_once(what, fn, *args, **kwargs)
-        except ClockOutOfSync:
-            self._resync_clock()  # -1021: measure the offset to the server's clock, then once more
+        except ClockOutOfSync:  # -1021: refused unprocessed; measure the offset to the server's clock, once more
+            self.sync_clock()
             return self._call_once(what, fn, *args, **kwargs)
 
     def _call_once(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -160,7 +162,8 @@ class CcxtBroker:
             if backoff is not None and isinstance(error, ExchangeUnavailable):
                 error = RateLimited(str(error), backoff.until, backoff.banned)
             failed = str(error)
-            if self.on_error is not None and isinstance(error, ExchangeUnavailable | AuthenticationError):
+            if (self.on_error is not None and isinstance(error, ExchangeUnavailable | AuthenticationError)
+                    and not isinstance(error, ClockOutOfSync)):  # resynchronised and sent again, not a fault
                 self.on_error(f"{what}: {type(exc).__name__}")
             raise error from exc
         finally:
@@ -185,15 +188,28 @@ class CcxtBroker:
                          + (f" ({'IP ban' if backoff.banned else 'Retry-After'}: {backoff.reason})" if backoff else ""))
         time.sleep(wait)
 
-    def _resync_clock(self) -> None:
+    @property
+    def clock_offset_ms(self) -> int:
+        """Local clock minus the exchange's, as last measured (ccxt signs with local time minus this)."""
+        options = getattr(self.client, "options", None)
+        return int(options.get("timeDifference") or 0) if isinstance(options, dict) else 0
+
+    def sync_clock(self) -> int | None:
+        """Measure the offset to the exchange's clock (GET /api/v3/time, weight 1); signed requests use it from
+        now on. Returns the new offset in ms, or None when the exchange did not answer or asked us to back off (the
+        old offset stays)."""
+        if self.budget.wait_s("fetch_time") > 0:  # a request during a ban extends it
+            return None
         try:
             with self._lock:
-                offset = self.client.load_time_difference()
+                offset = int(self.client.load_time_difference())
                 if isinstance(getattr(self.client, "options", None), dict):
                     self.client.options["adjustForTimeDifference"] = True
-            log.warning("clock resynchronised with the exchange: offset %s ms", offset)
         except Exception as exc:  # the next call tells whether it worked
             log.warning("clock resynchronisation failed: %s", redact(str(exc))[:200])
+            return None
+        log.info("clock offset to the exchange: %+d ms", offset)
+        return offset
 
     def swap_credentials(self, api_key: str, secret: str) -> None:
         """Put a new key pair on the client atomically, between two requests (R8.3): a request signed with the
@@ -260,7 +276,8 @@ class CcxtBroker:
             bar.working.remove(order)
             self.notices.append(_problem(EventCode.ORDER_REJECTED, order, ts, exc))
             return
-        except (RateLimited, ExchangeBusy) as exc:  # not sent, or refused unprocessed (-1008): it does not exist
+        except (RateLimited, ExchangeBusy, ClockOutOfSync) as exc:  # not sent, or refused unprocessed (-1008,
+            # -1021 even after the resynchronisation): it does not exist
             order.apply(OrderStatus.REJECTED, ts)
             bar.working.remove(order)
             self.notices.append(_problem(EventCode.ORDER_NOT_SENT, order, ts, exc))

@@ -45,8 +45,10 @@ def rewrite_api_hosts(exchange: Any, base_url: str) -> None:
 
 
 def make_binance(*, base_url: str | None = None, api_key: str | None = None, secret: str | None = None,
-                 timeout_ms: int = 10_000, **kw: Any) -> Any:
-    """A ``ccxt.binance`` client; ``base_url`` (e.g. http://127.0.0.1:8765) points it at a sandbox.
+                 timeout_ms: int = 10_000, network: str = "", **kw: Any) -> Any:
+    """A ``ccxt.binance`` client; ``base_url`` (e.g. http://127.0.0.1:8765) points it at a sandbox; ``network``
+    "demo" puts it in ccxt's Demo Mode (demo-api.binance.com), "testnet" in its sandbox mode (the Spot Testnet,
+    testnet.binance.vision).
 
     ``kw`` goes to the ccxt constructor (e.g. ``enableRateLimit=False``); ``options`` in it are merged over
     SPOT_ONLY_OPTIONS. Verbose mode prints every request with its headers: refused with keys (R8.2)."""
@@ -62,6 +64,14 @@ def make_binance(*, base_url: str | None = None, api_key: str | None = None, sec
         config["secret"] = secret
     client = ccxt.binance(config)
     client.verbose = False
+    if network and base_url:
+        raise ConfigError("a client goes either to Binance's demo/testnet network or to a sandbox URL, not both")
+    if network == "demo":
+        client.enable_demo_trading(True)
+    elif network == "testnet":
+        client.set_sandbox_mode(True)
+    elif network:
+        raise ConfigError(f"unknown Binance network {network!r}; use 'demo' or 'testnet'")
     if base_url:
         rewrite_api_hosts(client, base_url)
     return client

@@ -1,33 +1,49 @@
-"""Preflight: every check a live session must pass before it may trade, all reported together (R1.5, R2.2, R2.5).
+"""Preflight: every check a live session must pass before it may trade, all reported together (R1.5, R2.2, R2.5,
+R9.8).
 
 A recent passed gate for this exact config hash; no HALT flag; approved added symbols; credentials present and
-accepted by a signed read; the exchange answering with a clock close to ours; markets and filters loaded.
+accepted by a signed read; the exchange answering with a clock within ``live.max_clock_skew_ms`` of ours (either
+way: Binance rejects a request 1,000 ms ahead of its time, and our candle and day boundaries are wall-clock ones);
+markets and filters loaded; the key allowed to trade and not to withdraw; the account's fees no higher than the
+gate assumed (``core.live.account_check``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.config import Settings
 from core.domain import Instrument
 from core.errors import AuthenticationError, ExchangeError, RampartError
+from core.events import AccountChecked
 from core.execution.ccxt_broker import CcxtBroker
 from core.gate import check_go_live
+from core.live.account_check import check_account
 from core.scaling.symbols import unapproved_symbols
 from core.security.credentials import Credentials
 from core.state.halt import read_halt
 from core.store import Store
+from core.venue import Venue
 
 
 class PreflightFailed(RampartError):
     """Live trading refused to start; the message lists every failed check and what to do."""
 
 
-def preflight(settings: Settings, broker: CcxtBroker, store: Store, config_hash: str,
-              credentials: Credentials | None, credentials_problem: str | None,
-              max_clock_skew_ms: int) -> dict[str, Instrument]:
-    """The exchange's instrument rules for the traded symbols; PreflightFailed naming each failed check."""
+@dataclass(frozen=True)
+class Cleared:
+    """What a passed preflight found: the instruments' rules, the account's facts and the clock's offset."""
+
+    instruments: dict[str, Instrument]
+    account: AccountChecked | None
+    skew_ms: int
+
+
+def preflight(settings: Settings, venue: Venue, broker: CcxtBroker, store: Store, config_hash: str,
+              credentials: Credentials | None, credentials_problem: str | None) -> Cleared:
+    """Every check before trading; PreflightFailed naming each failed check and what to do about it."""
     failures: list[str] = []
     halt = read_halt(settings.data_dir)
     if halt is not None:
@@ -43,23 +59,46 @@ def preflight(settings: Settings, broker: CcxtBroker, store: Store, config_hash:
     if credentials is None:
         failures.append(f"NO_CREDENTIALS: {credentials_problem or 'set RAMPART_API_KEY and RAMPART_API_SECRET'}")
     instruments: dict[str, Instrument] = {}
-    client = broker.client
+    account: AccountChecked | None = None
+    skew = 0
     try:
-        server = broker.read("fetch_time", client.fetch_time)
-        skew = int(server) - int(time.time() * 1000)
-        if abs(skew) > max_clock_skew_ms:
-            failures.append(f"CLOCK_SKEW: local clock is {skew} ms off the exchange's; sync it (chrony/ntp)")
+        skew = clock_skew_ms(broker)
+        limit = settings.live.max_clock_skew_ms
+        if abs(skew) >= limit:
+            failures.append(skew_problem(skew, limit))
         instruments = broker.instruments(list(settings.market.symbols))
         if credentials is not None:
-            broker.read("fetch_balance", client.fetch_balance)  # a signed read proves the keys
+            found = check_account(settings, venue, broker, instruments)
+            failures.extend(found.failures)
+            account = found.event(venue, skew)
     except AuthenticationError as exc:
         failures.append(f"CREDENTIALS_REFUSED: the exchange refused the API key or secret ({exc}); "
-                        "check RAMPART_API_KEY / RAMPART_API_SECRET")
+                        "check RAMPART_API_KEY / RAMPART_API_SECRET, the key's IP whitelist and that it belongs to "
+                        f"{venue.name}")
     except ExchangeError as exc:
         failures.append(f"EXCHANGE_UNREACHABLE: {exc}")
     if failures:
         raise PreflightFailed("live trading refused: " + "; ".join(failures))
-    return instruments
+    return Cleared(instruments, account, skew)
 
 
-__all__ = ["PreflightFailed", "preflight"]
+def clock_skew_ms(broker: CcxtBroker) -> int:
+    """The exchange's clock minus ours, in ms, measured against the middle of the request."""
+    before = time.time()
+    server = broker.read("fetch_time", broker.client.fetch_time)
+    after = time.time()
+    return int(server) - int((before + after) / 2 * 1000)
+
+
+def skew_problem(skew: int, limit: int) -> str:
+    """The CLOCK_SKEW failure, saying which way the clock is off and what that does."""
+    if skew < 0:
+        where = (f"the local clock is {-skew} ms ahead of the exchange's: Binance rejects requests 1,000 ms or more "
+                 "ahead of its time (-1021)")
+    else:
+        where = (f"the local clock is {skew} ms behind the exchange's: candles and the trading day would start "
+                 "late, and requests older than recvWindow are rejected")
+    return f"CLOCK_SKEW: {where} (limit {limit} ms); sync the clock (chrony or ntp, e.g. `chronyc makestep`)"
+
+
+__all__ = ["Cleared", "PreflightFailed", "clock_skew_ms", "preflight", "skew_problem"]

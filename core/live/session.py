@@ -26,7 +26,7 @@ from core.config.ladder import rung
 from core.domain import Instrument, Mode, OrderTag, TradingState
 from core.engine import Engine
 from core.errors import ExchangeError, RampartError, RateLimited, TradingHalted
-from core.events import Event, EventCode, Problem, SessionStarted, SessionStopped
+from core.events import AccountChecked, ClockResynced, Event, EventCode, Problem, SessionStarted, SessionStopped
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.live.feed import ExchangeFeed
 from core.live.inbox import Inbox
@@ -50,6 +50,7 @@ log = logging.getLogger("rampart.live")
 
 MAX_WINDOW = 999  # Binance serves at most 1,000 klines a request: the window plus the forming candle
 STARTUP_WAIT_S = 65.0  # preflight and start wait out a 429's Retry-After (a weight window is a minute)
+CLOCK_NEWS_MS = 250  # a resynchronisation that moves the offset this much or more is recorded
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ class LiveOptions:
     duration_s: float | None = None
     max_bars: int | None = None
     reconcile_every: int = 50
-    max_clock_skew_ms: int = 2_000
     control_port: int | None = None  # serve the control API on 127.0.0.1 (0 = a free port); None = off
     order_poll_s: float | None = None  # between bars, order state is refreshed this often (None: settings.live)
 
@@ -86,7 +86,7 @@ class LiveSession:
         self.broker = broker
         self.keys = keys  # the credentials in use (key rotation swaps them)
         self.store = store or Store(settings.db_path)
-        self.state_path = state_path or settings.data_dir / "live" / "state.json"  # one file per account
+        self.state_path = state_path or venue.state_path(settings.data_dir)  # one file per account
         self.chash = config_hash(settings)
         self.session_id = new_session_id()
         self.symbols = list(settings.market.symbols)
@@ -104,7 +104,10 @@ class LiveSession:
         self.control: Any = None  # the control API/dashboard server the composition root serves for it
         self.view = LiveView(self)
         self.protector: Protector | None = None
+        self.monotonic: Callable[[], float] = time.monotonic  # the between-bar timers' clock (tests drive it)
         self._orders_at = 0.0  # when order state was last refreshed (monotonic)
+        self._clock_at = 0.0  # when the clock's offset to the exchange was last measured (monotonic)
+        self.account: AccountChecked | None = None  # what preflight found on the account (R9.8)
         self._backoff_said = 0.0  # the back-off last reported (its end): said once, not at every poll
         # for status(): exchange connectivity (last good call, last failure) and when the last new bar came
         self.connectivity: dict[str, Any] = {"last_ok_at": None, "last_error_at": None, "last_error": None}
@@ -126,12 +129,16 @@ class LiveSession:
         """Every check before trading; raises PreflightFailed naming each failure. A short back-off the exchange
         asks for (429 Retry-After) is waited out here; in the loop it is a poll skipped."""
         self.broker.wait_limited_s = STARTUP_WAIT_S
-        return preflight(self.settings, self.broker, self.store, self.chash, self.keys.credentials,
-                         self.keys.problem, self.options.max_clock_skew_ms)
+        cleared = preflight(self.settings, self.venue, self.broker, self.store, self.chash, self.keys.credentials,
+                            self.keys.problem)
+        self.account = cleared.account
+        return cleared.instruments
 
     def start(self, instruments: dict[str, Instrument]) -> None:
         """Open the session, reconcile with the exchange before any order, restore positions and stops."""
         self.state = self.recorder.state = load_state(self.state_path)
+        self.broker.sync_clock()  # signed requests carry the exchange's time from the first one on (R9.8)
+        self._clock_at = self.monotonic()
         first_start = self.state.session_id is None
         if first_start:  # holdings already on the account are not Rampart's to manage
             totals = self.broker.read("fetch_balance", self.broker.client.fetch_balance).get("total", {})
@@ -166,6 +173,8 @@ class LiveSession:
             restart=not first_start, previous_session=self.state.session_id,
             risk_per_trade=engine.risk.config.risk_per_trade, exposure_cap=engine.risk.config.exposure_cap,
             state=engine.risk.state.value)))
+        if self.account is not None:
+            engine.emit(Event.of(EventCode.ACCOUNT_CHECKED, self.account))
         self.state.session_id = self.session_id
         self.broker.wait_limited_s = 0.0  # from here on a back-off skips polls: the loop stays responsive
         self._flush()
@@ -229,6 +238,7 @@ class LiveSession:
         """One poll: when a new closed bar is there, run it through the engine and flush. True if traded."""
         if self.engine is None or self.feed is None:
             raise RampartError("start() the session before stepping it")
+        self._sync_clock()
         try:
             sets = self.feed.poll()
         except RateLimited as exc:  # nothing was sent: said once per back-off, not at every poll
@@ -266,20 +276,34 @@ class LiveSession:
         protected (R9.3, R9.6). True when anything new was recorded."""
         engine = self.engine
         poll = self.options.order_poll_s if self.options.order_poll_s is not None else self.settings.live.order_poll_s
-        if engine is None or time.monotonic() - self._orders_at < poll:
+        if engine is None or self.monotonic() - self._orders_at < poll:
             return False
         if not any(b.working or b.position is not None for b in engine.books):
             return False
         before = (len(engine.result.fills), len(engine.result.events), len(engine.result.orders))
         try:
             engine.collect_fills()
+            if len(engine.result.fills) != before[0]:
+                engine.mark_live()  # a stop's fill reaches the loss limits now, not at the next bar (R9.6)
             self._protect()
         except TradingHalted:
             return False
         return (len(engine.result.fills), len(engine.result.events), len(engine.result.orders)) != before
 
+    def _sync_clock(self) -> None:
+        """Every ``live.clock_sync_s``: measure the offset to the exchange's clock again, so a clock that drifts
+        mid-session never makes an order fail (a -1021 answer also resynchronises at once)."""
+        engine = self.engine
+        if engine is None or self.monotonic() - self._clock_at < self.settings.live.clock_sync_s:
+            return
+        self._clock_at = self.monotonic()
+        before = self.broker.clock_offset_ms
+        offset = self.broker.sync_clock()
+        if offset is not None and abs(offset - before) >= CLOCK_NEWS_MS:
+            engine.emit(Event.of(EventCode.CLOCK_RESYNCED, ClockResynced(offset_ms=offset, previous_ms=before)))
+
     def _protect(self) -> None:
-        self._orders_at = time.monotonic()
+        self._orders_at = self.monotonic()
         engine = self.engine
         if engine is None or self.protector is None or self._check_halt():
             return
@@ -294,7 +318,7 @@ class LiveSession:
             return {"session_id": self.session_id, "started": False}
         risk = engine.risk
         marks = {b.symbol: b.close[-1] for b in engine.books if b.close}
-        equity = engine.result.equity[-1] if engine.result.equity else engine.portfolio.cash
+        equity = engine.portfolio.equity(marks)  # now: a fill between two bars shows at once (R9.6)
         return {
             "session_id": self.session_id, "mode": "live", "exchange": self.venue.name,
             "state": risk.state.value, "rung": self.state.rung + 1, "risk_per_trade": risk.risk_per_trade,

@@ -177,7 +177,8 @@ class AlertMonitor:
 
     def _performance(self) -> None:
         chash = self.view.config_hash
-        trades = trading_repo.latest_live_trades(self.store, chash, self.perf.window).reverse()
+        trades = trading_repo.latest_live_trades(self.store, chash, self.perf.window,
+                                                 self.view.venue.live_evidence).reverse()
         gate = trading_repo.latest_passed_gate(self.store, chash)
         baseline = None
         if gate.height:

@@ -7,14 +7,17 @@
         server.exchange.advance(60_000)               # manual clock: move the market a minute
         server.stats()["auth_calls"]                  # authenticated calls per API key
 
+    SandboxConfig(api_keys={"ro": "s1", "rw": "s2"},   # per-key permissions, as Binance's API Management sets
+                  key_permissions={"ro": KeyPermissions(trading=False)})  # TRADE endpoints -> 401 -2015
+
 Modules: config (settings), market (price path and clock), quotes (book, klines, tickers, average price),
 symbols (filters, exchangeInfo), order_params / orders / matching / exchange / account_api (the matching
 engine, commissions, self-trade prevention and the signed endpoints, no HTTP), auth (signatures, recvWindow,
-weights, counters), limits (429 Retry-After, 418 bans, the request log), faults (random faults and one-shot
-injections), app / private / control (HTTP), service (one running sandbox), server / cli (serving it),
-client (ccxt).
-Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades), test orders'
-computeCommissionRates, referencePrice/executionRules, order-count limits (ORDERS, X-MBX-ORDER-COUNT),
+weights, key permissions, counters), limits (429 Retry-After, 418 bans, the request log), faults (random faults
+and one-shot injections), app / private / sapi / control (HTTP; sapi: GET /sapi/v1/account/apiRestrictions),
+service (one running sandbox), server / cli (serving it), client (ccxt).
+Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades), other SAPI
+(wallet) routes, referencePrice/executionRules, order-count limits (ORDERS, X-MBX-ORDER-COUNT),
 userDataStream/WebSocket, and Ed25519/RSA keys (HMAC only).
 """
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:  # the real types for type checkers; at runtime __getattr__ im
     from core.sandbox.app import create_app
     from core.sandbox.binance_errors import BinanceError
     from core.sandbox.client import SPOT_ONLY_OPTIONS, ccxt_client, rewrite_api_hosts
-    from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
+    from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, KeyPermissions, SandboxConfig
     from core.sandbox.exchange import SandboxExchange
     from core.sandbox.faults import FaultConfig, FaultInjector, parse_faults
     from core.sandbox.market import Market
@@ -43,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "rewrite_api_hosts": "core.sandbox.client",
     "DEMO_API_KEY": "core.sandbox.config",
     "DEMO_API_SECRET": "core.sandbox.config",
+    "KeyPermissions": "core.sandbox.config",
     "SandboxConfig": "core.sandbox.config",
     "SandboxExchange": "core.sandbox.exchange",
     "FaultConfig": "core.sandbox.faults",
@@ -60,6 +64,7 @@ __all__ = [
     "BinanceError",
     "FaultConfig",
     "FaultInjector",
+    "KeyPermissions",
     "Market",
     "SandboxConfig",
     "SandboxExchange",

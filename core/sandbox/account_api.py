@@ -1,8 +1,8 @@
 """The signed Binance spot endpoints as plain functions: (exchange, account, params) -> Binance JSON.
 
 POST /order is SandboxExchange.place_order; these are the rest: query and cancel an order, cancel all,
-openOrders, allOrders, account, account/commission, myTrades and myPreventedMatches, with Binance's parameter
-rules and error codes.
+openOrders, allOrders, account, account/commission, myTrades and myPreventedMatches, and a test order's commission
+rates, with Binance's parameter rules and error codes.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from typing import Any
 
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import Account
+from core.sandbox.config import KeyPermissions
 from core.sandbox.exchange import BNB, BNB_DISCOUNT, SandboxExchange
 from core.sandbox.order_params import new_client_id
 from core.sandbox.orders import Order
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
+ZERO_RATE = "0.00000000"
 
 
 def int_param(params: dict[str, str], name: str, *, required: bool = False) -> int | None:
@@ -28,6 +30,14 @@ def int_param(params: dict[str, str], name: str, *, required: bool = False) -> i
     if not raw.lstrip("-").isdigit():
         raise be.illegal_chars(name, "^[0-9]{1,20}$")
     return int(raw)
+
+
+def bool_param(params: dict[str, str], name: str) -> bool:
+    """A BOOLEAN parameter: "true" or "false" in any case, absent = false (-1100 otherwise)."""
+    raw = params.get(name, "").lower()
+    if raw not in ("", "true", "false"):
+        raise be.illegal_chars(name, "^(true|false)$")
+    return raw == "true"
 
 
 def limit_param(params: dict[str, str], default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -137,8 +147,14 @@ def my_trades(exchange: SandboxExchange, account: Account, params: dict[str, str
         return [t.json() for t in picked]
 
 
-def account_info(exchange: SandboxExchange, account: Account, params: dict[str, str]) -> dict[str, Any]:
-    """GET /api/v3/account: commissions, permissions and balances (free/locked) as Binance spot."""
+def account_info(exchange: SandboxExchange, account: Account, params: dict[str, str],
+                 permissions: KeyPermissions | None = None) -> dict[str, Any]:
+    """GET /api/v3/account: commissions, permissions and balances (free/locked) as Binance spot.
+
+    ``canTrade`` and ``canWithdraw`` are the account as the calling key sees it: its ``trading`` and
+    ``withdrawals`` permissions (KeyPermissions; the default key trades and cannot withdraw). ``canDeposit`` is
+    always true."""
+    rights = permissions or KeyPermissions()
     with exchange.lock:
         exchange.sync()
         omit = params.get("omitZeroBalances", "false").lower() == "true"
@@ -149,7 +165,7 @@ def account_info(exchange: SandboxExchange, account: Account, params: dict[str, 
             "buyerCommission": 0, "sellerCommission": 0,
             "commissionRates": {"maker": f"{maker:.8f}", "taker": f"{taker:.8f}", "buyer": "0.00000000",
                                 "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "canTrade": rights.trading, "canWithdraw": rights.withdrawals, "canDeposit": True, "brokered": False,
             "requireSelfTradePrevention": False, "preventSor": False, "updateTime": account.update_time,
             "accountType": "SPOT", "balances": account.balances_json(exchange.assets, omit),
             "permissions": ["SPOT"], "uid": _uid(account.id),
@@ -161,17 +177,34 @@ def commission_rates(exchange: SandboxExchange, account: Account, params: dict[s
     no tax or special commission, and the BNB discount, enabled for the account when BNB pays the fees."""
     symbol = symbol_param(exchange, params)
     config = exchange.config
-    zero = "0.00000000"
-    nothing = {"maker": zero, "taker": zero, "buyer": zero, "seller": zero}
+    nothing = {"maker": ZERO_RATE, "taker": ZERO_RATE, "buyer": ZERO_RATE, "seller": ZERO_RATE}
     return {
         "symbol": symbol,
         "standardCommission": {"maker": f"{config.maker_fee:.8f}", "taker": f"{config.taker_fee:.8f}",
-                               "buyer": zero, "seller": zero},
+                               "buyer": ZERO_RATE, "seller": ZERO_RATE},
         "specialCommission": dict(nothing),
         "taxCommission": dict(nothing),
-        "discount": {"enabledForAccount": config.commission == "bnb", "enabledForSymbol": True,
-                     "discountAsset": BNB, "discount": f"{BNB_DISCOUNT:.8f}"},
+        "discount": _discount(exchange),
     }
+
+
+def commission_for_test_order(exchange: SandboxExchange) -> dict[str, Any]:
+    """POST /api/v3/order/test with computeCommissionRates=true (rest-api.md, Test new order): the rates trades
+    from that order would pay, maker and taker (the configured fees; no special or tax commission), and the
+    BNB discount, enabled for the account when BNB pays the fees."""
+    config = exchange.config
+    nothing = {"maker": ZERO_RATE, "taker": ZERO_RATE}
+    return {
+        "standardCommissionForOrder": {"maker": f"{config.maker_fee:.8f}", "taker": f"{config.taker_fee:.8f}"},
+        "specialCommissionForOrder": dict(nothing),
+        "taxCommissionForOrder": dict(nothing),
+        "discount": _discount(exchange),
+    }
+
+
+def _discount(exchange: SandboxExchange) -> dict[str, Any]:
+    return {"enabledForAccount": exchange.config.commission == "bnb", "enabledForSymbol": True,
+            "discountAsset": BNB, "discount": f"{BNB_DISCOUNT:.8f}"}
 
 
 def prevented_matches(exchange: SandboxExchange, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:

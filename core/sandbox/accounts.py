@@ -1,11 +1,13 @@
 """Accounts of the sandbox exchange (balances free/locked, orders, trades) and the API keys that reach them.
 
 An account is named after the API key it was created with; more keys can be added to it (two valid keys
-during a rotation) and revoked. Secrets stay inside the KeyRing: nothing here renders them.
+during a rotation) and revoked. Each key has its KeyPermissions (read, trade, withdraw, IP-restricted) and a
+creation time (wall ms). Secrets stay inside the KeyRing: nothing here renders them.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,6 +15,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.sandbox import binance_errors as be
+from core.sandbox.config import KeyPermissions
 from core.sandbox.orders import Order, Trade
 from core.sandbox.symbols import ZERO, fmt
 
@@ -67,18 +70,33 @@ class Account:
         return rows
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    """One key of the ring: its secret (never in ``repr``), account, permissions and creation time (wall ms)."""
+
+    secret: str = field(repr=False)
+    account: str
+    permissions: KeyPermissions
+    create_time: int
+
+
 class KeyRing:
-    """API key -> (secret, account id). Lookups never expose the secret beyond the signature check."""
+    """API key -> ApiKey (secret, account id, permissions). Lookups never expose the secret beyond the signature
+    check."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[str, str]] = {}
+        self._keys: dict[str, ApiKey] = {}
 
-    def add(self, api_key: str, secret: str, account: str) -> None:
+    def add(self, api_key: str, secret: str, account: str, permissions: KeyPermissions | None = None) -> None:
+        """Add ``api_key`` to ``account``, or replace its secret and permissions (editing the same key keeps its
+        creation time; a new secret is a new key, created now)."""
         if not api_key or not secret or len(api_key) > 128 or any(c.isspace() for c in api_key):
             raise ConfigError("an API key and secret must be non-empty (key: no spaces, at most 128 characters)")
-        if api_key in self._keys and self._keys[api_key][1] != account:
+        old = self._keys.get(api_key)
+        if old is not None and old.account != account:
             raise ConfigError(f"API key {api_key!r} already belongs to another account")
-        self._keys[api_key] = (secret, account)
+        created = old.create_time if old is not None and old.secret == secret else time.time_ns() // 1_000_000
+        self._keys[api_key] = ApiKey(secret, account, permissions or KeyPermissions(), created)
 
     def revoke(self, api_key: str) -> None:
         if api_key not in self._keys:
@@ -87,11 +105,18 @@ class KeyRing:
 
     def secret(self, api_key: str) -> str | None:
         entry = self._keys.get(api_key)
-        return entry[0] if entry else None
+        return entry.secret if entry else None
 
     def account(self, api_key: str) -> str | None:
         entry = self._keys.get(api_key)
-        return entry[1] if entry else None
+        return entry.account if entry else None
+
+    def get(self, api_key: str) -> ApiKey | None:
+        return self._keys.get(api_key)
+
+    def permissions(self, api_key: str) -> KeyPermissions | None:
+        entry = self._keys.get(api_key)
+        return entry.permissions if entry else None
 
     def keys_of(self, account: str) -> list[str]:
-        return [k for k, (_, acct) in self._keys.items() if acct == account]
+        return [k for k, entry in self._keys.items() if entry.account == account]

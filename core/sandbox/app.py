@@ -3,7 +3,8 @@
 Every /api/v3 response carries ``X-MBX-USED-WEIGHT-1M``; over the weight limit a request gets 429 -1003
 with Retry-After, and a request sent before a Retry-After expired gets the IP banned (418, core.sandbox.limits).
 Then one-shot injections and the random faults (core.sandbox.faults) apply, to /api/v3 routes only, never to
-/sandbox control routes. Errors are Binance's ``{"code", "msg"}`` with its HTTP status.
+/sandbox control routes. Errors are Binance's ``{"code", "msg"}`` with its HTTP status. /sapi routes
+(core.sandbox.sapi) are metered on their own SAPI IP weight (``X-SAPI-USED-IP-WEIGHT-1M``), as Binance does.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from core.sandbox import binance_errors as be
 from core.sandbox.account_api import int_param, limit_param, symbol_param
-from core.sandbox.auth import request_weight
+from core.sandbox.auth import SAPI_IP_LIMIT, request_weight
 from core.sandbox.config import SandboxConfig
 from core.sandbox.control import control_router
 from core.sandbox.market import wall_ms
 from core.sandbox.private import private_router
 from core.sandbox.quotes import rolling_window_ms
+from core.sandbox.sapi import sapi_router
 from core.sandbox.service import SandboxService
 from core.sandbox.symbols import exchange_info
 
@@ -62,12 +64,15 @@ def create_app(config: SandboxConfig, service: SandboxService | None = None) -> 
 
     @app.middleware("http")
     async def api_gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/sapi/"):
+            return await _sapi_gate(sandbox, request, call_next)
         if not request.url.path.startswith(API + "/"):
             return await call_next(request)
         return await _gate(sandbox, request, call_next)
 
     _public_routes(app, sandbox)
     app.include_router(private_router(sandbox))
+    app.include_router(sapi_router(sandbox))
     app.include_router(control_router(sandbox))
     return app
 
@@ -97,6 +102,20 @@ async def _request_params(request: Request) -> dict[str, str]:
     params = dict(parse_qsl(raw_body, keep_blank_values=True))
     params.update(parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
     return params
+
+
+async def _sapi_gate(sandbox: SandboxService, request: Request,
+                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """SAPI weight on its own meter: never in the /api/v3 weight or its X-MBX-USED-WEIGHT-1M header."""
+    params = await _request_params(request)
+    weight = request_weight(request.method, request.url.path, params)
+    allowed, used, retry = sandbox.sapi_weights.charge(weight, wall_ms())
+    headers = {"X-SAPI-USED-IP-WEIGHT-1M": str(used)}
+    if not allowed:
+        return _error(be.too_much_weight(SAPI_IP_LIMIT), headers | {"Retry-After": str(retry)})
+    response = await call_next(request)
+    response.headers.update(headers)
+    return response
 
 
 def _too_much_weight(sandbox: SandboxService, headers: dict[str, str], now: int, retry: int) -> Response:

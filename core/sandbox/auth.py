@@ -6,8 +6,10 @@
   rest-api.md's General API Information allows) must satisfy Timing security's rule
   ``timestamp < serverTime + 1000 and serverTime - timestamp <= recvWindow`` (recvWindow default 5000 ms, at
   most ``recv_window_max``), else -1021; ``serverTime`` is the wall clock plus the control route's clock skew.
+- Permissions (rest-api.md, Request Security): a TRADE endpoint needs a key with ``trading``, a USER_DATA one a key
+  with ``reading`` (core.sandbox.config.KeyPermissions); otherwise -2015, HTTP 401, counted as an auth failure.
 - Request weight per minute (wall clock) for all /api/v3 requests, with Binance's weights; over the limit
-  -> 429 -1003 with Retry-After.
+  -> 429 -1003 with Retry-After. SAPI (/sapi/...) weight is metered apart, as Binance does (SAPI_WEIGHTS).
 - Counters: authenticated calls and failed authentications per API key, failures by error code.
 Secrets are only used to compute the HMAC; they never reach a counter, a log or a response.
 """
@@ -19,7 +21,7 @@ import hmac
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import KeyRing
@@ -42,8 +44,20 @@ NO_SYMBOL_WEIGHTS: dict[str, tuple[int, int]] = {  # path -> (with symbol, witho
 }
 
 
+# SAPI endpoints have their own IP weight per minute on Binance (the wallet docs: apiRestrictions "Request
+# Weight(IP) 1"), reported in X-SAPI-USED-IP-WEIGHT-1M and not in the /api/v3 X-MBX-USED-WEIGHT-1M.
+SAPI_WEIGHTS: dict[tuple[str, str], int] = {("GET", "/sapi/v1/account/apiRestrictions"): 1}
+SAPI_IP_LIMIT = 12_000  # Binance's SAPI IP weight per minute
+Security = Literal["USER_DATA", "TRADE"]
+
+
 def request_weight(method: str, path: str, params: dict[str, str]) -> int:
-    """Binance's weight of one request (depth by limit; tickers and openOrders by symbol)."""
+    """Binance's weight of one request (depth by limit; tickers and openOrders by symbol; a test order 20 with
+    computeCommissionRates)."""
+    if path.startswith("/sapi/"):
+        return SAPI_WEIGHTS.get((method, path), 1)
+    if path == "/api/v3/order/test":
+        return 20 if params.get("computeCommissionRates", "").lower() == "true" else 1
     if path == "/api/v3/depth":
         limit = int(params["limit"]) if params.get("limit", "").isdigit() else 100
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
@@ -130,8 +144,9 @@ class Authenticator:
         return error
 
     def verify(self, api_key: str | None, raw_query: str, raw_body: str, params: dict[str, str],
-               server_ms: int) -> str:
-        """The API key when the request is properly signed and fresh; else the BinanceError to return."""
+               server_ms: int, security: Security = "USER_DATA") -> str:
+        """The API key when the request is properly signed and fresh and the key's permissions admit the endpoint's
+        ``security`` type; else the BinanceError to return."""
         key = api_key or ""
         secret = self.keys.secret(key) if key else None
         if secret is None:
@@ -145,6 +160,9 @@ class Authenticator:
         if not hmac.compare_digest(expected, signature.lower()):
             raise self._fail(key, be.bad_signature())
         self._check_time(key, params, server_ms)
+        permissions = self.keys.permissions(key)
+        if permissions is None or not (permissions.trading if security == "TRADE" else permissions.reading):
+            raise self._fail(key, be.bad_api_key())
         with self._lock:
             self.stats.calls[key] += 1
         return key

@@ -1,6 +1,8 @@
 """SandboxConfig: every setting of the sandbox exchange, validated once (ConfigError names what to fix).
 
 Secrets: ``api_keys`` maps API key -> secret. The secrets never appear in ``repr`` or in any response.
+``key_permissions`` maps API key -> KeyPermissions (what Binance's API Management page sets per key); a key not
+named there reads and trades spot, cannot withdraw and is IP-restricted (KeyPermissions()).
 The demo key/secret below are public, documented defaults for local rehearsal only (they unlock nothing
 anywhere but this sandbox); override them with RAMPART_SANDBOX__API_KEY / RAMPART_SANDBOX__API_SECRET.
 """
@@ -25,6 +27,28 @@ Source = str | Path | CandleSet
 Clock = Literal["realtime", "manual"]
 Commission = Literal["base", "bnb", "quote"]
 MAX_BAN_S = 3 * 86_400  # Binance: IP bans scale "from 2 minutes to 3 days" (rest-api.md, IP Limits)
+
+
+@dataclass(frozen=True)
+class KeyPermissions:
+    """What one API key may do, as GET /sapi/v1/account/apiRestrictions reports it.
+
+    ``reading`` (enableReading) admits the USER_DATA endpoints, ``trading`` (enableSpotAndMarginTrading) the TRADE
+    ones (rest-api.md, Request Security: new, test and cancel orders); a refused call answers 401 -2015.
+    ``withdrawals`` and ``ip_restrict`` are only reported (the sandbox serves no withdrawals and every client is
+    local). Binance itself enables withdrawals only on IP-restricted keys; the sandbox does not enforce that, so
+    a preflight can be shown any combination.
+    """
+
+    reading: bool = True
+    trading: bool = True
+    withdrawals: bool = False
+    ip_restrict: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("reading", "trading", "withdrawals", "ip_restrict"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"key permission {name}={getattr(self, name)!r} must be true or false")
 
 
 def _default_keys() -> dict[str, str]:
@@ -68,6 +92,7 @@ class SandboxConfig:
     taker_fee: float = 0.001
     maker_fee: float = 0.001
     api_keys: Mapping[str, str] = field(default_factory=_default_keys, repr=False)
+    key_permissions: Mapping[str, KeyPermissions] = field(default_factory=dict)  # unnamed keys: KeyPermissions()
     recv_window_max: int = 60_000
     weight_limit: int = 6_000  # request weight per minute, as Binance spot
     spread_bps: float = 1.0  # bid/ask spread around the path price (at least one tick)
@@ -138,6 +163,17 @@ class SandboxConfig:
         for key, secret in self.api_keys.items():
             if not key or not secret or len(key) > 128 or any(c.isspace() for c in key):
                 raise ConfigError("every sandbox API key and secret must be non-empty (keys: no spaces, <= 128)")
+        for key, permissions in self.key_permissions.items():
+            if key not in self.api_keys:
+                raise ConfigError(f"key_permissions names API key {key!r}, which is not in api_keys; "
+                                  f"add it there (with its secret) or drop its permissions entry")
+            if not isinstance(permissions, KeyPermissions):
+                raise ConfigError(f"key_permissions[{key!r}] must be a KeyPermissions, "
+                                  f"not {type(permissions).__name__}")
+
+    def permissions(self, api_key: str) -> KeyPermissions:
+        """The permissions of a configured key (the default when ``key_permissions`` does not name it)."""
+        return self.key_permissions.get(api_key, KeyPermissions())
 
     def sources(self) -> list[Source]:
         """``source`` as a list (a single path, name or CandleSet becomes a one-item list)."""
@@ -151,10 +187,11 @@ class SandboxConfig:
 
     def __repr__(self) -> str:
         keys = ", ".join(f"{k}: ***" for k in self.api_keys)
+        limited = ", ".join(f"{k}: {p}" for k, p in self.key_permissions.items())
         return (
             f"SandboxConfig(host={self.host!r}, port={self.port}, speed={self.speed}, clock={self.clock!r}, "
             f"symbols={self.symbols!r}, commission={self.commission!r}, api_keys={{{keys}}}, "
-            f"faults={self.faults.spec()!r})"
+            f"key_permissions={{{limited}}}, faults={self.faults.spec()!r})"
         )
 
     __str__ = __repr__

@@ -7,7 +7,11 @@ POST /sandbox/advance        {"ms": 60000}                 manual clock only
 POST /sandbox/price          {"symbol": "BTCUSDT", "price": 60000.0}  manual clock only (null: back to candles)
 POST /sandbox/foreign-order  an order placed on an account "by someone else" (not counted as the key's call)
 POST /sandbox/deposit        {"account": KEY, "asset": "USDT", "amount": 100.0}  a balance change from outside
-POST /sandbox/keys           {"api_key", "secret", "account"?}  add a key to an account (rotation overlap)
+POST /sandbox/keys           {"api_key", "secret", "account"?, "trading"?, "withdrawals"?, "ip_restrict"?, "reading"?}
+                             add a key to an account (rotation overlap; default the first configured key's account)
+                             or replace a key's secret and permissions (default true, false, true, true: read and
+                             spot trading, no withdrawals, IP-restricted); answers {"api_key", "account"}, never
+                             the secret (GET /sandbox/state lists each account's key_permissions)
 DELETE /sandbox/keys/{key}   revoke a key
 POST /sandbox/inject         {"method": "POST", "path": "/api/v3/order", "match": {"type": "STOP_LOSS_LIMIT"},
                               "error": "busy", "count": 1, "msg"?, "retry_after"?, "late_ms"?}  the next ``count``
@@ -26,6 +30,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from core.errors import ConfigError
+from core.sandbox.config import KeyPermissions
 from core.sandbox.faults import Injection
 from core.sandbox.order_params import new_client_id
 from core.sandbox.service import SandboxService
@@ -54,9 +59,15 @@ class PriceBody(BaseModel):
 
 
 class KeyBody(BaseModel):
+    """A key to add or replace, with its permissions (core.sandbox.config.KeyPermissions)."""
+
     api_key: str
     secret: str = Field(repr=False)
     account: str | None = None
+    reading: bool = True
+    trading: bool = True
+    withdrawals: bool = False
+    ip_restrict: bool = True
 
 
 class DepositBody(BaseModel):
@@ -164,11 +175,13 @@ def control_router(sandbox: SandboxService) -> APIRouter:
 
     @router.post("/keys")
     async def add_key(body: KeyBody) -> dict[str, Any]:
+        permissions = KeyPermissions(reading=body.reading, trading=body.trading, withdrawals=body.withdrawals,
+                                     ip_restrict=body.ip_restrict)
         try:
-            account = exchange.add_key(body.api_key, body.secret, body.account)
+            account = exchange.add_key(body.api_key, body.secret, body.account, permissions)
         except ConfigError as exc:
             raise _bad(exc) from exc
-        return {"api_key": body.api_key, "account": account}
+        return {"api_key": body.api_key, "account": account}  # the permissions: GET /sandbox/state
 
     @router.post("/inject")
     async def inject(body: InjectBody) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import Account, KeyRing
-from core.sandbox.config import SandboxConfig
+from core.sandbox.config import KeyPermissions, SandboxConfig
 from core.sandbox.market import Market
 from core.sandbox.matching import crossing, pending, update_trail, would_trigger_now
 from core.sandbox.order_params import NewOrder, parse_new_order
@@ -111,7 +111,7 @@ class SandboxExchange:
         self._prevented_ids: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
         for key, secret in config.api_keys.items():
             self._open_account(key)
-            self.keys.add(key, secret, key)
+            self.keys.add(key, secret, key, config.permissions(key))
         self.restart_clock()
 
     # --- accounts and keys ---------------------------------------------------------------------------
@@ -134,11 +134,13 @@ class SandboxExchange:
             raise ConfigError(f"no sandbox account for key {api_key!r}")
         return self.accounts[account_id]
 
-    def add_key(self, api_key: str, secret: str, account: str | None = None) -> str:
-        """Give ``account`` (an account id or one of its keys; default the first account) another key."""
+    def add_key(self, api_key: str, secret: str, account: str | None = None,
+                permissions: KeyPermissions | None = None) -> str:
+        """Give ``account`` (an account id or one of its keys; default the first account) another key, or replace
+        a key's secret and permissions (default: read and trade, no withdrawals)."""
         with self.lock:
             target = self.account_of(account).id if account else next(iter(self.accounts))
-            self.keys.add(api_key, secret, target)
+            self.keys.add(api_key, secret, target, permissions)
             return target
 
     def revoke_key(self, api_key: str) -> None:

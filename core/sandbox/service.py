@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import asdict
 from typing import Any
 
-from core.sandbox.auth import Authenticator, WeightMeter
-from core.sandbox.config import SandboxConfig
+from core.sandbox.auth import SAPI_IP_LIMIT, Authenticator, WeightMeter
+from core.sandbox.config import KeyPermissions, SandboxConfig
 from core.sandbox.exchange import SandboxExchange
 from core.sandbox.faults import FaultInjector
 from core.sandbox.limits import RateLimits
@@ -27,6 +28,7 @@ class SandboxService:
         self.exchange = exchange or SandboxExchange(config)
         self.auth = Authenticator(self.exchange.keys, config.recv_window_max)
         self.weights = WeightMeter(config.weight_limit)
+        self.sapi_weights = WeightMeter(SAPI_IP_LIMIT)  # Binance meters SAPI (/sapi/...) weight apart
         self.faults = FaultInjector(config.faults)
         self.limits = RateLimits(config.ban_s)
         self.clock_skew_ms = 0  # POST /sandbox/clock-skew: the server's time = wall clock + this
@@ -63,6 +65,7 @@ class SandboxService:
                 **self.auth.stats.json(),
                 "orders_placed": dict(self.exchange.orders_placed),
                 "weight_used_1m": self.weights.used,
+                "sapi_weight_used_1m": self.sapi_weights.used,
                 "faults": self.faults.config.spec(),
                 "faults_injected": dict(self.faults.injected),
                 "injected": dict(self.faults.injections_done),
@@ -82,6 +85,8 @@ class SandboxService:
             for account in self.exchange.accounts.values():
                 accounts[account.id] = {
                     "keys": self.exchange.keys.keys_of(account.id),
+                    "key_permissions": {k: asdict(self.exchange.keys.permissions(k) or KeyPermissions())
+                                        for k in self.exchange.keys.keys_of(account.id)},
                     "balances": account.balances_json(self.exchange.assets, omit_zero=False),
                     "open_orders": [o.query_json() for o in account.open_orders()],
                     "orders": len(account.orders),

@@ -19,11 +19,6 @@ def halt_path(data_dir: Path) -> Path:
     return Path(data_dir) / "live" / "HALT"
 
 
-def state_file(data_dir: Path) -> Path:
-    """The live state file of the account (the same default as LiveSession)."""
-    return Path(data_dir) / "live" / "state.json"
-
-
 def write_halt(data_dir: Path, reason: str, who: str, requested_at: datetime | None = None) -> dict[str, Any]:
     """Write the HALT flag atomically (temp file, fsync, rename, fsync of the folder); returns its content."""
     now = datetime.now(UTC)

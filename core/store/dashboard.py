@@ -19,7 +19,7 @@ import duckdb
 
 from core.store.db import unit_of_work
 
-LIVE = "session_id IN (SELECT id FROM sessions WHERE mode = 'live')"
+SESSIONS = "SELECT id FROM sessions WHERE mode = 'live' AND coalesce(live_evidence, true) = {evidence}"
 CURVE_POINTS = 500  # the equity chart is sampled down to about this many points
 DAY_MS = 86_400_000
 RECENT = 25
@@ -32,16 +32,19 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ())
 
 
 def read_snapshot(path: Path, *, session_id: str | None = None, config_hash: str | None = None,
-                  lock_timeout_s: float = 0.5) -> dict[str, Any]:
+                  lock_timeout_s: float = 0.5, evidence: bool = True) -> dict[str, Any]:
     """Everything the page shows from the database file at ``path``, as one dict (times in epoch ms).
-    ``session_id``/``config_hash`` are the running session's; without them the latest live session's are used."""
+    ``session_id``/``config_hash`` are the running session's; without them the latest live session's are used.
+    ``evidence`` False: the rehearsal networks' sessions (R9.7), which never mix with live results."""
+    sessions_sql = SESSIONS.format(evidence="true" if evidence else "false")
+    live = f"session_id IN ({sessions_sql})"
     with unit_of_work(path, what="dashboard snapshot", lock_timeout_s=lock_timeout_s) as conn:
         sessions = _rows(conn, "SELECT id, config_hash, starting_equity, epoch_ms(started_at) AS started_ms, status "
-                               "FROM sessions WHERE mode = 'live' ORDER BY started_at")
+                               f"FROM sessions WHERE id IN ({sessions_sql}) ORDER BY started_at")
         latest = sessions[-1] if sessions else None
         session_id = session_id or (latest["id"] if latest else None)
         config_hash = config_hash or (latest["config_hash"] if latest else None)
-        curve = _curve(conn)
+        curve = _curve(conn, live)
         out: dict[str, Any] = {
             "session_id": session_id,
             "config_hash": config_hash,
@@ -49,58 +52,59 @@ def read_snapshot(path: Path, *, session_id: str | None = None, config_hash: str
             "live_started_ms": sessions[0]["started_ms"] if sessions else None,
             "sessions": len(sessions),
             "realized": _rows(conn, "SELECT count(*) AS trades, coalesce(sum(net_pnl), 0.0) AS net, "
-                                    "coalesce(sum(fees), 0.0) AS fees FROM trades WHERE mode = 'live'")[0],
+                                    f"coalesce(sum(fees), 0.0) AS fees FROM trades WHERE {live}")[0],
             "curve": curve,
-            "last": _last_equity(conn),
+            "last": _last_equity(conn, live),
             "decisions": _rows(conn, f"SELECT epoch_ms(ts) AS ts, symbol, kind, action, code, reason FROM decisions "
-                                     f"WHERE {LIVE} ORDER BY ts DESC, decision_id DESC LIMIT {RECENT}"),
+                                     f"WHERE {live} ORDER BY ts DESC, decision_id DESC LIMIT {RECENT}"),
             "alerts": _rows(conn, f"SELECT epoch_ms(ts) AS ts, rule, severity, code, reason FROM alerts "
                                   f"ORDER BY ts DESC LIMIT {RECENT}"),
             "events": _rows(conn, f"SELECT epoch_ms(ts) AS ts, kind, severity, code, message FROM events "
                                   f"WHERE severity <> 'info' ORDER BY ts DESC LIMIT {RECENT}"),
-            "metrics": _metrics(conn, session_id),
+            "metrics": _metrics(conn, session_id, evidence),
             "gate": _gate(conn, config_hash),
             "orders": {r["status"]: int(r["n"]) for r in _rows(
-                conn, f"SELECT coalesce(status, 'unknown') AS status, count(*) AS n FROM orders WHERE {LIVE} "
+                conn, f"SELECT coalesce(status, 'unknown') AS status, count(*) AS n FROM orders WHERE {live} "
                       "GROUP BY ALL")},
             "errors": int(_rows(conn, "SELECT count(*) AS n FROM events WHERE severity IN ('error', 'critical')")[0]
                           ["n"]),
         }
-        out["sod_equity"] = _start_of_day(conn, out["last"])
+        out["sod_equity"] = _start_of_day(conn, live, out["last"])
     return out
 
 
-def _curve(conn: duckdb.DuckDBPyConnection) -> list[list[float]]:
+def _curve(conn: duckdb.DuckDBPyConnection, live: str) -> list[list[float]]:
     rows = _rows(conn, f"""
         WITH e AS (SELECT epoch_ms(ts) AS t, equity, row_number() OVER (ORDER BY ts) AS rn, count(*) OVER () AS n
-                   FROM equity WHERE {LIVE})
+                   FROM equity WHERE {live})
         SELECT t, equity FROM e WHERE rn % greatest(n // {CURVE_POINTS}, 1) = 0 OR rn = 1 OR rn = n ORDER BY t""")
     return [[int(r["t"]), float(r["equity"])] for r in rows if r["equity"] is not None]
 
 
-def _last_equity(conn: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    rows = _rows(conn, f"SELECT epoch_ms(ts) AS ts, equity, cash, exposure FROM equity WHERE {LIVE} "
+def _last_equity(conn: duckdb.DuckDBPyConnection, live: str) -> dict[str, Any] | None:
+    rows = _rows(conn, f"SELECT epoch_ms(ts) AS ts, equity, cash, exposure FROM equity WHERE {live} "
                        "ORDER BY ts DESC LIMIT 1")
     return rows[0] if rows else None
 
 
-def _start_of_day(conn: duckdb.DuckDBPyConnection, last: dict[str, Any] | None) -> float | None:
+def _start_of_day(conn: duckdb.DuckDBPyConnection, live: str, last: dict[str, Any] | None) -> float | None:
     """Equity at 00:00 UTC of the latest mark's day: the last mark before it, else the day's first (SPEC)."""
     if last is None:
         return None
     midnight = datetime.fromtimestamp(int(last["ts"]) // DAY_MS * DAY_MS / 1000, UTC)
-    before = _rows(conn, f"SELECT equity FROM equity WHERE {LIVE} AND ts < ? ORDER BY ts DESC LIMIT 1", [midnight])
+    before = _rows(conn, f"SELECT equity FROM equity WHERE {live} AND ts < ? ORDER BY ts DESC LIMIT 1", [midnight])
     if before:
         return float(before[0]["equity"])
-    first = _rows(conn, f"SELECT equity FROM equity WHERE {LIVE} AND ts >= ? ORDER BY ts LIMIT 1", [midnight])
+    first = _rows(conn, f"SELECT equity FROM equity WHERE {live} AND ts >= ? ORDER BY ts LIMIT 1", [midnight])
     return float(first[0]["equity"]) if first else None
 
 
-def _metrics(conn: duckdb.DuckDBPyConnection, session_id: str | None) -> dict[str, Any] | None:
-    """The newest 15-minute metrics snapshot (R3.3) for all live trading, or for this session."""
+def _metrics(conn: duckdb.DuckDBPyConnection, session_id: str | None, evidence: bool) -> dict[str, Any] | None:
+    """The newest 15-minute metrics snapshot (R3.3) for all live trading, or for this session (a rehearsal: only
+    its own)."""
     rows = _rows(conn, "SELECT epoch_ms(ts) AS ts, scope, trades, win_rate, profit_factor, max_drawdown, sharpe, "
-                       "sortino, net_pnl FROM metrics_snapshots WHERE scope = 'live' OR scope = ? "
-                       "ORDER BY ts DESC LIMIT 1", [session_id or ""])
+                       "sortino, net_pnl FROM metrics_snapshots WHERE (scope = 'live' AND ?) OR scope = ? "
+                       "ORDER BY ts DESC LIMIT 1", [evidence, session_id or ""])
     return rows[0] if rows else None
 
 

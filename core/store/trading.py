@@ -15,6 +15,11 @@ import polars as pl
 
 from core.store.repository import Store
 
+# Live results are the live sessions that are live evidence: a rehearsal on Binance's demo or testnet network
+# (sessions.live_evidence false, R9.7) never counts in reports, metrics or scaling; older rows (NULL) did trade live.
+EVIDENCE = "coalesce({s}.live_evidence, true)"
+LIVE_IDS = "(SELECT id FROM sessions WHERE mode = 'live' AND coalesce(live_evidence, true))"
+
 # Decisions that created an order carry its client order id: the link from a fill back to its decision.
 _DECISION_SQL = """
 SELECT session_id, ts, symbol, kind, action, code, reason, details,
@@ -31,11 +36,12 @@ WITH day_ids AS (
 )
 SELECT s.*, b.first_bar, b.last_bar, b.bars,
        (SELECT e.equity FROM equity e JOIN sessions p ON p.id = e.session_id
-        WHERE p.mode = 'live' AND e.ts < ? ORDER BY e.ts DESC LIMIT 1) AS prior_equity
+        WHERE p.mode = 'live' AND coalesce(p.live_evidence, true) AND e.ts < ? ORDER BY e.ts DESC LIMIT 1)
+       AS prior_equity
 FROM sessions s
 LEFT JOIN (SELECT session_id, min(ts) AS first_bar, max(ts) AS last_bar, count(*) AS bars FROM equity
            GROUP BY session_id) b ON b.session_id = s.id
-WHERE s.mode = 'live' AND s.id IN (SELECT session_id FROM day_ids)
+WHERE s.mode = 'live' AND coalesce(s.live_evidence, true) AND s.id IN (SELECT session_id FROM day_ids)
 ORDER BY s.started_at
 """
 
@@ -47,8 +53,11 @@ _STORY_ORDER = ("CASE WHEN kind = 'execution' AND json_extract(details, '$.reque
 
 
 def _live_scope(session_id: str | None) -> tuple[str, list[Any]]:
-    """The WHERE clause (on ``sessions s``) for all live sessions, or for one live session."""
-    return ("s.mode = 'live'", []) if session_id is None else ("s.mode = 'live' AND s.id = ?", [session_id])
+    """The WHERE clause (on ``sessions s``) for all live-evidence sessions, or for one live session (a rehearsal's
+    own metrics are its own)."""
+    if session_id is None:
+        return f"s.mode = 'live' AND {EVIDENCE.format(s='s')}", []
+    return "s.mode = 'live' AND s.id = ?", [session_id]
 
 
 def _in_sessions(store: Store, sql: str, ids: Sequence[str], params: Sequence[Any]) -> pl.DataFrame:
@@ -84,7 +93,8 @@ def first_live_starting_equity(store: Store, end: datetime) -> float | None:
     started_at: a replayed sandbox session's bars and wall clock differ), or None."""
     first = store.query("SELECT s.starting_equity FROM sessions s JOIN (SELECT session_id, min(ts) AS first_bar "
                         "FROM equity WHERE ts < ? GROUP BY session_id) b ON b.session_id = s.id WHERE s.mode = "
-                        "'live' AND s.starting_equity IS NOT NULL ORDER BY b.first_bar LIMIT 1", [end])
+                        f"'live' AND {EVIDENCE.format(s='s')} AND s.starting_equity IS NOT NULL "
+                        "ORDER BY b.first_bar LIMIT 1", [end])
     return float(first["starting_equity"][0]) if first.height else None
 
 
@@ -105,13 +115,14 @@ def live_equity(store: Store, session_id: str | None = None) -> pl.DataFrame:
 def live_equity_before(store: Store, end: datetime) -> pl.DataFrame:
     """ts, equity, exposure of every live mark before ``end``, by ts."""
     return store.query("SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
-                       "WHERE s.mode = 'live' AND e.ts < ? ORDER BY e.ts", [end])
+                       f"WHERE s.mode = 'live' AND {EVIDENCE.format(s='s')} AND e.ts < ? ORDER BY e.ts", [end])
 
 
 def live_equity_between(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     """ts, equity, exposure of the live marks in [start, end] (both ends included), by ts."""
     return store.query("SELECT e.ts, e.equity, e.exposure FROM equity e JOIN sessions s ON s.id = e.session_id "
-                       "WHERE s.mode = 'live' AND e.ts >= ? AND e.ts <= ? ORDER BY e.ts", [start, end])
+                       f"WHERE s.mode = 'live' AND {EVIDENCE.format(s='s')} AND e.ts >= ? AND e.ts <= ? ORDER BY e.ts",
+                       [start, end])
 
 
 # --------------------------------------------------------------------- trades
@@ -129,24 +140,25 @@ def live_trades(store: Store, session_id: str | None = None) -> pl.DataFrame:
                        f"ON s.id = t.session_id WHERE {where} ORDER BY t.exit_time, t.trade_id", params)
 
 
-def latest_live_trades(store: Store, config_hash: str, limit: int) -> pl.DataFrame:
-    """trade_id, net_pnl of the ``limit`` latest live trades of sessions with ``config_hash``, newest first."""
+def latest_live_trades(store: Store, config_hash: str, limit: int, evidence: bool = True) -> pl.DataFrame:
+    """trade_id, net_pnl of the ``limit`` latest live trades of sessions with ``config_hash``, newest first
+    (``evidence`` False: of the rehearsal networks' sessions instead)."""
     return store.query(
         "SELECT t.trade_id, t.net_pnl FROM trades t JOIN sessions s ON s.id = t.session_id "
-        "WHERE s.mode = 'live' AND s.config_hash = ? ORDER BY t.exit_time DESC, t.trade_id DESC LIMIT ?",
-        [config_hash, limit])
+        f"WHERE s.mode = 'live' AND {EVIDENCE.format(s='s')} = ? AND s.config_hash = ? "
+        "ORDER BY t.exit_time DESC, t.trade_id DESC LIMIT ?", [evidence, config_hash, limit])
 
 
 def live_trades_before(store: Store, end: datetime) -> pl.DataFrame:
     """net_pnl, fees, exit_time of every live trade closed before ``end``, by exit_time."""
-    return store.query("SELECT net_pnl, fees, exit_time FROM trades WHERE mode = 'live' AND exit_time < ? "
-                       "ORDER BY exit_time", [end])
+    return store.query(f"SELECT net_pnl, fees, exit_time FROM trades WHERE session_id IN {LIVE_IDS} "
+                       "AND exit_time < ? ORDER BY exit_time", [end])
 
 
 def live_trades_between(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     """trade_id, symbol, exit_time, net_pnl, fees of the live trades closed in [start, end], by exit_time."""
-    return store.query("SELECT trade_id, symbol, exit_time, net_pnl, fees FROM trades WHERE mode = 'live' "
-                       "AND exit_time >= ? AND exit_time <= ? ORDER BY exit_time", [start, end])
+    return store.query("SELECT trade_id, symbol, exit_time, net_pnl, fees FROM trades WHERE session_id IN "
+                       f"{LIVE_IDS} AND exit_time >= ? AND exit_time <= ? ORDER BY exit_time", [start, end])
 
 
 def session_trades(store: Store, session_id: str) -> pl.DataFrame:
@@ -196,8 +208,8 @@ def day_events(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     """event_id, session_id, ts, kind, severity, code, message, details of the events in [start, end) of live
     sessions or of no session, by ts."""
     return store.query("SELECT event_id, session_id, ts, kind, severity, code, message, details FROM events "
-                       "WHERE ts >= ? AND ts < ? AND (session_id IS NULL OR session_id IN (SELECT id FROM sessions "
-                       "WHERE mode = 'live')) ORDER BY ts", [start, end])
+                       f"WHERE ts >= ? AND ts < ? AND (session_id IS NULL OR session_id IN {LIVE_IDS}) ORDER BY ts",
+                       [start, end])
 
 
 def wall_clock_events(store: Store, session_ids: Sequence[str]) -> pl.DataFrame:
@@ -216,7 +228,8 @@ def rung_events(store: Store, until: datetime) -> pl.DataFrame:
     events up to ``until``, by ts, event_id."""
     return store.query(
         "SELECT e.ts, e.code, json_extract_string(e.details, '$.to_rung') AS to_rung FROM events e "
-        "JOIN sessions s ON s.id = e.session_id WHERE s.mode = 'live' AND e.code IN ('SESSION_STARTED', "
+        f"JOIN sessions s ON s.id = e.session_id WHERE s.mode = 'live' AND {EVIDENCE.format(s='s')} AND e.code IN ("
+        "'SESSION_STARTED', "
         "'SCALING_APPLIED') AND e.ts <= ? ORDER BY e.ts, e.event_id", [until])
 
 
@@ -226,7 +239,8 @@ def coded_live_events(store: Store, codes: Sequence[str], start: datetime, end: 
     marks = ", ".join("?" for _ in codes) or "NULL"
     return store.query(
         f"SELECT e.ts, e.code, e.message, e.session_id FROM events e LEFT JOIN sessions s ON s.id = e.session_id "
-        f"WHERE e.code IN ({marks}) AND (s.mode = 'live' OR e.session_id IS NULL) AND e.ts >= ? AND e.ts <= ? "
+        f"WHERE e.code IN ({marks}) AND ((s.mode = 'live' AND {EVIDENCE.format(s='s')}) OR e.session_id IS NULL) "
+        "AND e.ts >= ? AND e.ts <= ? "
         "ORDER BY e.ts", [*codes, start, end])
 
 
