@@ -311,6 +311,52 @@ def test_kill_9_mid_session_then_restart_reconciles_before_trading_at_the_first_
         assert held == pytest.approx(balance.get(sym[:3], 0.0), abs=1e-9)
 
 
+@pytest.mark.req("R9.3")
+@pytest.mark.req("R6.4")
+def test_kill_9_between_an_entry_fill_and_its_stop_then_the_restart_places_the_stop_before_anything_else(
+    tmp_path: Path, creds: None
+) -> None:
+    """A real ``kill -9`` in the crash window: the entry has filled, its stop is not on the exchange yet."""
+    settings = live_settings(tmp_path)
+    pass_gate(settings)
+    state_file = settings.data_dir / "live" / "state.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAMPART_RISK__PROTECT_WITHIN_S": "600"}
+    with SandboxServer(sandbox_config(market(seed=23))) as server:
+        busy = {"method": "POST", "path": "/api/v3/order", "error": "busy", "count": 10_000,
+                "match": {"type": "STOP_LOSS_LIMIT"}}  # -1008 to every stop: the window stays open
+        httpx.post(f"{server.url}/sandbox/inject", json=busy).raise_for_status()
+        first = subprocess.Popen(live_cmd(settings, server.url), cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:  # an open position and no stop on the exchange
+                state = json.loads(state_file.read_text()) if state_file.exists() else {}
+                if state.get("positions"):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the first session never opened a position")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        client = server.client(DEMO_API_KEY, DEMO_API_SECRET)
+        held = {s: client.fetch_balance()["total"].get(s[:3], 0.0) for s in settings.market.symbols}
+        assert not [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"]
+        httpx.delete(f"{server.url}/sandbox/inject").raise_for_status()
+        second = subprocess.run(live_cmd(settings, server.url, "--max-bars", "1"), cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+        stops = [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"]
+    assert first.returncode == -signal.SIGKILL
+    assert any(q > 0 for q in held.values()) and stops  # the position survived the kill and got its stop
+    store = Store(settings.db_path)
+    restarted = store.query("select id from sessions where mode = 'live' order by started_at desc limit 1").item()
+    tags = store.query("select tag from orders where session_id = ? and client_order_id not in "
+                       "(select client_order_id from orders where session_id <> ?) order by created_at",
+                       [restarted, restarted])["tag"].to_list()
+    assert tags[:1] == ["stop"], tags  # the first order the restart sent was the stop
+
+
 @pytest.mark.req("R2.1")
 def test_live_session_flow_runs_on_prefect_and_publishes_its_summary(
     tmp_path: Path, creds: None, sandbox: SandboxServer, prefect_harness: None
