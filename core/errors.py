@@ -41,10 +41,12 @@ class DataProblem:
 class DataQualityError(DataError):
     """A batch of candles failed the data-quality suite; ``problems`` names each failed check and row."""
 
-    def __init__(self, problems: list[DataProblem]) -> None:
+    def __init__(self, problems: list[DataProblem], where: str = "") -> None:
         self.problems = list(problems)
+        self.where = where  # e.g. the file and resolution the rows belong to; "" when the caller knows
         lines = "; ".join(str(p) for p in self.problems)
-        super().__init__(f"{len(self.problems)} data-quality problem(s): {lines}")
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{len(self.problems)} data-quality problem(s): {lines}")
 
 
 class StoreError(RampartError):

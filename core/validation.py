@@ -23,7 +23,7 @@ from core.domain import Mode, ms_to_dt
 from core.engine import SessionResult
 from core.errors import ConfigError, DataError, DataProblem
 from core.gate import GateVerdict, evaluate_gate
-from core.market import CandleSet, align, check_candles, generate, load_candles, resample
+from core.market import CandleSet, align, check_candles, generate, load_candles, resample_set
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
 from core.reporting.paper_report import write_paper_report
@@ -80,7 +80,7 @@ def _to_timeframe(cs: CandleSet, tf: str) -> CandleSet:
     if timeframe_ms(cs.timeframe) > timeframe_ms(tf):
         raise ConfigError(f"{cs.symbol} candles are {cs.timeframe}, coarser than the timeframe {tf}; "
                           f"use --timeframe {cs.timeframe} or finer data")
-    return CandleSet(cs.symbol, tf, resample(cs.frame, cs.timeframe, tf))
+    return resample_set(cs, tf)  # checks the source candles first, naming the file's bad rows
 
 
 def _last_days(cs: CandleSet, days: float) -> CandleSet:

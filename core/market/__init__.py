@@ -12,7 +12,7 @@ from core.market.candles import (
 )
 from core.market.quality import CHECKS, check_candles, validate_candles
 from core.market.replay import infer_timeframe, load_candles, parse_file_name
-from core.market.resample import resample
+from core.market.resample import resample, resample_set
 from core.market.synthetic import SyntheticConfig, generate, regime_path
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "parse_file_name",
     "regime_path",
     "resample",
+    "resample_set",
     "symbol_to_ccxt",
     "timeframe_ms",
     "validate_candles",

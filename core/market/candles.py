@@ -165,11 +165,16 @@ def ccxt_to_symbol(symbol: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class CandleSet:
-    """The candles of one symbol at one timeframe (``frame`` follows the module's convention)."""
+    """The candles of one symbol at one timeframe (``frame`` follows the module's convention).
+
+    ``source`` names the file the candles were read from (None for generated or derived candles), so a
+    problem found later can point the operator at the file to fix.
+    """
 
     symbol: str
     timeframe: str
     frame: pl.DataFrame
+    source: str | None = None
 
     def __post_init__(self) -> None:
         timeframe_ms(self.timeframe)

@@ -5,7 +5,7 @@ and suites are built once per process and reused, so repeated validation is chea
 written to disk, no network is used and no progress bar is printed.
 
 Row checks run on derived columns computed in polars first (a bound is null when an input is null),
-so a null/NaN row is reported once, under ``not_null``, and not again by every comparison.
+so a null/NaN/infinite row is reported once, under ``not_null``, and not again by every comparison.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def check_candles(cs: CandleSet) -> list[DataProblem]:
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     rows_by_check = _failed_rows(result)
     return [
-        _problem(check, cs.symbol, sorted(rows_by_check[check]), derived, step_ms)
+        _problem(check, cs.symbol, sorted(rows_by_check[check]), derived, cs.frame, step_ms)
         for check in CHECKS
         if rows_by_check.get(check)
     ]
@@ -87,7 +87,11 @@ def _derive(frame: pl.DataFrame) -> pl.DataFrame:
     bad = [c for c, t in frame.select(CANDLE_COLUMNS).schema.items() if c != "ts" and not t.is_numeric()]
     if not isinstance(frame.schema["ts"], pl.Datetime) or bad:
         raise DataError(f"candle frame has wrong column types ({frame.schema}); pass it through normalize()")
-    floats = frame.select(CANDLE_COLUMNS).with_columns(pl.col(VALUE_COLUMNS).fill_nan(None))
+    # An infinite value is no number a candle can hold: like NaN it becomes null, so not_null names it once.
+    floats = frame.select(CANDLE_COLUMNS).with_columns(
+        pl.when(pl.col(c).is_infinite()).then(None).otherwise(pl.col(c).fill_nan(None)).alias(c)
+        for c in VALUE_COLUMNS
+    )
     any_price_null = pl.any_horizontal(pl.col(PRICE_COLUMNS).is_null())
     high_lt_low = pl.col("high") < pl.col("low")
     return floats.with_columns(
@@ -194,14 +198,15 @@ def _iso(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _problem(check: str, symbol: str, rows: list[int], derived: pl.DataFrame, step_ms: int) -> DataProblem:
+def _problem(check: str, symbol: str, rows: list[int], derived: pl.DataFrame, frame: pl.DataFrame,
+             step_ms: int) -> DataProblem:
     ts = derived.get_column("ts_ms")
     stamps = tuple(_iso(ts[i]) for i in rows)
-    return DataProblem(check, symbol, tuple(rows), stamps, _detail(check, rows, derived, step_ms))
+    return DataProblem(check, symbol, tuple(rows), stamps, _detail(check, rows, derived, frame, step_ms))
 
 
-def _detail(check: str, rows: list[int], derived: pl.DataFrame, step_ms: int) -> str:
-    """A short sentence for the check, with the first few concrete values."""
+def _detail(check: str, rows: list[int], derived: pl.DataFrame, frame: pl.DataFrame, step_ms: int) -> str:
+    """A short sentence for the check, with the first few concrete values (``frame`` holds them as given)."""
     picked = derived[rows[:_SHOWN]]
     many = f" ({len(rows)} rows)" if len(rows) > 1 else ""
     if check == "no_gaps":
@@ -216,18 +221,26 @@ def _detail(check: str, rows: list[int], derived: pl.DataFrame, step_ms: int) ->
     if check == "no_duplicates":
         return f"timestamp appears more than once{many}"
     if check == "not_null":
-        nulls = (
-            derived[rows].select(pl.col("ts_ms").alias("ts"), *VALUE_COLUMNS).null_count().row(0, named=True)
-        )
-        cols = [c for c, n in nulls.items() if n]
-        return f"missing or NaN {', '.join(cols)}{many}"
+        return _not_null_detail(frame[rows]) + many
     if check == "high_ge_open_close":
         return "; ".join(_ohlc(r, _high_fault(r)) for r in picked.iter_rows(named=True)) + many
     if check == "low_le_open_close":
         return "; ".join(_ohlc(r, "low above min(open, close)") for r in picked.iter_rows(named=True)) + many
     if check == "positive_prices":
-        return f"price <= 0{many}"
+        values = [f"{c}={r[c]}" for r in picked.iter_rows(named=True) for c in PRICE_COLUMNS
+                  if r[c] is not None and r[c] <= 0]
+        return f"price <= 0 ({', '.join(values)}){many}"
     return f"negative volume{many}"
+
+
+def _not_null_detail(rows: pl.DataFrame) -> str:
+    """Which columns of the failing rows are missing/NaN and which are infinite."""
+    missing = [c for c in CANDLE_COLUMNS if rows.get_column(c).is_null().any()]
+    missing += [c for c in VALUE_COLUMNS if c not in missing and rows.get_column(c).is_nan().any()]
+    infinite = [c for c in VALUE_COLUMNS if rows.get_column(c).is_infinite().any()]
+    parts = [f"missing or NaN {', '.join(missing)}"] if missing else []
+    parts += [f"infinite {', '.join(infinite)}"] if infinite else []
+    return "; ".join(parts)
 
 
 def _high_fault(row: dict[str, Any]) -> str:

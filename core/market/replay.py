@@ -97,4 +97,4 @@ def load_candles(path: str | Path, symbol: str | None = None, timeframe: str | N
     if timeframe is None:
         # A name like "-7m" is not a timeframe we know: trust the data instead.
         timeframe = name_tf if name_tf in TIMEFRAMES else infer_timeframe(frame)
-    return CandleSet(symbol, timeframe, frame)
+    return CandleSet(symbol, timeframe, frame, source=str(path))

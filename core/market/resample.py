@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
-from core.errors import ConfigError, DataError
-from core.market.candles import CANDLE_COLUMNS, TIMEFRAMES, timeframe_ms
+from core.errors import ConfigError, DataError, DataQualityError
+from core.market.candles import CANDLE_COLUMNS, TIMEFRAMES, CandleSet, timeframe_ms
+from core.market.quality import check_candles
+
+
+def resample_set(cs: CandleSet, to_tf: str) -> CandleSet:
+    """``cs`` rolled up to ``to_tf``, once its own candles pass the quality suite at their own resolution.
+
+    Resampling hides bad source rows: a high below its low is outvoted by the window's other candles, an
+    infinite high becomes the window's high, a duplicate timestamp silently drops the window. So the suite
+    runs on the source candles first, and a DataQualityError names the file, each bad source row (index in
+    the file and timestamp) and its fault. Candles already at ``to_tf`` are returned unchanged: the caller's
+    check of the traded batch covers them.
+    """
+    if cs.timeframe == to_tf:
+        return cs
+    _check_multiple(cs.timeframe, to_tf)  # a bad target is a ConfigError before seconds of checking
+    problems = check_candles(cs)
+    if problems:
+        where = Path(cs.source).name if cs.source else f"{cs.symbol} candles"
+        raise DataQualityError(
+            problems,
+            where=f"{where} ({cs.timeframe} candles, checked before resampling to {to_tf}; fix or re-download "
+            f"the file, rows count from 0)",
+        )
+    return CandleSet(cs.symbol, to_tf, resample(cs.frame, cs.timeframe, to_tf), cs.source)
+
+
+def _check_multiple(from_tf: str, to_tf: str) -> None:
+    from_ms, to_ms = timeframe_ms(from_tf), timeframe_ms(to_tf)
+    if to_ms < from_ms or to_ms % from_ms:
+        allowed = ", ".join(tf for tf, ms in TIMEFRAMES.items() if ms >= from_ms and ms % from_ms == 0)
+        raise ConfigError(
+            f"cannot resample {from_tf} to {to_tf}: the target must be a whole multiple of the source "
+            f"(one of {allowed})"
+        )
 
 
 def resample(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFrame:
@@ -15,13 +51,8 @@ def resample(frame: pl.DataFrame, from_tf: str, to_tf: str) -> pl.DataFrame:
     candles (a gap, or the unfinished last window) is dropped rather than reported with a wrong range.
     Windows are aligned to the epoch as the exchange aligns them (days start at 00:00 UTC).
     """
+    _check_multiple(from_tf, to_tf)
     from_ms, to_ms = timeframe_ms(from_tf), timeframe_ms(to_tf)
-    if to_ms < from_ms or to_ms % from_ms:
-        allowed = ", ".join(tf for tf, ms in TIMEFRAMES.items() if ms >= from_ms and ms % from_ms == 0)
-        raise ConfigError(
-            f"cannot resample {from_tf} to {to_tf}: the target must be a whole multiple of the source "
-            f"(one of {allowed})"
-        )
     missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"cannot resample: frame lacks column(s) {', '.join(missing)}; normalize() it first")
