@@ -12,11 +12,12 @@
 
 Modules: config (settings), market (price path and clock), quotes (book, klines, tickers, average price),
 symbols (filters, exchangeInfo), order_params / orders / matching / exchange / account_api (the matching
-engine, commissions, self-trade prevention and the signed endpoints, no HTTP), auth (signatures, recvWindow,
+engine, commissions, self-trade prevention and the signed endpoints, no HTTP), order_lists / list_desk /
+cancel_replace / list_routes (OTO and OPO order lists, cancelReplace), auth (signatures, recvWindow,
 weights, key permissions, counters), limits (429 Retry-After, 418 bans, the request log), faults (random faults
 and one-shot injections), app / private / sapi / control (HTTP; sapi: GET /sapi/v1/account/apiRestrictions),
 service (one running sandbox), server / cli (serving it), client (ccxt).
-Not served: order lists (OCO/OTO), cancelReplace, amend, SOR, public trades (trades/aggTrades), other SAPI
+Not served: OCO/OTOCO/OPOCO order lists, amend, SOR, public trades (trades/aggTrades), other SAPI
 (wallet) routes, referencePrice/executionRules, order-count limits (ORDERS, X-MBX-ORDER-COUNT),
 userDataStream/WebSocket, and Ed25519/RSA keys (HMAC only).
 """

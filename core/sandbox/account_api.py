@@ -91,17 +91,24 @@ def cancel_order(exchange: SandboxExchange, account: Account, params: dict[str, 
 
 
 def cancel_open_orders(exchange: SandboxExchange, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
-    """DELETE /api/v3/openOrders: every open order of the symbol; -2011 when there is none."""
+    """DELETE /api/v3/openOrders: every open order of the symbol, an order list's as one entry shaped like DELETE
+    /api/v3/orderList's answer (rest-api.md's example); -2011 when there is none."""
     with exchange.lock:
         exchange.sync()
         symbol = symbol_param(exchange, params)
         orders = account.open_orders(symbol)
         if not orders:
             raise be.unknown_order()
+        cancel_id = new_client_id()
         out = []
         for order in orders:
+            if order.order_list_id >= 0:
+                lst = exchange.desk.lists[order.order_list_id]
+                if not lst.done:
+                    out.append(exchange.desk.cancel(account, lst, cancel_id))
+                continue
             now = exchange.cancel(account, order)
-            out.append(order.cancel_json(new_client_id(), now))
+            out.append(order.cancel_json(cancel_id, now))
         return out
 
 

@@ -25,6 +25,7 @@ from core.sandbox.account_api import int_param, limit_param, symbol_param
 from core.sandbox.auth import SAPI_IP_LIMIT, request_weight
 from core.sandbox.config import SandboxConfig
 from core.sandbox.control import control_router
+from core.sandbox.list_routes import order_list_router
 from core.sandbox.market import wall_ms
 from core.sandbox.private import private_router
 from core.sandbox.quotes import rolling_window_ms
@@ -72,6 +73,7 @@ def create_app(config: SandboxConfig, service: SandboxService | None = None) -> 
 
     _public_routes(app, sandbox)
     app.include_router(private_router(sandbox))
+    app.include_router(order_list_router(sandbox))
     app.include_router(sapi_router(sandbox))
     app.include_router(control_router(sandbox))
     return app

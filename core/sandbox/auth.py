@@ -37,6 +37,9 @@ WEIGHTS: dict[tuple[str, str], int] = {
     ("POST", "/api/v3/order"): 1, ("POST", "/api/v3/order/test"): 1, ("GET", "/api/v3/order"): 4,
     ("DELETE", "/api/v3/order"): 1, ("DELETE", "/api/v3/openOrders"): 1, ("GET", "/api/v3/allOrders"): 20,
     ("GET", "/api/v3/account"): 20, ("GET", "/api/v3/myTrades"): 20, ("GET", "/api/v3/account/commission"): 20,
+    ("POST", "/api/v3/orderList/oto"): 1, ("POST", "/api/v3/orderList/opo"): 1,
+    ("POST", "/api/v3/order/cancelReplace"): 1, ("DELETE", "/api/v3/orderList"): 1, ("GET", "/api/v3/orderList"): 4,
+    ("GET", "/api/v3/allOrderList"): 20, ("GET", "/api/v3/openOrderList"): 6,
 }
 NO_SYMBOL_WEIGHTS: dict[str, tuple[int, int]] = {  # path -> (with symbol, without)
     "/api/v3/ticker/24hr": (2, 80), "/api/v3/ticker/price": (2, 4), "/api/v3/ticker/bookTicker": (2, 4),

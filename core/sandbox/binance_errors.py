@@ -6,6 +6,8 @@ same exception class it would for real Binance.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import ExchangeError
 
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
@@ -14,14 +16,18 @@ DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 class BinanceError(ExchangeError):
     """A refusal in Binance's words: ``code`` (e.g. -2010), ``msg`` and the HTTP ``status`` (400 unless said)."""
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400, data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code} {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data  # cancelReplace's -2021/-2022 carry what happened to each half (rest-api.md)
 
-    def body(self) -> dict[str, int | str]:
-        return {"code": self.code, "msg": self.msg}
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "msg": self.msg}
+        if self.data is not None:
+            body["data"] = self.data
+        return body
 
 
 def mandatory(param: str) -> BinanceError:
@@ -50,6 +56,16 @@ def filter_failure(name: str) -> BinanceError:
 
 def order_rejected(msg: str) -> BinanceError:
     return BinanceError(-2010, msg)
+
+
+def unknown_order_list() -> BinanceError:
+    """Cancel of an order list that is unknown or no longer open."""
+    return BinanceError(-2011, "Unknown order list sent.")
+
+
+def no_such_order_list() -> BinanceError:
+    """Query of an order list that does not exist."""
+    return BinanceError(-2013, "Order list does not exist.")
 
 
 def invalid_symbol() -> BinanceError:

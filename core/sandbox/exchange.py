@@ -26,6 +26,9 @@ A symbol that is not TRADING (POST /sandbox/symbol-status) refuses new orders wi
 does not match (nothing trades while it is closed); cancels work. Orders that the late_execution fault delayed
 reach the engine at their market time (``defer_order``), as if they had arrived then.
 
+Order lists (OTO/OPO, core.sandbox.list_desk) are ordinary orders tied by ``order_list_id``: when one ends
+(``_finish``) the desk places, expires or cancels the other.
+
 Matching runs before every request (``sync``) and from a background task, so resting orders fill at the
 right market time even when nobody asks. One re-entrant lock guards all state.
 """
@@ -45,6 +48,7 @@ from core.errors import ConfigError
 from core.sandbox import binance_errors as be
 from core.sandbox.accounts import Account, KeyRing
 from core.sandbox.config import KeyPermissions, SandboxConfig
+from core.sandbox.list_desk import ListDesk
 from core.sandbox.market import Market
 from core.sandbox.matching import crossing, pending, update_trail, would_trigger_now
 from core.sandbox.order_params import NewOrder, parse_new_order
@@ -109,6 +113,7 @@ class SandboxExchange:
         self._arrival_ids = itertools.count(1)
         self.late_orders: list[dict[str, Any]] = []  # every deferred order and what became of it
         self._prevented_ids: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
+        self.desk = ListDesk(self)  # order lists (OTO/OPO): their orders are ordinary orders plus this bookkeeping
         for key, secret in config.api_keys.items():
             self._open_account(key)
             self.keys.add(key, secret, key, config.permissions(key))
@@ -352,7 +357,7 @@ class SandboxExchange:
         else:  # out of the received amount, or from the free BNB
             account.free[fee_asset] -= commission
         trade = Trade(next(self._trade_ids), order.order_id, order.symbol, order.account, price, qty, quote_qty,
-                      commission, fee_asset, t, order.side == "BUY", maker)
+                      commission, fee_asset, t, order.side == "BUY", maker, order.order_list_id)
         order.trades.append(trade)
         account.trades.append(trade)
         order.executed_qty += qty
@@ -380,6 +385,8 @@ class SandboxExchange:
         working = self._working[order.symbol]
         if order in working:
             working.remove(order)
+        if order.order_list_id >= 0:  # what this means for the rest of its order list
+            self.desk.order_done(account, order, t)
 
     # --- self-trade prevention -----------------------------------------------------------------------
     def _take(self, account: Account, order: Order, plan: Plan, t: int, *, limit: Decimal | None) -> list[Trade]:
@@ -522,17 +529,7 @@ class SandboxExchange:
     def _check(self, account: Account, req: NewOrder, spec: SymbolSpec, price: float, now: int) -> None:
         if self.status[req.symbol] != "TRADING":
             raise be.market_closed()
-        reference = spec.round_price(price)
-        if req.takes_limit:
-            check_price(spec, req.price)
-            check_percent_price(spec, req.side, req.price, self.quotes.average_price(req.symbol, now))
-        if req.stop_price > 0:
-            check_price(spec, req.stop_price)
-        if req.quote_qty is not None:
-            check_notional(spec, req.quote_qty, market=True)
-        elif req.quantity is not None:
-            unit = req.price if req.takes_limit else (req.stop_price if req.stop_price > 0 else reference)
-            check_notional(spec, unit * req.quantity, market=req.is_market)
+        self.check_filters(req, spec, price, now)
         open_here = account.open_orders(req.symbol)
         if len(open_here) >= MAX_NUM_ORDERS:
             raise be.filter_failure("MAX_NUM_ORDERS")
@@ -587,6 +584,8 @@ class SandboxExchange:
                 trades = self._take(account, order, plan, now, limit=order.price)
             order.needs_cross = partial is not None and order.is_open
         if order.is_open and req.time_in_force in ("IOC", "FOK"):
+            order.expiry_reason = "UNFILLED_IOC_QUANTITY_EXPIRED" if req.time_in_force == "IOC" else \
+                "UNFILLED_FOK_ORDER_EXPIRED"
             self._finish(account, order, "EXPIRED", now)
         return trades
 
@@ -612,6 +611,22 @@ class SandboxExchange:
             asset, amount = spec.quote, (unit_price * order.orig_qty * (1 + self._lock_rate)).quantize(EIGHT)
         account.lock(asset, amount)
         order.locked_asset, order.locked = asset, amount
+
+    def check_filters(self, req: NewOrder, spec: SymbolSpec, price: float, now: int, *, notional: bool = True) -> None:
+        """The symbol filters on the order's prices and notional (PRICE_FILTER, PERCENT_PRICE_BY_SIDE, NOTIONAL)."""
+        reference = spec.round_price(price)
+        if req.takes_limit:
+            check_price(spec, req.price)
+            check_percent_price(spec, req.side, req.price, self.quotes.average_price(req.symbol, now))
+        if req.stop_price > 0:
+            check_price(spec, req.stop_price)
+        if not notional:
+            return
+        if req.quote_qty is not None:
+            check_notional(spec, req.quote_qty, market=True)
+        elif req.quantity is not None:
+            unit = req.price if req.takes_limit else (req.stop_price if req.stop_price > 0 else reference)
+            check_notional(spec, unit * req.quantity, market=req.is_market)
 
     # --- cancels -------------------------------------------------------------------------------------
     def cancel(self, account: Account, order: Order) -> int:

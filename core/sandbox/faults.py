@@ -6,11 +6,13 @@ Spec string (all optional, comma-separated ``name=value``):
 - ``error5xx``: probability of a plain-text 503 before the request is processed (nothing happens);
 - ``timeout``: probability that the request is held ``timeout_s`` seconds (default 30) and then answered 503
   without being processed, so the client times out first;
-- ``lost_response``: probability, for POST /api/v3/order only, that the order is accepted and booked but the
-  client gets a 503 ``-1007`` "execution status unknown" instead of the order;
-- ``partial_fill``: probability that a MARKET/LIMIT order's immediate execution is cut to 25-75 % of its
-  quantity (a MARKET order then expires with the partial quantity, as Binance does without liquidity;
-  the rest of a LIMIT order rests until the price crosses the limit again);
+- ``lost_response``: probability, for the order-placing POSTs (/api/v3/order, /orderList/oto, /orderList/opo,
+  /order/cancelReplace) only, that the request is processed (the order booked, the stop replaced) but the client
+  gets a 503 ``-1007`` "execution status unknown" instead of the answer;
+- ``partial_fill``: probability that a MARKET/LIMIT order's immediate execution (also an order list's working
+  order and a cancelReplace's new order) is cut to 25-75 % of its quantity (a MARKET order then expires with the
+  partial quantity, as Binance does without liquidity; the rest of a LIMIT order rests until the price crosses the
+  limit again, an IOC one expires);
 - ``late_execution``: probability, for POST /api/v3/order only, that the client gets a 503 ``-1007`` "execution
   status unknown" and the order is NOT booked then but ``late_ms`` market milliseconds later (default 2000), as if
   it had reached the matching engine at that time (rest-api.md, General API Information and HTTP Return Codes:
@@ -41,7 +43,9 @@ INTEGERS: tuple[str, ...] = ("seed", "late_ms")
 # lost: booked, then 503 -1007; reject: 400 -2010 with ``msg``; rate_limit: 429 -1003 with Retry-After
 # ``retry_after`` seconds; server_error: a plain-text 503 from the edge.
 INJECT_ERRORS: tuple[str, ...] = ("busy", "unknown", "late", "lost", "reject", "rate_limit", "server_error")
-ORDER_ONLY: tuple[str, ...] = ("late", "lost")  # they need an order to book: POST /api/v3/order only
+ORDER_ONLY: tuple[str, ...] = ("late", "lost")  # they need an order to book: POST /api/v3/order ...
+LOST_PATHS: tuple[str, ...] = ("/api/v3/order", "/api/v3/orderList/oto", "/api/v3/orderList/opo",
+                               "/api/v3/order/cancelReplace")  # ... and for "lost", the other order-placing POSTs
 MAX_LATE_MS = 86_400_000
 
 
@@ -126,8 +130,9 @@ class Injection:
             raise ConfigError(f"inject error {self.error!r} must be one of {', '.join(INJECT_ERRORS)}")
         if not self.path.startswith("/api/v3/"):
             raise ConfigError(f"inject path {self.path!r} must be an /api/v3/ path, e.g. /api/v3/order")
-        if self.error in ORDER_ONLY and (self.path != "/api/v3/order" or self.method not in (None, "POST")):
-            raise ConfigError(f"inject error {self.error!r} books an order: use it on POST /api/v3/order")
+        paths = LOST_PATHS if self.error == "lost" else ("/api/v3/order",)
+        if self.error in ORDER_ONLY and (self.path not in paths or self.method not in (None, "POST")):
+            raise ConfigError(f"inject error {self.error!r} books an order: use it on POST {' or '.join(paths)}")
         if not 1 <= self.count <= 1_000_000:
             raise ConfigError(f"inject count {self.count} must be 1 or more")
         if not 1 <= self.retry_after <= 86_400:

@@ -12,7 +12,9 @@ from typing import Any
 
 from core.sandbox.symbols import ZERO, fmt
 
-OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+# PENDING_NEW (enums.md): an order list's pending order, accepted but not on the book until its working order fills;
+# open (it is listed, counted and cancellable) but never matched.
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
 STP_EXPIRED = "EXPIRED_IN_MATCH"  # enums.md: expired by the exchange due to self-trade prevention
 STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
 LIMIT_TYPES = ("LIMIT", "LIMIT_MAKER")
@@ -34,10 +36,11 @@ class Trade:
     time: int
     is_buyer: bool
     is_maker: bool
+    order_list_id: int = -1
 
     def json(self) -> dict[str, Any]:
         return {
-            "symbol": self.symbol, "id": self.id, "orderId": self.order_id, "orderListId": -1,
+            "symbol": self.symbol, "id": self.id, "orderId": self.order_id, "orderListId": self.order_list_id,
             "price": fmt(self.price), "qty": fmt(self.qty), "quoteQty": fmt(self.quote_qty),
             "commission": fmt(self.commission), "commissionAsset": self.commission_asset, "time": self.time,
             "isBuyer": self.is_buyer, "isMaker": self.is_maker, "isBestMatch": True,
@@ -89,6 +92,8 @@ class Order:
     prevented_qty: Decimal = ZERO
     prevented_match_id: int | None = None
     prevented_matches: list[dict[str, Any]] = field(default_factory=list)
+    order_list_id: int = -1  # the order list it belongs to (core.sandbox.order_lists), -1 for none
+    expiry_reason: str = ""  # user-data-stream.md, Order Expiry Reason: why an EXPIRED order expired
 
     @property
     def remaining(self) -> Decimal:
@@ -110,6 +115,8 @@ class Order:
 
     @property
     def is_working(self) -> bool:
+        if self.status == "PENDING_NEW":
+            return False
         return not self.is_stop or self.triggered
 
     def _prevented(self) -> dict[str, Any]:
@@ -127,7 +134,11 @@ class Order:
         if self.trailing_delta is not None:
             extra["trailingDelta"] = self.trailing_delta
             extra["trailingTime"] = self.trailing_time
-        return extra
+        return extra | self._expiry()
+
+    def _expiry(self) -> dict[str, Any]:
+        """rest-api.md, Conditional fields in Order Responses: ``expiryReason`` when an order has expired."""
+        return {"expiryReason": self.expiry_reason} if self.expiry_reason and self.status == "EXPIRED" else {}
 
     def _core(self) -> dict[str, Any]:
         return {
@@ -139,7 +150,7 @@ class Order:
     def query_json(self) -> dict[str, Any]:
         """GET /api/v3/order, openOrders and allOrders entries."""
         body: dict[str, Any] = {
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id,
             "price": fmt(self.price), "origQty": fmt(self.orig_qty), "executedQty": fmt(self.executed_qty),
             "cummulativeQuoteQty": fmt(self.cum_quote), "status": self.status,
@@ -151,12 +162,12 @@ class Order:
         if self.trailing_delta is not None:
             body["trailingDelta"] = self.trailing_delta
             body["trailingTime"] = self.trailing_time
-        return body | self._prevented()
+        return body | self._expiry() | self._prevented()
 
     def new_json(self, resp_type: str, transact_time: int, fills: list[Trade]) -> dict[str, Any]:
         """POST /api/v3/order's answer for newOrderRespType ACK, RESULT or FULL."""
         body: dict[str, Any] = {
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id, "transactTime": transact_time,
         }
         if resp_type == "ACK":
@@ -177,7 +188,7 @@ class Order:
         """DELETE /api/v3/order's answer (also each entry of DELETE /api/v3/openOrders)."""
         body: dict[str, Any] = {
             "symbol": self.symbol, "origClientOrderId": self.client_order_id, "orderId": self.order_id,
-            "orderListId": -1, "clientOrderId": cancel_client_id, "transactTime": transact_time,
+            "orderListId": self.order_list_id, "clientOrderId": cancel_client_id, "transactTime": transact_time,
         }
         body |= self._core()
         body |= self._optional()

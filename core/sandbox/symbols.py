@@ -35,6 +35,7 @@ SYMBOL_STATUSES: tuple[str, ...] = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "C
 AVG_PRICE_MINS = 5
 MAX_NUM_ORDERS = 200
 MAX_NUM_ALGO_ORDERS = 5
+MAX_NUM_ORDER_LISTS = 20  # filters.md, MAX_NUM_ORDER_LISTS (the CHANGELOG's 20 per symbol)
 ICEBERG_PARTS = 10
 TRAILING_MIN, TRAILING_MAX = 10, 2000
 PRICE_MULT_UP, PRICE_MULT_DOWN = Decimal(5), Decimal("0.2")  # PERCENT_PRICE_BY_SIDE defaults, both sides
@@ -182,6 +183,7 @@ def _filters(spec: SymbolSpec) -> list[dict[str, Any]]:
          "maxNotional": fmt(spec.max_notional), "applyMaxToMarket": False, "avgPriceMins": 5},
         {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
         {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": MAX_NUM_ALGO_ORDERS},
+        {"filterType": "MAX_NUM_ORDER_LISTS", "maxNumOrderLists": MAX_NUM_ORDER_LISTS},
     ]
 
 
@@ -205,10 +207,11 @@ def symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, Any]:
         "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": True,
         "ocoAllowed": False,
-        "otoAllowed": False,
+        "otoAllowed": True,  # POST /api/v3/orderList/oto (core.sandbox.order_lists)
+        "opoAllowed": True,  # POST /api/v3/orderList/opo (faqs/opo: needs otoAllowed and opoAllowed)
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": True,
-        "cancelReplaceAllowed": False,
+        "cancelReplaceAllowed": True,  # POST /api/v3/order/cancelReplace (core.sandbox.cancel_replace)
         "amendAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
