@@ -57,7 +57,7 @@ def attach(session: LiveSession) -> Servers:
     """Connect the session's observers and broker listeners before ``start()`` (so its first events reach them);
     returns its servers, to start once the session has."""
     settings, view, inbox, broker, store = session.settings, session.view, session.inbox, session.broker, session.store
-    decisions = DecisionLog(view, store, broker, settings.data_dir, settings.paper.slippage_bps)
+    decisions = DecisionLog(view, store, broker, settings.data_dir, settings.paper.slippage_bps, logs=settings.logs)
     alerts = AlertMonitor(view, store, settings)
     session.quote = decisions.quote  # the spread at each decision (R3.5)
     observers: list[Any] = [decisions, alerts]  # the decision log first: its rows are stored before the rules look

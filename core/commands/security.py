@@ -71,15 +71,18 @@ def _register_audit(app: typer.Typer) -> None:
 
 def audit_verify(
     data_dir: Annotated[Path | None, typer.Option(help="the data directory (default ./data)")] = None,
-    journal: Annotated[Path | None, typer.Option(help="the journal file (default <data_dir>/audit/audit.jsonl)")]
+    journal: Annotated[Path | None, typer.Option(help="the journal file (default <data_dir>/audit/audit.jsonl); its "
+                                                      "rotated parts beside it (FILE.000001, ...) are read first")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as one JSON object")] = False,
 ) -> None:
-    """Check every audit record (hash, MAC with the audit key, sequence, link to the previous record) and the
-    anchors kept in DuckDB. Exit 0 when intact; 1 with one line naming the first bad record and why."""
+    """Check every audit record of every journal file, rotated parts first (hash, MAC with the audit key,
+    sequence, link to the previous record, across files too) and the anchors kept in DuckDB. Exit 0 when intact;
+    1 with one line naming the first bad record, its file and why."""
     import json
 
     from core.config import load_settings, run_overrides
+    from core.logfiles import all_files
     from core.security.audit import journal_path, load_anchors, load_audit_key, verify
     from core.store import Store
 
@@ -87,7 +90,7 @@ def audit_verify(
     path = journal or journal_path(settings)
     key = load_audit_key(settings, create=False)
     anchors = load_anchors(Store(settings.db_path), path) if settings.db_path.exists() else []
-    if not path.exists() and not anchors:
+    if not all_files(path) and not anchors:
         typer.echo(f"no audit journal at {path} yet: nothing recorded")
         return
     result = verify(path, key, anchors)

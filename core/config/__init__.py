@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from core.config.alerts import AlertConfig
 from core.config.dashboard import DashboardConfig
 from core.config.gate import GateConfig
+from core.config.logs import LogsConfig
 from core.config.notify import NotifyConfig
 from core.config.reports import ReportConfig
 from core.config.risk import BreakerConfig, RiskLimits
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     live: LiveConfig = LiveConfig()
     credentials: CredentialsConfig = CredentialsConfig()
     audit: AuditConfig = AuditConfig()
+    logs: LogsConfig = LogsConfig()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

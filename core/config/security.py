@@ -43,6 +43,8 @@ class AuditConfig(BaseModel):
 
     enabled: bool = Field(True, description="keep the audit journal (live, emergency stop, overrides, rotation)")
     path: Path | None = Field(None, description="journal file (default <data_dir>/audit/audit.jsonl)")
+    rotate_mb: float = Field(50.0, gt=0, le=100_000, description="start a new journal file once the current one "
+                             "reaches this many MiB; the chain continues across files and none is ever deleted")
     anchor_every: int = Field(50, ge=1, le=100_000, description="anchor the latest hash every N records")
     anchor_notify_s: float = Field(3600.0, ge=0, le=7 * 86400,
                                    description="also anchor to the notification channel at most this often (and at "

@@ -15,7 +15,9 @@ Rows are timed on the engine clock like the engine's own (the bar on which an or
 the exchange's and the wall clock's times are in the details (``sent_at``, ``filled_at``, ``exit_time``).
 Its rows go straight to DuckDB at each flush (the engine's ``result.decisions`` are not touched, so nothing is
 written twice), and every decision row of the session — the engine's and these — is appended as one JSON object
-per line to ``<data_dir>/logs/decisions.jsonl``, redacted. ``order_story`` / ``explain_trade`` read a trade back.
+per line to ``<data_dir>/logs/decisions.jsonl``, redacted, and rotated by size (``logs.decisions_rotate_mb``, the
+newest ``logs.decisions_keep_files`` parts kept: ``core.logfiles``; DuckDB keeps every row). ``order_story`` /
+``explain_trade`` read a trade back.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from core.config.logs import LogsConfig
 from core.domain import ms_to_dt
 from core.errors import ExchangeError
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
+from core.logfiles import RotatingLog, mib
 from core.market.candles import ccxt_to_symbol, symbol_to_ccxt
 from core.monitoring.references import OrderReferences, details_of
 from core.monitoring.rules import slippage_bps
@@ -60,11 +64,13 @@ class DecisionLog:
     """A ``SessionObserver`` and a broker listener for one live session; ``quote`` is the session's spread source."""
 
     def __init__(self, view: SessionView, store: Store, broker: CcxtBroker, data_dir: Path, model_bps: float,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, logs: LogsConfig | None = None) -> None:
         self.view = view
         self.store = store
         self.broker = broker
         self.path = path or decision_log_path(data_dir)
+        logs = logs or LogsConfig()
+        self.log = RotatingLog(self.path, mib(logs.decisions_rotate_mb), logs.decisions_keep_files)
         self.model_bps = model_bps
         self.refs = OrderReferences()
         self._pending: list[dict[str, Any]] = []
@@ -195,15 +201,12 @@ class DecisionLog:
         if mine:
             frame = pl.DataFrame([{**r, "details": _json(r["details"])} for r in mine], schema=DECISION_SCHEMA)
             self.store.append("decisions", frame)
-        rows = theirs + mine
-        if not rows:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            for row in rows:
-                ts = row["ts"]
-                record = {**row, "ts": ts.isoformat() if isinstance(ts, datetime) else ts}
-                out.write(_json(redact_value(_clean(record))) + "\n")
+        lines = []
+        for row in theirs + mine:
+            ts = row["ts"]
+            record = {**row, "ts": ts.isoformat() if isinstance(ts, datetime) else ts}
+            lines.append(_json(redact_value(_clean(record))))
+        self.log.write(lines)
 
 
 def _engine_rows(decisions: pl.DataFrame | None) -> list[dict[str, Any]]:

@@ -8,14 +8,18 @@ shows against the anchors (the latest ``seq`` + ``hash`` written to DuckDB ``aud
 the notification channel). ``verify`` names the first bad record and why.
 
 Several processes append (the live session, emergency stops, overrides, key rotation): each append takes an
-exclusive ``flock`` around read-the-last-hash + write + fsync. The HMAC key comes from ``RAMPART_AUDIT_KEY``, the
-file ``audit_key`` in the credentials secrets dir, or ``<data_dir>/audit/audit.key``, generated there (0600) on
-first use when none is configured. The key never enters the journal; record data is redacted before writing.
+exclusive ``flock`` on ``<journal>.lock`` around read-the-last-hash + rotate + write + fsync. Once the journal
+reaches ``audit.rotate_mb`` it is renamed to the next numbered part (``audit.jsonl.000001``, ...,
+``core.logfiles``) and a new file starts whose first record links to the part's last: one chain across the files,
+which ``verify`` walks in order. No part is ever deleted: losing one would be indistinguishable from tampering.
+
+The HMAC key comes from ``RAMPART_AUDIT_KEY``, the file ``audit_key`` in the credentials secrets dir, or
+``<data_dir>/audit/audit.key``, generated there (0600) on first use when none is configured. The key never
+enters the journal; record data is redacted before writing.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -27,11 +31,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.fileio import fsync_dir
+from core.logfiles import mib, rotate, rotation_due
 from core.redact import redact_value, register_secret
+from core.security.journal_files import GENESIS, JournalFiles, head, locked, torn
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -40,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rampart.audit")
 
-GENESIS = "0" * 64
 KEY_ENV = "RAMPART_AUDIT_KEY"
 SECRETS_DIR_KEY = "audit_key"  # file name in settings.credentials.secrets_dir
 MIN_KEY_CHARS = 16
@@ -78,11 +83,13 @@ def seal(key: bytes, seq: int, kind: str, data: Mapping[str, Any], prev: str, ts
 
 # --- appending --------------------------------------------------------------------------------------------
 class AuditJournal:
-    """Append-only, hash-chained, MAC'd JSON lines at ``path``; safe for several threads and processes."""
+    """Append-only, hash-chained, MAC'd JSON lines at ``path``, moved to a numbered part once it reaches
+    ``max_bytes`` (None: never) with the chain running on in a new file; safe for several threads and processes."""
 
-    def __init__(self, path: Path, key: bytes | str) -> None:
+    def __init__(self, path: Path, key: bytes | str, max_bytes: int | None = None) -> None:
         self.path = Path(path)
         self.key = key.encode() if isinstance(key, str) else bytes(key)
+        self.max_bytes = max_bytes
         if len(self.key) < MIN_KEY_CHARS:
             raise ConfigError(f"the audit key must have at least {MIN_KEY_CHARS} characters")
 
@@ -94,15 +101,15 @@ class AuditJournal:
         """Several records under one lock and one fsync (the live session writes a bar's records this way)."""
         if not entries:
             return []
-        created = not self.path.exists()
-        if created:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                seq, prev, torn = _tail(fh)
-                records, lines = [], [b"\n"] if torn else []  # a torn last line (crash) stays, visibly, on its own
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            seq, prev = head(self.path)
+            if self.max_bytes is not None and rotation_due(self.path, self.max_bytes):
+                rotate(self.path)
+            created = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a+b") as fh:
+                records, lines = [], [b"\n"] if torn(fh) else []  # a torn last line (crash) stays, on its own
                 for kind, data in entries:
                     seq += 1
                     record = seal(self.key, seq, kind, data, prev)
@@ -112,45 +119,13 @@ class AuditJournal:
                 fh.write(b"".join(lines))
                 fh.flush()
                 os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        if created:
-            fsync_dir(self.path.parent)
+            if created:
+                fsync_dir(self.path.parent)
         return records
 
     def last(self) -> tuple[int, str]:
-        """(seq, hash) of the last readable record; (0, GENESIS) for an empty or missing journal."""
-        try:
-            with open(self.path, "rb") as fh:
-                seq, digest, _ = _tail(fh)
-        except FileNotFoundError:
-            return 0, GENESIS
-        return seq, digest
-
-
-def _tail(fh: IO[bytes]) -> tuple[int, str, bool]:
-    """(seq, hash) of the last complete, parseable record, and whether the file ends in a torn line."""
-    fh.seek(0, os.SEEK_END)
-    size = fh.tell()
-    if size == 0:
-        return 0, GENESIS, False
-    fh.seek(size - 1)
-    torn = fh.read(1) != b"\n"
-    chunk = 8192
-    while True:
-        start = max(0, size - chunk)
-        fh.seek(start)
-        lines = fh.read(size - start).split(b"\n")
-        whole = lines if start == 0 else lines[1:]  # the first piece may be the end of a longer line
-        for raw in reversed(whole):
-            try:
-                record = json.loads(raw)
-                return int(record["seq"]), str(record["hash"]), torn
-            except (ValueError, KeyError, TypeError):
-                continue  # torn or garbage: the chain continues from the last readable record; verify flags it
-        if start == 0:
-            return 0, GENESIS, torn
-        chunk *= 4
+        """(seq, hash) of the last readable record in any of the files; (0, GENESIS) for an empty or missing one."""
+        return head(self.path)
 
 
 # --- verifying --------------------------------------------------------------------------------------------
@@ -170,10 +145,11 @@ class VerifyResult:
     ok: bool
     first_bad_seq: int | None
     why: str
-    records: int = 0
+    records: int = 0  # records read (up to the first bad one)
     last_seq: int = 0
     last_hash: str = GENESIS
     anchored_seq: int | None = None  # the latest anchor checked
+    files: int = 0  # the journal's files: its numbered parts and the current file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,90 +162,82 @@ class _Bad(Exception):
 
 
 def verify(path: Path, key: bytes | str, anchors: Iterable[Anchor] = ()) -> VerifyResult:
-    """Check every record (hash, MAC, seq run, prev link) and the anchors; the result names the first bad record."""
+    """Check every record of every file in order (hash, MAC, seq run, prev link, across files too) and the anchors;
+    the result names the first bad record, and its file when the journal has several."""
     raw_key = key.encode() if isinstance(key, str) else bytes(key)
-    rows = _read_lines(Path(path))
     marks = sorted(anchors, key=lambda a: a.seq)
     latest = marks[-1].seq if marks else None
+    files = JournalFiles(Path(path))
+    walk = _Walk(files, raw_key, {m.seq for m in marks})
     try:
-        hashes = _walk(rows, raw_key)
-        last = max(hashes, default=0)
-        _check_anchors(hashes, last, marks)
+        with files:
+            walk.run()
+        _check_anchors(walk.anchored, walk.last_seq, marks)
     except _Bad as bad:
-        return VerifyResult(False, bad.seq, bad.why, len(rows), anchored_seq=latest)
-    last_hash = hashes.get(last, GENESIS)
-    return VerifyResult(True, None, f"{len(rows)} records intact" + (f", anchored at seq {latest}" if marks else ""),
-                        len(rows), last, last_hash, latest)
+        return VerifyResult(False, bad.seq, bad.why, walk.records, anchored_seq=latest, files=len(files))
+    spread = f" in {len(files)} files" if len(files) > 1 else ""
+    return VerifyResult(True, None, f"{walk.records} records intact{spread}"
+                        + (f", anchored at seq {latest}" if marks else ""),
+                        walk.records, walk.last_seq, walk.last_hash, latest, len(files))
 
 
-def _read_lines(path: Path) -> list[tuple[int, bytes]]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the last record
-    return list(enumerate(lines, 1))
+class _Walk:
+    """One pass over the lines; keeps the hashes of the anchored records only, so memory does not grow with the
+    journal."""
+
+    def __init__(self, files: JournalFiles, key: bytes, wanted: set[int]) -> None:
+        self.files, self.key, self.wanted = files, key, wanted
+        self.records, self.last_seq, self.last_hash = 0, 0, GENESIS
+        self.anchored: dict[int, str] = {}
+
+    def run(self) -> None:
+        expected, prev = 1, GENESIS
+        for pos, where, raw in self.files.lines():
+            record = _parse(where, raw, expected)
+            seq = record["seq"]
+            _check_record(record, where, self.key)
+            if seq != expected:
+                raise _Bad(*self._sequence_problem(seq, expected, pos, where))
+            if record["prev"] != prev:
+                raise _Bad(seq, f"record {seq} ({where}) does not link to record {seq - 1}: its prev is "
+                                f"{str(record['prev'])[:16]}…, record {seq - 1}'s hash is {prev[:16]}…")
+            prev = record["hash"]
+            if seq in self.wanted:
+                self.anchored[seq] = prev
+            self.records, self.last_seq, self.last_hash = self.records + 1, seq, prev
+            expected = seq + 1
+
+    def _sequence_problem(self, seq: int, expected: int, pos: int, where: str) -> tuple[int, str]:
+        if seq < expected:  # every record before ``expected`` has been seen, in order
+            return seq, f"record {seq} appears again at {where}, after record {expected - 1}: a copy was inserted"
+        found = self.files.where(expected, pos)
+        if found is not None:
+            return seq, f"record {seq} at {where} is out of order: record {expected} comes after it ({found})"
+        gone = f"record {expected}" if seq == expected + 1 else f"records {expected}-{seq - 1}"
+        lost = f"; file {', '.join(self.files.missing)} is missing" if self.files.missing else ""
+        since = "the journal starts with" if expected == 1 else f"record {expected - 1} is followed by"
+        return expected, f"{gone} missing (deleted): {since} record {seq} ({where}){lost}"
 
 
-def _parse(lineno: int, raw: bytes, expected: int) -> dict[str, Any]:
+def _parse(where: str, raw: bytes, expected: int) -> dict[str, Any]:
     try:
         record = json.loads(raw)
     except ValueError:
-        raise _Bad(expected, f"line {lineno} (where record {expected} should be) is not valid JSON: edited or "
+        raise _Bad(expected, f"{where} (where record {expected} should be) is not valid JSON: edited or "
                              "torn") from None
     if not isinstance(record, dict) or any(f not in record for f in FIELDS) or not isinstance(record["seq"], int):
-        raise _Bad(expected, f"line {lineno} (where record {expected} should be) is not an audit record "
+        raise _Bad(expected, f"{where} (where record {expected} should be) is not an audit record "
                              f"(fields {', '.join(FIELDS)})")
     return record
 
 
-def _walk(rows: list[tuple[int, bytes]], key: bytes) -> dict[int, str]:
-    """seq -> hash of every record, in order; raises _Bad at the first broken one."""
-    later: dict[int, int] = {}
-    for lineno, raw in rows:  # where each seq appears, to tell a reordering from a deletion
-        try:
-            later.setdefault(int(json.loads(raw)["seq"]), lineno)
-        except (ValueError, KeyError, TypeError):
-            continue
-    hashes: dict[int, str] = {}
-    expected, prev = 1, GENESIS
-    for lineno, raw in rows:
-        record = _parse(lineno, raw, expected)
-        seq = record["seq"]
-        _check_record(record, lineno, key)
-        if seq != expected:
-            raise _Bad(*_sequence_problem(seq, expected, lineno, hashes, later))
-        if record["prev"] != prev:
-            raise _Bad(seq, f"record {seq} (line {lineno}) does not link to record {seq - 1}: its prev is "
-                            f"{str(record['prev'])[:16]}…, record {seq - 1}'s hash is {prev[:16]}…")
-        hashes[seq] = prev = record["hash"]
-        expected = seq + 1
-    return hashes
-
-
-def _check_record(record: dict[str, Any], lineno: int, key: bytes) -> None:
+def _check_record(record: dict[str, Any], where: str, key: bytes) -> None:
     seq = record["seq"]
     digest = record_hash(seq, record["ts"], record["kind"], record["data"], record["prev"])
     if not hmac.compare_digest(digest, str(record["hash"])):
-        raise _Bad(seq, f"record {seq} (line {lineno}) was edited: its content does not match its hash")
+        raise _Bad(seq, f"record {seq} ({where}) was edited: its content does not match its hash")
     if not hmac.compare_digest(record_mac(key, digest), str(record["mac"])):
-        raise _Bad(seq, f"record {seq} (line {lineno}) has an invalid MAC: forged, or sealed with another key")
-
-
-def _sequence_problem(seq: int, expected: int, lineno: int, hashes: dict[int, str],
-                      later: dict[int, int]) -> tuple[int, str]:
-    if seq in hashes:
-        return seq, f"record {seq} appears again at line {lineno}, after record {expected - 1}: a copy was inserted"
-    if seq < expected:
-        return seq, f"record {seq} at line {lineno} is out of order: it comes after record {expected - 1}"
-    if later.get(expected, 0) > lineno:
-        return seq, (f"record {seq} at line {lineno} is out of order: record {expected} comes after it "
-                     f"(line {later[expected]})")
-    gone = f"record {expected}" if seq == expected + 1 else f"records {expected}-{seq - 1}"
-    return expected, (f"{gone} missing (deleted): the journal goes from record {expected - 1} to record {seq} "
-                      f"at line {lineno}")
+        raise _Bad(seq, f"record {seq} ({where}) has an invalid MAC: forged, or sealed with another key")
 
 
 def _check_anchors(hashes: dict[int, str], last: int, marks: list[Anchor]) -> None:
@@ -348,7 +316,7 @@ def open_journal(settings: Settings) -> AuditJournal | None:
     """The journal of these settings, or None when the audit is disabled."""
     if not settings.audit.enabled:
         return None
-    return AuditJournal(journal_path(settings), load_audit_key(settings))
+    return AuditJournal(journal_path(settings), load_audit_key(settings), mib(settings.audit.rotate_mb))
 
 
 def journal_id(path: Path) -> str:
