@@ -340,6 +340,7 @@ class EventCode(StrEnum):
     OVERRIDE_FORBIDDEN = "OVERRIDE_FORBIDDEN"
     OVERRIDE_NO_REASON = "OVERRIDE_NO_REASON"
     OVERRIDE_NO_BREAKER = "OVERRIDE_NO_BREAKER"
+    OVERRIDE_UNKNOWN_BREAKER = "OVERRIDE_UNKNOWN_BREAKER"
     EMERGENCY_STOP = "EMERGENCY_STOP"
     SCALING_PROPOSED = "SCALING_PROPOSED"
     SCALING_APPROVED = "SCALING_APPROVED"
@@ -518,6 +519,7 @@ SPECS: dict[EventCode, Spec] = {
     EventCode.OVERRIDE_FORBIDDEN: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
     EventCode.OVERRIDE_NO_REASON: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
     EventCode.OVERRIDE_NO_BREAKER: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
+    EventCode.OVERRIDE_UNKNOWN_BREAKER: Spec(_C.OPERATOR, OverrideOutcome, "error", _override),
     EventCode.EMERGENCY_STOP: Spec(_C.OPERATOR, EmergencyStopped, "critical", lambda p: p.summary, notify="always"),
     EventCode.SCALING_PROPOSED: Spec(_C.SCALING, ScalingEvent, "warning", _scaling),
     EventCode.SCALING_APPROVED: Spec(_C.SCALING, ScalingEvent, "warning", _scaling),

@@ -3,6 +3,8 @@
 Every request carries ``Authorization: Bearer <operator token>``; roles as in ``core.control.auth``
 (status: viewer; emergency stop and overrides: operator). Refusals answer 401/403 with a coded reason and
 are recorded like every other override attempt. The dashboard (a later issue) builds on these routes.
+A malformed request gets a 4xx JSON error saying what to fix (``core.control.http_errors``); an unknown override
+is a 404 naming the valid ones.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from core.config import Settings
 from core.control.auth import Operator, authorize
 from core.control.emergency import emergency_stop
-from core.control.overrides import apply_override
+from core.control.http_errors import install_error_handlers
+from core.control.overrides import ACTIONS, apply_override
 from core.events import Event, OverrideOutcome
 from core.store import Store
 from core.venue import Venue
@@ -41,10 +44,22 @@ class EmergencyBody(BaseModel):
     reason: str
 
 
+class ScalingChange(BaseModel):
+    """approve-scaling: the approved change (``core.scaling.changes`` judges it). Only the types are checked
+    here, so a list where a symbol belongs is a 422 and not a crash; other fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: StrictStr | None = None
+    reviewer: StrictStr | None = None
+    to_rung: StrictInt | None = None
+    symbol: StrictStr | None = None
+    comment: StrictStr | None = None
+
+
 class OverrideBody(BaseModel):
     reason: str = ""
     breaker: str | None = None
-    scaling: dict[str, Any] | None = None  # approve-scaling: the approved change (core.scaling.changes)
+    scaling: ScalingChange | None = None
 
 
 def _token(authorization: str | None) -> str | None:
@@ -58,6 +73,7 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
     """``status`` returns the running session's view (state, rung, breakers, latency, positions). With a
     ``guard``, bad tokens count toward the login lockout and a locked-out client is refused (429)."""
     app = FastAPI(title="Rampart control API", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
 
     def source(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -106,9 +122,13 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
     @app.post("/api/overrides/{action}")
     def post_override(request: Request, action: str, body: OverrideBody,
                       authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        if action not in ACTIONS:  # a wrong path, like any unknown route: nothing to authorize or record
+            raise HTTPException(404, {"code": "UNKNOWN_OVERRIDE", "detail": f"unknown override {action[:40]!r}; "
+                                                                            f"use one of: {', '.join(ACTIONS)}"})
         refuse_locked(request)
+        scaling = body.scaling.model_dump(exclude_unset=True) if body.scaling is not None else None
         result = apply_override(settings, action, _token(authorization), body.reason, breaker=body.breaker,
-                                scaling=body.scaling)
+                                scaling=scaling)
         if result.code == "OVERRIDE_BAD_TOKEN" or result.who is not None:  # a wrong token, or a good one
             count(request, result.who is not None)
         if not result.accepted:

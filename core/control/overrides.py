@@ -18,6 +18,7 @@ from core.control.auth import Operator, authorize
 from core.domain import TradingState
 from core.errors import ConfigError
 from core.events import Event, OverrideOutcome
+from core.risk.breakers import NAMES as BREAKERS
 from core.risk.breakers import CircuitBreakers
 from core.scaling.changes import apply_to_state, change_refusal
 from core.security.audit import record_audit
@@ -52,7 +53,12 @@ def apply_override(settings: Settings, action: str, token: str | None, reason: s
         result = OverrideResult(False, action, "OVERRIDE_NO_REASON", "an override needs a reason", who.name)
         return _record(settings, result, reason, breaker)
     if action == "clear-breaker" and not breaker:
-        result = OverrideResult(False, action, "OVERRIDE_NO_BREAKER", "name the breaker to clear", who.name)
+        result = OverrideResult(False, action, "OVERRIDE_NO_BREAKER",
+                                f"name the breaker to clear: one of {', '.join(BREAKERS)}", who.name)
+        return _record(settings, result, reason, breaker)
+    if action == "clear-breaker" and breaker not in BREAKERS:  # refused here, not by the session that applies it
+        result = OverrideResult(False, action, "OVERRIDE_UNKNOWN_BREAKER", f"unknown breaker {str(breaker)[:40]!r}; "
+                                f"use one of: {', '.join(BREAKERS)}", who.name)
         return _record(settings, result, reason, breaker)
     refused = change_refusal(settings, scaling) if action == "approve-scaling" else None
     if refused is not None:

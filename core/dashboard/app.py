@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.config import Settings
 from core.control.auth import RANK, Operator, authenticate
+from core.control.http_errors import install_error_handlers
 from core.dashboard.actions import OVERRIDES, Actions
 from core.dashboard.auth import COOKIE, CSRF_HEADER, LoginGuard, WebSession, WebSessions, csrf_ok, login_token
 from core.dashboard.hub import DashboardHub
@@ -90,6 +91,7 @@ def create_dashboard_app(settings: Settings, hub: DashboardHub, actions: Actions
                          sessions: WebSessions | None = None, control: FastAPI | None = None) -> FastAPI:
     """The app; ``control`` (the control API app) adds its Bearer routes beside the dashboard's."""
     app = FastAPI(title="Rampart dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
     web_sessions = sessions or WebSessions(settings.dashboard.session_ttl_s)
     operators = settings.operators
 
@@ -196,15 +198,17 @@ def create_dashboard_app(settings: Settings, hub: DashboardHub, actions: Actions
             return _error(403, "CSRF_INVALID", f"send the session's {CSRF_HEADER} header from this page")
         if action not in ("emergency-stop", *OVERRIDES):
             return _error(404, "UNKNOWN_ACTION", f"use one of: emergency-stop, {', '.join(OVERRIDES)}")
-        reason = str(body.get("reason") or "").strip()
+        reason, breaker = body.get("reason"), body.get("breaker") or None
         if body.get("confirm") is not True:
             return _error(422, "CONFIRM_REQUIRED", "confirm the action (confirm: true)")
-        if not reason:
-            return _error(422, "OVERRIDE_NO_REASON", "give a reason")
+        if not isinstance(reason, str) or not reason.strip():
+            return _error(422, "OVERRIDE_NO_REASON", "give a reason (text)")
+        if breaker is not None and not isinstance(breaker, str):
+            return _error(422, "INVALID_REQUEST", "breaker must be the breaker's name (text)")
         if action == "emergency-stop":
-            status, result = actions.emergency_stop(web, reason)
+            status, result = actions.emergency_stop(web, reason.strip())
         else:
-            status, result = actions.override(action, web, reason, body.get("breaker") or None)
+            status, result = actions.override(action, web, reason.strip(), breaker)
         _refresh_after(hub)
         return JSONResponse(result, status_code=status)
 

@@ -96,7 +96,7 @@ def login_token(body: bytes, content_type: str) -> str | None:
     if "application/json" in content_type:
         try:
             data = json.loads(text or "{}")
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, an integer past Python's digit limit, nesting too deep
             return None
         value = data.get("token") if isinstance(data, dict) else None
         return value.strip() or None if isinstance(value, str) else None
