@@ -15,11 +15,13 @@ from tasks.emergency import emergency_stop_task
 
 @flow(name="emergency-stop", log_prints=True, retries=0)
 def emergency_stop_flow(reason: str, who: str = "prefect", exchange: str | None = None,
-                        sandbox_url: str | None = None, data_dir: str | None = None) -> dict[str, Any]:
-    """Flatten and halt the account; returns the report (``flat`` says whether anything is left)."""
+                        sandbox_url: str | None = None, data_dir: str | None = None,
+                        deadline_s: float | None = None) -> dict[str, Any]:
+    """Flatten and halt the account, retrying until flat or ``deadline_s`` (default ``emergency.deadline_s``);
+    returns the report (``flat`` says whether anything is left)."""
     secure_run()  # R8.2: secrets scrubbed from every log, Prefect's run logs included
     return emergency_stop_task(run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url), reason,
-                               who)
+                               who, deadline_s)
 
 
 if __name__ == "__main__":

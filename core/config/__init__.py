@@ -81,6 +81,13 @@ class LiveConfig(_Frozen):
                                 "measured again this often during a session (a -1021 answer also resynchronises)")
 
 
+class EmergencyConfig(_Frozen):
+    """The emergency stop (``RAMPART_EMERGENCY__*``, R6.1)."""
+
+    deadline_s: float = Field(120.0, ge=5, le=3_600, description="the emergency stop retries (honouring the "
+                              "exchange's Retry-After) until flat or this many seconds have passed")
+
+
 class MarketConfig(_Frozen):
     symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
     allowed_symbols: SymbolList = ("BTCUSDT", "ETHUSDT")
@@ -148,6 +155,7 @@ class Settings(BaseSettings):
     scaling: ScalingConfig = ScalingConfig()
     exchange: ExchangeConfig = ExchangeConfig()
     live: LiveConfig = LiveConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
     credentials: CredentialsConfig = CredentialsConfig()
     audit: AuditConfig = AuditConfig()
     logs: LogsConfig = LogsConfig()
