@@ -12,7 +12,7 @@ import polars as pl
 
 from core.errors import DataQualityError
 from core.market.candles import TS_DTYPE, CandleSet, symbol_to_ccxt
-from core.market.quality import check_candles
+from core.market.quality_polars import check_candles  # the shared suite in polars: no GX in a live node
 
 if TYPE_CHECKING:
     from core.execution.ccxt_broker import CcxtBroker
