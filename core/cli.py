@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,15 +84,37 @@ def _sources(source: list[str]) -> str | list[str]:
     return items
 
 
+MAX_DAYS = 3_650  # ten years of candles: 87,600 hourly bars, or 5.3 million 1-minute bars of a file
+MAX_SEED = 2**63 - 1
+MAX_RUN_S = 366 * 86_400  # a live session's --duration: at most a year (run without it to go on until stopped)
+MAX_POLL_S = 3_600.0
+
+
+def _check_range(option: str, value: float | None, low: float, high: float, unit: str, *,
+                 low_open: bool = True) -> None:
+    """Refuse a numeric option outside its range (NaN and infinities too) before any work, naming the option."""
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    if not (above and value <= high):  # also false for NaN
+        what = "a positive number" if low_open and low == 0 else f"a number from {_num(low)}"
+        raise _fail(f"{option} must be {what}{f' of {unit}' if unit else ''} up to {_num(high)}, got {_num(value)}")
+
+
+def _num(x: float) -> str:
+    """1,000,000 for whole numbers a person reads; 1e+300, nan, inf as they are."""
+    return f"{int(x):,}" if math.isfinite(x) and float(x).is_integer() and abs(x) < 1e19 else f"{x:g}"
+
+
 def _check_days(days: float | None) -> None:
-    if days is not None and not days > 0:
-        raise _fail(f"--days must be a positive number of days, got {days:g}")
+    _check_range("--days", days, 0, MAX_DAYS, "days")
 
 
 def _run_inputs(source: list[str], days: float | None, symbols: str | None, strategy: str | None, timeframe: str | None,
-                param: list[str] | None, data_dir: Path | None) -> tuple[str | list[str], Any]:
+                param: list[str] | None, data_dir: Path | None, seed: int = 0) -> tuple[str | list[str], Any]:
     """Validate a paper/backtest command's inputs before anything runs or is written."""
     _check_days(days)
+    _check_range("--seed", seed, 0, MAX_SEED, "", low_open=False)
     return _sources(source), _settings(symbols, strategy, timeframe, param, data_dir)
 
 
@@ -103,7 +126,7 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
     from core.reporting.paper_report import format_verdict
     from core.validation import run_paper_validation
 
-    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir)
+    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
     out = run_paper_validation(settings, src, days=days, seed=seed)
     if as_json:
         typer.echo(json.dumps({"passed": out.verdict.passed, "session_id": out.session_id,
@@ -128,7 +151,7 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # n
     from core.backtest import run_backtest
     from core.reporting.paper_report import format_metrics
 
-    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir)
+    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
     out = run_backtest(settings, src, days=days, seed=seed)
     if as_json:
         typer.echo(json.dumps({"session_id": out.session_id, "metrics": out.metrics.to_dict(),
@@ -159,8 +182,10 @@ def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
     from core.live.session import LiveOptions, summary_text
     from core.node import open_live
 
-    if duration is not None and not duration > 0:
-        raise _fail(f"--duration must be a positive number of seconds, got {duration:g}")
+    _check_range("--duration", duration, 0, MAX_RUN_S, "seconds")
+    _check_range("--max-bars", max_bars, 1, 10_000_000, "bars", low_open=False)
+    _check_range("--poll", poll, 0, MAX_POLL_S, "seconds")
+    _check_range("--control-port", control_port, 0, 65_535, "", low_open=False)
     settings = _settings(symbols, strategy, timeframe, param, data_dir, exchange, sandbox_url)
     options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars, control_port=control_port)
     session = open_live(settings, None, options)

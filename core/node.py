@@ -3,9 +3,9 @@
 ``open_live`` reads the credentials from the configured provider, builds the venue's real ccxt client and the
 broker, the session, its observers (the decision log and alert rules, the dashboard hub, suspicious-activity
 detection, the audit journal, key rotation, notifications — in that order, notifications last so that what the
-others store at stop is delivered), runs preflight, starts the session (reconcile, restore) and then its servers
-(the control API and dashboard). Observers see the session only through its ``SessionView`` and ask of it only
-through its ``OperatorInbox``.
+others store at stop is delivered) once preflight has passed (a refused start writes nothing), starts the session
+(reconcile, restore) and then its servers (the control API and dashboard). Observers see the session only
+through its ``SessionView`` and ask of it only through its ``OperatorInbox``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from core.config import Settings
 from core.dashboard.hub import DashboardHub
 from core.dashboard.server import serve_with_dashboard
-from core.execution.ccxt_broker import CcxtBroker
+from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.execution.limits import RequestBudget, budget_path
 from core.live.session import LiveOptions, LiveSession
 from core.monitoring.decision_log import DecisionLog
@@ -46,8 +46,21 @@ def open_live(settings: Settings, venue: Venue | None = None, options: LiveOptio
     budget = RequestBudget(ex.weight_limit, ex.max_weight_share, budget_path(settings.data_dir))  # R9.5
     broker = CcxtBroker(client, budget=budget, unknown_outcome_s=ex.unknown_outcome_s)
     session = LiveSession(settings, venue, broker, keys, options, state_path=state_path)
+    # Preflight before the observers exist: a refused start writes nothing (no database, no audit key, no log).
+    # Its exchange calls are kept and shown to the observers once attached, so the audit journal still records
+    # every use of the key.
+    calls: list[CallRecord] = []
+    broker.listeners.append(calls.append)
+    try:
+        instruments = session.preflight()
+    finally:
+        broker.listeners.remove(calls.append)
+    before = list(broker.listeners)
     servers = attach(session)
-    instruments = session.preflight()
+    added = [listener for listener in broker.listeners if listener not in before]
+    for record in calls:
+        for listener in added:
+            listener(record)
     session.start(instruments)
     servers.start()
     return session

@@ -283,8 +283,10 @@ def test_kill_9_mid_session_then_restart_reconciles_before_trading_at_the_first_
         orders = exchange_orders(server, settings)
         balance = server.client(DEMO_API_KEY, DEMO_API_SECRET).fetch_balance()["total"]
     store = Store(settings.db_path)
-    sessions = store.query("select id, status from sessions where mode = 'live' order by started_at").rows()
-    assert [s[1] for s in sessions] == ["running", "completed"]  # the killed one never closed; the restart did
+    sessions = store.query("select id, status, error from sessions where mode = 'live' order by started_at").rows()
+    # the killed one never closed itself: the restart closed it as crashed, then its own session as completed
+    assert [s[1] for s in sessions] == ["crashed", "completed"]
+    assert f"process {first.pid} ended without closing the session" in sessions[0][2]
     restarted = sessions[1][0]
     # nothing duplicated: every client order id appears once on the exchange
     counts = Counter(o["clientOrderId"] for o in orders)

@@ -34,8 +34,10 @@ def test_keys_come_from_the_environment_else_the_documented_demo_pair(monkeypatc
 @pytest.mark.parametrize(("kwargs", "fragment"), [
     ({"faults": "boom=1"}, "bad fault 'boom=1'"),
     ({"clock": "fast"}, "--clock 'fast'"),
-    ({"speed": -1.0}, "speed -1.0"),
-    ({"port": 70_000}, "port 70000"),
+    ({"speed": -1.0}, "--speed must be more than 0"),
+    ({"speed": float("nan")}, "--speed must be"),
+    ({"days": 1e9}, "--days must be more than 0 and at most 366"),
+    ({"port": 70_000}, "--port must be 0 (any free port) to 65535, got 70000"),
     ({"source": " , "}, "--source is empty"),
     ({"commission": "usdt"}, "--commission 'usdt'"),
 ])

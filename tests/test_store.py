@@ -26,7 +26,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "schema_migrations": ["version", "name", "applied_at"],
     "sessions": [
         "id", "mode", "started_at", "ended_at", "strategy", "config_hash", "symbols", "timeframe",
-        "status", "error", "starting_equity", "final_equity", "settings", "venue", "live_evidence",
+        "status", "error", "starting_equity", "final_equity", "settings", "venue", "live_evidence", "owner",
     ],
     "orders": [
         "session_id", "client_order_id", "exchange_order_id", "symbol", "side", "type", "qty", "price",
@@ -146,7 +146,7 @@ def _holder(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
 @pytest.mark.req("R1.2")
 @pytest.mark.req("R1.4")
 def test_migrations_create_every_table_with_the_listed_columns(store: Store) -> None:
-    assert store.schema_version() == LATEST_VERSION == 4
+    assert store.schema_version() == LATEST_VERSION == 6
     cols = store.query(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
@@ -184,7 +184,7 @@ def test_missing_migrations_are_applied_in_order(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "old.duckdb"))
     try:
         assert migrate(conn, MIGRATIONS[:1]) == [1]  # a database written by version-1 code
-        assert migrate(conn) == [2, 3, 4]
+        assert migrate(conn) == [2, 3, 4, 6]
         views = conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v_session_summary'")
         assert views.fetchall() == [(1,)]
     finally:

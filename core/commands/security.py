@@ -41,8 +41,8 @@ def keys_rotate(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
     from core.security.rotation import rotate_keys
     from core.venue import venue_for
 
-    if not wait > 0:
-        raise fail(f"--wait must be a positive number of seconds, got {wait:g}", 2)
+    if not 0 < wait <= 3_600:  # NaN too
+        raise fail(f"--wait must be a positive number of seconds up to 3600, got {wait:g}", 2)
     settings = load_settings(**run_overrides(data_dir=data_dir, exchange=exchange, exchange_url=sandbox_url))
     outcome = rotate_keys(settings, venue_for(settings.exchange), wait_s=wait)
     line = f"{outcome.code}: {outcome.detail}"

@@ -105,11 +105,17 @@ class MarketConfig(_Frozen):
 
     @model_validator(mode="after")
     def _allowed(self) -> MarketConfig:
+        # Model-level checks: each message starts with the variable it is about (describe_validation keeps it).
         unknown = [s for s in self.added_symbols if s not in INSTRUMENTS or s in self.allowed_symbols]
         if unknown:
-            raise ValueError(f"added symbol(s) {', '.join(unknown)} unknown or already on the allow-list")
-        check_symbols(self.symbols, (*self.allowed_symbols, *self.added_symbols),
-                      MAX_SYMBOLS + len(set(self.added_symbols)))
+            raise ValueError(f"RAMPART_MARKET__ADDED_SYMBOLS: {', '.join(unknown)} unknown or already on the "
+                             "allow-list (RAMPART_MARKET__ALLOWED_SYMBOLS)")
+        try:
+            check_symbols(self.symbols, (*self.allowed_symbols, *self.added_symbols),
+                          MAX_SYMBOLS + len(set(self.added_symbols)))
+        except ValueError as exc:
+            where = " (set by RAMPART_MARKET__ALLOWED_SYMBOLS)" if "allow-list" in str(exc) else ""
+            raise ValueError(f"RAMPART_MARKET__SYMBOLS (--symbols): {exc}{where}") from None
         return self
 
 
@@ -209,7 +215,10 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {_settings_error(exc)}") from None
     from core.strategy import build_params
 
-    build_params(settings.strategy.name, settings.strategy.params)  # raises ConfigError with the parameter
+    try:  # a ConfigError naming the parameter or the strategy
+        build_params(settings.strategy.name, settings.strategy.params)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid settings: {_strategy_variable(exc)}: {exc}") from None
     return settings
 
 
@@ -219,7 +228,10 @@ _FIELD = re.compile(r'field "(\w+)"')
 def _settings_error(exc: SettingsError) -> str:
     found = _FIELD.search(str(exc))
     name = f"RAMPART_{found.group(1).upper()}" if found else "a RAMPART_* variable"
-    return (f"{name}: not valid JSON; set its parts instead (e.g. {name}__SYMBOLS=BTCUSDT) or give a JSON object")
+    section = Settings.model_fields.get(found.group(1)) if found else None
+    parts = list(getattr(section.annotation, "model_fields", {})) if section is not None else []
+    part = f"{name}__{parts[0].upper()}=..." if parts else f"{name}__<PART>=..."
+    return f"{name}: not valid JSON; set its parts instead (e.g. {part}) or give a JSON object"
 
 
 SECRET_NAMES = re.compile(r"(?i)key|secret|token|password|passphrase")
@@ -237,8 +249,40 @@ def describe_validation(exc: ValidationError) -> str:
             parts.append(f"{name}: not a setting; remove it (exchange keys go in RAMPART_API_KEY / "
                          "RAMPART_API_SECRET or the secrets directory, never in settings)")
             continue
+        if msg.startswith("RAMPART_"):  # a model-level check that names its own variable
+            parts.append(msg)
+            continue
+        nested = _nested_under_scalar(err, loc)
+        if nested:
+            parts.append(f"{name}__{nested}: not a setting; {name} takes one value, not parts")
+            continue
         shows_value = "got " in msg or bool(SECRET_NAMES.search(name))
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) and not shows_value \
             else ""
         parts.append(f"{name}: {msg}{got}")
     return "; ".join(parts)
+
+
+def _nested_under_scalar(err: Any, loc: list[str]) -> str:
+    """``RAMPART_GATE__MIN_SHARPE__X=1`` arrives as {"x": "1"} for a number: the unknown part's name, else ""."""
+    given = err.get("input")
+    if not isinstance(given, dict) or not given or not loc:
+        return ""
+    model: Any = Settings
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel | dict):
+        return ""
+    if "dict" in str(model):  # e.g. dict[str, Any] behind Annotated/Optional: parts are its keys
+        return ""
+    return "__".join(str(k).upper() for k in list(given)[:1])
+
+
+def _strategy_variable(exc: ConfigError) -> str:
+    """The variable (and option) a strategy error is about: its parameters, else its name."""
+    if "parameter" in str(exc):
+        return "RAMPART_STRATEGY__PARAMS (--param)"
+    return "RAMPART_STRATEGY__NAME (--strategy)"

@@ -1,14 +1,20 @@
 """Circuit breakers (SPEC R6.2): trip on a loss streak, an API-error burst or one abnormal fill, then block entries.
 
 Pure and clock-free: every method takes ``ts``, the engine clock in epoch milliseconds, so backtest, paper and
-live behave identically and tests can step time exactly. A breaker blocks on ``[trip_ts, until_ts)``: at
-``until_ts - 1`` it still blocks, at ``until_ts`` it is quiet again. While a breaker is in cooldown its events
-are ignored (it cannot re-trip, and the cooldown is not extended), so after the cooldown every counter starts
-from zero. ``blocking`` is called per entry decision and does constant work.
+live behave identically and tests can step time exactly. Times must come from one clock; a ``ts`` behind what was
+recorded (a restart on another clock, a sandbox's market time after wall time) is taken as the new clock: errors
+stamped after it leave the window, and a cooldown ending further ahead than the longest one allowed restarts from
+``ts`` for its full length (never shorter), so nothing sticks for years and nothing is lifted early.
+
+A breaker blocks on ``[trip_ts, until_ts)``: at ``until_ts - 1`` it still blocks, at ``until_ts`` it is quiet
+again. While a breaker is in cooldown its events are ignored (it cannot re-trip, and the cooldown is not
+extended), so after the cooldown every counter starts from zero. ``blocking`` is called per entry decision and
+does constant work.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -30,9 +36,11 @@ CODES: dict[str, str] = {
 }
 STATE_VERSION = 1
 _MS_PER_HOUR = 3_600_000
+# No cooldown the settings allow ends further ahead than this: an end beyond it was stamped on another clock.
+MAX_AHEAD_MS = round(max(hi for name, (_, hi, _) in BreakerConfig.RANGES.items() if name.endswith("_hours"))
+                     * _MS_PER_HOUR)
 
-
-
+log = logging.getLogger("rampart.breakers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,7 @@ class CircuitBreakers:
     def on_trade_closed(self, net_pnl: float, ts: int) -> BreakerTripped | None:
         """A closed trade: a loss (net P&L < 0) extends the streak; anything else (win, break-even) resets it."""
         _finite(net_pnl, "net_pnl")
+        self._one_clock(ts)
         if self._in_cooldown(CONSECUTIVE_LOSSES, ts):
             return None
         if net_pnl >= 0:
@@ -104,6 +113,7 @@ class CircuitBreakers:
 
     def on_api_error(self, ts: int, what: str = "") -> BreakerTripped | None:
         """An API error (5xx, timeout, 429, auth); trips at ``api_errors`` errors within ``api_error_window_s``."""
+        self._one_clock(ts)
         if self._in_cooldown(API_ERRORS, ts):
             return None
         self._errors.append(ts)
@@ -120,6 +130,7 @@ class CircuitBreakers:
     def on_fill(self, slippage_bps: float, ts: int, what: str = "") -> BreakerTripped | None:
         """A fill's adverse slippage vs its reference price, in bps (positive = worse); trips above the limit."""
         _finite(slippage_bps, "slippage_bps")
+        self._one_clock(ts)
         if self._in_cooldown(SLIPPAGE, ts) or slippage_bps <= self.cfg.slippage_bps:
             return None
         on = f" on {what}" if what else ""
@@ -131,6 +142,8 @@ class CircuitBreakers:
         """(name, ms left) of the breaker that blocks longest at ``ts``, or None. Hot path: constant work."""
         if ts >= self._max_until:
             return None
+        if self._max_until - ts > MAX_AHEAD_MS:
+            self._one_clock(ts)
         name = max(NAMES, key=self._until.__getitem__)
         return name, self._until[name] - ts
 
@@ -147,6 +160,7 @@ class CircuitBreakers:
     def status(self, ts: int) -> list[dict[str, Any]]:
         """Every breaker, tripped or not, with its threshold, counters and last trip — for the dashboard/CLI."""
         cfg = self.cfg
+        self._one_clock(ts)
         counters: dict[str, dict[str, Any]] = {
             CONSECUTIVE_LOSSES: {"losing_streak": len(self._losses), "threshold": cfg.consecutive_losses},
             API_ERRORS: {"errors_in_window": sum(1 for t in self._errors if t > ts - self._window_ms),
@@ -202,6 +216,23 @@ class CircuitBreakers:
         return cb
 
     # --- internals -----------------------------------------------------------------------------------------
+    def _one_clock(self, ts: int) -> None:
+        """Re-base what was recorded on another clock onto ``ts``'s (see the module docstring)."""
+        if self._errors and self._errors[-1] > ts:
+            kept = [t for t in self._errors if t <= ts]
+            log.warning("API-error breaker: %d error time(s) after now (%s) dropped: they were stamped on another "
+                        "clock", len(self._errors) - len(kept), _iso(ts))
+            self._errors.clear()
+            self._errors.extend(kept)
+        if self._max_until - ts <= MAX_AHEAD_MS:
+            return
+        for name in NAMES:
+            if self._until[name] - ts > MAX_AHEAD_MS:
+                log.warning("breaker %s: cooldown end %s is further ahead of now (%s) than any cooldown; restarting "
+                            "its full cooldown from now", name, _iso(self._until[name]), _iso(ts))
+                self._until[name] = ts + self._cooldown_ms[name]
+        self._max_until = max(self._until.values())
+
     def _in_cooldown(self, name: str, ts: int) -> bool:
         return ts < self._until[name]
 

@@ -7,6 +7,7 @@ this local sandbox. Bad arguments raise ConfigError with a one-line message.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Annotated
 
@@ -23,6 +24,7 @@ def build_config(port: int = 8765, speed: float = 60.0, source: str = "synthetic
                  clock: str = "realtime", seed: int = 7, days: float = 30.0, warmup_days: float = 7.0,
                  host: str = "127.0.0.1", commission: str = "base") -> SandboxConfig:
     """The SandboxConfig the command line describes (keys from the environment)."""
+    _bounds(port, speed, seed, days, warmup_days)
     items = [s.strip() for s in source.split(",") if s.strip()]
     if not items:
         raise ConfigError("--source is empty; use 'synthetic' or candle file paths separated by commas")
@@ -39,6 +41,25 @@ def build_config(port: int = 8765, speed: float = 60.0, source: str = "synthetic
         warmup_days=warmup_days, api_keys={api_key: secret}, faults=parse_faults(faults),
         commission="bnb" if commission == "bnb" else "quote" if commission == "quote" else "base",
     )
+
+
+MAX_SPEED = 1_000_000.0  # market seconds per wall second (a year of 1-minute bars in 32 s)
+MAX_DAYS = 366.0  # of synthetic 1-minute candles: 527,040 bars per symbol, held in memory
+
+
+def _bounds(port: int, speed: float, seed: int, days: float, warmup_days: float) -> None:
+    """Numeric options in range (NaN and infinities refused) before anything is generated or served."""
+    if not 0 <= port <= 65_535:
+        raise ConfigError(f"--port must be 0 (any free port) to 65535, got {port}")
+    if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
+        raise ConfigError(f"--speed must be more than 0 and at most {MAX_SPEED:,.0f} market seconds per wall second, "
+                          f"got {speed:g}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}")
+    if not (math.isfinite(days) and 0 < days <= MAX_DAYS):
+        raise ConfigError(f"--days must be more than 0 and at most {MAX_DAYS:g} days of candles, got {days:g}")
+    if not (math.isfinite(warmup_days) and 0 <= warmup_days < days):
+        raise ConfigError(f"--warmup-days must be from 0 to less than --days ({days:g}), got {warmup_days:g}")
 
 
 def sandbox(

@@ -272,11 +272,53 @@ ALTER TABLE sessions ADD COLUMN venue VARCHAR;
 ALTER TABLE sessions ADD COLUMN live_evidence BOOLEAN;
 """
 
+# v6: a session whose process died is closed as 'crashed' by the next session's start; ``owner`` says which process
+# runs a session (host:pid:process start), so the next start can tell a dead one from a live one. DuckDB cannot
+# change a CHECK constraint in place: the table is rebuilt with the same columns and rows (the summary view reads it).
+_V6_SESSION_CRASHED = """
+DROP VIEW v_session_summary;
+ALTER TABLE sessions RENAME TO sessions_v5;
+CREATE TABLE sessions (
+    id VARCHAR PRIMARY KEY,
+    mode VARCHAR NOT NULL CHECK (mode IN ('backtest', 'paper', 'live')),
+    started_at TIMESTAMPTZ NOT NULL,
+    ended_at TIMESTAMPTZ,
+    strategy VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    symbols VARCHAR[],
+    timeframe VARCHAR,
+    status VARCHAR NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'crashed')),
+    error VARCHAR,
+    starting_equity DOUBLE,
+    final_equity DOUBLE,
+    settings JSON,
+    venue VARCHAR,
+    live_evidence BOOLEAN,
+    owner VARCHAR
+);
+INSERT INTO sessions (id, mode, started_at, ended_at, strategy, config_hash, symbols, timeframe, status, error,
+                      starting_equity, final_equity, settings, venue, live_evidence)
+SELECT id, mode, started_at, ended_at, strategy, config_hash, symbols, timeframe, status, error,
+       starting_equity, final_equity, settings, venue, live_evidence
+FROM sessions_v5;
+DROP TABLE sessions_v5;
+CREATE VIEW v_session_summary AS
+SELECT s.id AS session_id, s.mode, s.strategy, s.status, s.started_at, s.ended_at, coalesce(t.trades, 0) AS trades,
+       coalesce(t.net_pnl, 0.0) AS net_pnl, t.win_rate, s.final_equity
+FROM sessions AS s
+LEFT JOIN (
+    SELECT session_id, count(*) AS trades, sum(net_pnl) AS net_pnl,
+           avg(CASE WHEN net_pnl > 0 THEN 1.0 ELSE 0.0 END) AS win_rate
+    FROM trades GROUP BY session_id
+) AS t ON t.session_id = s.id;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _V1_CORE_TABLES),
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
     Migration(3, "outbox, alerts, metric snapshots, scaling decisions, audit anchors", _V3_MONITORING_SCALING_AUDIT),
     Migration(4, "session venue and live evidence", _V4_SESSION_VENUE),
+    Migration(6, "crashed sessions and session owners", _V6_SESSION_CRASHED),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -33,10 +33,12 @@ import polars as pl
 from core.errors import StoreError
 from core.events import Event
 from core.store.db import DEFAULT_LOCK_TIMEOUT_S, connect, unit_of_work
+from core.store.liveness import owner_alive, owner_token
 from core.store.migrations import current_version, migrate
 
 MODES = ("backtest", "paper", "live")
 FINAL_STATUSES = ("completed", "failed")
+CRASHED = "crashed"  # closed by a later start: its process ended without finishing it (core.store.liveness)
 SEVERITIES = ("info", "warning", "error", "critical")
 # Tables finish_session fills, in insert order; append also accepts gate_results.
 SESSION_TABLES = ("orders", "fills", "trades", "equity", "decisions", "events")
@@ -70,10 +72,12 @@ class Store:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
         self._schema: _Schema | None = None
+        self._ready = False  # the file exists and is migrated (it is created by the first write, never by a read)
 
     # ----------------------------------------------------------------- sessions
     def begin_session(self, session: Mapping[str, Any]) -> None:
-        """Insert the ``sessions`` row for a new session with status 'running'.
+        """Insert the ``sessions`` row for a new session with status 'running', owned by this process; sessions
+        whose process has ended without finishing them are closed as 'crashed' first, in the same transaction.
 
         Needs id, mode ('backtest'|'paper'|'live'), started_at, strategy and config_hash; may carry
         any other sessions column (symbols as a list, settings as a dict).
@@ -82,11 +86,20 @@ class Store:
         status = row.setdefault("status", "running")
         if status != "running":
             raise StoreError(f"begin_session always starts a session as 'running', got status={status!r}")
+        row.setdefault("owner", owner_token())
         _check_choice("mode", row.get("mode"), MODES)
         columns = self._table("sessions")
         _check_row_keys("sessions", row, columns)
         with self._unit(f"begin session {row['id']}") as conn:
+            _close_crashed(conn, str(row["id"]))
             _insert_row(conn, "sessions", row, columns)
+
+    def close_crashed(self) -> list[str]:
+        """Close every running session whose process has ended as 'crashed'; returns their ids."""
+        if not self.path.exists():
+            return []
+        with self._unit("close crashed sessions") as conn:
+            return _close_crashed(conn, None)
 
     def finish_session(
         self,
@@ -260,21 +273,33 @@ class Store:
             return pl.DataFrame() if relation is None else relation.pl()
 
     def schema_version(self) -> int:
-        """The highest migration version applied to the file."""
+        """The highest migration version applied to the file, which this creates and migrates if needed."""
+        self._ensure_ready()
         with self._unit("read schema version", read_only=True) as conn:
             return current_version(conn)
 
     # ----------------------------------------------------------------- plumbing
     @contextmanager
     def _unit(self, what: str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self._ready and not self.path.exists():
+            # Nothing stored yet: read an empty database of the same schema instead of creating the file, so a
+            # command that only looked (and was refused) leaves no database behind.
+            with _empty_database() as conn:
+                conn.execute("BEGIN TRANSACTION READ ONLY")
+                try:
+                    yield conn
+                except duckdb.Error as exc:
+                    raise StoreError(f"{what} failed: {exc}") from exc
+            return
         self._ensure_ready()
         timeout = self.lock_timeout_s
         with unit_of_work(self.path, what=what, read_only=read_only, lock_timeout_s=timeout) as conn:
             yield conn
 
     def _ensure_ready(self) -> None:
-        """First use: migrate the file and learn the table columns (they cannot change under us)."""
-        if self._schema is not None:
+        """First write or read of an existing file: migrate it and learn the table columns (they cannot change
+        under us)."""
+        if self._ready:
             return
         conn = connect(self.path, lock_timeout_s=self.lock_timeout_s)
         try:
@@ -282,13 +307,52 @@ class Store:
             self._schema = _read_schema(conn)
         finally:
             conn.close()
+        self._ready = True
+
+    def _columns(self) -> _Schema:
+        """The tables' columns: the file's once it is open, else the schema the migrations give a new file."""
+        if self._schema is None:
+            if self.path.exists():
+                self._ensure_ready()
+            else:
+                with _empty_database() as conn:
+                    self._schema = _read_schema(conn)
+        return self._schema or {}
 
     def _table(self, table: str) -> dict[str, _Column]:
-        self._ensure_ready()
-        schema = self._schema or {}
+        schema = self._columns()
         if table not in schema:
             raise StoreError(f"table {table!r} does not exist in {self.path}")
         return schema[table]
+
+
+@contextmanager
+def _empty_database() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory database with the current schema and no rows (reads before the file exists)."""
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _close_crashed(conn: duckdb.DuckDBPyConnection, starting: str | None) -> list[str]:
+    """Mark running sessions whose owning process has ended as 'crashed' (SPEC: a session killed with -9 does not
+    stay 'running' forever); sessions on another host are left alone (their process cannot be checked)."""
+    running = conn.execute("SELECT id, owner FROM sessions WHERE status = 'running'").fetchall()
+    closed = []
+    now = datetime.now(UTC)
+    by = f" when session {starting} started" if starting else ""
+    for session_id, owner in running:
+        if owner_alive(owner) is not False:
+            continue
+        who = f"process {owner.split(':')[1]}" if owner and owner.count(":") >= 2 else "its process"
+        conn.execute("UPDATE sessions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                     [CRASHED, now, f"crashed: {who} ended without closing the session; closed{by}", session_id])
+        closed.append(str(session_id))
+    return closed
 
 
 # --------------------------------------------------------------------- schema and validation
