@@ -57,7 +57,8 @@ def run_rampart(frame: pl.DataFrame) -> dict[str, Any]:
     settings = load_settings(
         strategy={"name": "sma_cross", "params": {"fast": 20, "slow": 50, "stop_pct": 0.5}},
         market={"symbols": ["BTCUSDT"], "timeframe": "1m"},
-        paper={"starting_cash": 1_000_000.0, "taker_fee": 0.001, "slippage_bps": 0.0},
+        paper={"starting_cash": 1_000_000.0, "taker_fee": 0.001, "slippage_bps": 0.0, "commission": "quote",
+               "risk_controls": False},
         sizing={"mode": "all_in"},
     )
     # Fractional quantities and no minimum notional, as the shared workload defines it.

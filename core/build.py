@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import INSTRUMENTS, Settings
+from core.config.ladder import rung
 from core.domain import Instrument, Mode
 from core.engine import Engine, SessionResult
 from core.execution.broker import Broker
@@ -22,17 +23,32 @@ from core.market.candles import CandleSet
 from core.portfolio import Portfolio
 from core.risk.breakers import CircuitBreakers
 from core.risk.engine import RiskConfig, RiskEngine
-from core.strategy import build_params, make_strategy, params_hash
+from core.strategy import build_params, make_strategy, params_hash, strategy_source_hash
 from core.strategy.base import Strategy
 
 
 def config_hash(settings: Settings) -> str:
-    """The strategy's config hash: strategy, every parameter (defaults included), timeframe and symbols.
+    """The strategy's config hash: strategy, its source code (and the modules it imports from its folder), every
+    parameter (defaults included), timeframe and symbols.
 
-    Changing any of them invalidates the paper gate for live trading (R1.5)."""
-    params = build_params(settings.strategy.name, settings.strategy.params)
-    extra = {"timeframe": settings.market.timeframe, "symbols": sorted(settings.market.symbols)}
-    return params_hash(settings.strategy.name, params, extra)
+    Changing any of them invalidates the paper gate for live trading (R1.5, R10.2)."""
+    strategy = settings.strategy
+    params = build_params(strategy.name, strategy.params, strategy.folder)
+    extra = {"timeframe": settings.market.timeframe, "symbols": sorted(settings.market.symbols),
+             "source": strategy_source_hash(strategy.name, strategy.folder)}
+    return params_hash(strategy.name, params, extra)
+
+
+MAX_HISTORY_BARS = 999  # Binance serves at most 1,000 klines a request: the window plus the forming candle
+
+
+def history_bars(settings: Settings) -> int:
+    """Closed candles a live session loads before it trades: twice the strategy's warm-up, and the risk controls'
+    windows (returns need one more close); at most what one klines request returns."""
+    cfg = settings.strategy
+    warmup = make_strategy(cfg.name, build_params(cfg.name, cfg.params, cfg.folder), cfg.folder).warmup
+    lim = settings.risk
+    return min(max(2 * warmup, 60, lim.vol_long_window + 1, lim.corr_window + 1), MAX_HISTORY_BARS)
 
 
 def new_session_id() -> str:
@@ -48,11 +64,27 @@ class Sizing:
     mode: str = "risk"
     hard_caps: bool = False
 
+    scale: float = 1.0  # the metrics are shown at this multiple of the traded size (``as_live``)
+
     @classmethod
     def full_scale(cls, settings: Settings) -> Sizing:
-        """Paper validation and backtests: the strategy's own scale from ``settings.sizing``."""
+        """The strategy's own scale from ``settings.sizing``, exactly (the daily report's backtest of a live day)."""
         s = settings.sizing
         return cls(s.risk_per_trade, s.exposure_cap, s.mode)
+
+    @classmethod
+    def as_live(cls, settings: Settings) -> Sizing:
+        """Paper validation and backtests judge the trades live would make (R1.1): every entry sized exactly as live
+        sizes it on its first rung — the same risk per trade, exposure cap, lot steps and minimum notional, so the
+        same entries fit and the same ones are refused — and the controls' thresholds as live has them. ``scale``
+        = the strategy's own risk per trade / the first rung's: the gate's metrics are shown at that scale
+        (``scale_result``), so a drawdown or an expectancy means what it would at full size."""
+        s = settings.sizing
+        if s.mode != "risk":
+            return cls.full_scale(settings)
+        first = rung(0, settings.scaling.rungs)
+        return cls(first.risk_per_trade, first.exposure_cap, "risk", hard_caps=True,
+                   scale=s.risk_per_trade / first.risk_per_trade)
 
 
 def build_engine(settings: Settings, mode: Mode, broker: Broker, portfolio: Portfolio, *,
@@ -76,8 +108,9 @@ def build_engine(settings: Settings, mode: Mode, broker: Broker, portfolio: Port
         risk.breakers = (CircuitBreakers.from_state(settings.breakers, saved) if saved
                          else CircuitBreakers(settings.breakers))
     if strategies is None:
-        params = build_params(settings.strategy.name, settings.strategy.params)
-        strategies = {s: make_strategy(settings.strategy.name, params) for s in market.symbols}
+        cfg = settings.strategy
+        params = build_params(cfg.name, cfg.params, cfg.folder)
+        strategies = {s: make_strategy(cfg.name, params, cfg.folder) for s in market.symbols}
     return Engine(session_id=session_id or new_session_id(), mode=mode, strategies=strategies,
                   instruments=instruments, risk=risk, broker=broker, portfolio=portfolio,
                   config_hash=config_hash(settings), timeframe=market.timeframe,
@@ -86,20 +119,27 @@ def build_engine(settings: Settings, mode: Mode, broker: Broker, portfolio: Port
 
 def build_paper_engine(settings: Settings, mode: Mode, *, session_id: str | None = None,
                        instruments: dict[str, Instrument] | None = None, record_decisions: bool = True,
-                       strategies: dict[str, Strategy] | None = None) -> Engine:
-    """Backtest/paper: the PaperBroker with the paper fill model, at the strategy's full scale."""
+                       strategies: dict[str, Strategy] | None = None, as_live: bool = True) -> Engine:
+    """Backtest/paper: the PaperBroker with the paper fill model. With the risk controls on (the default) and
+    ``as_live``, entries are sized as live's first rung sizes them (``Sizing.as_live``); otherwise exactly
+    ``settings.sizing`` (a backtest of a live day at its own rung, or the bare strategy with the controls off)."""
     paper = settings.paper
     portfolio = Portfolio(paper.starting_cash)
-    broker = PaperBroker(FillModelConfig(paper.taker_fee, paper.maker_fee, paper.slippage_bps), portfolio)
+    broker = PaperBroker(FillModelConfig(paper.taker_fee, paper.maker_fee, paper.slippage_bps, paper.commission),
+                         portfolio)
     symbols = strategies or settings.market.symbols
-    return build_engine(settings, mode, broker, portfolio,
-                        instruments=instruments or {s: INSTRUMENTS[s] for s in symbols},
-                        sizing=Sizing.full_scale(settings), controls=paper.risk_controls, session_id=session_id,
-                        strategies=strategies, record_decisions=record_decisions)
+    sizing = Sizing.as_live(settings) if as_live and paper.risk_controls else Sizing.full_scale(settings)
+    engine = build_engine(settings, mode, broker, portfolio,
+                          instruments=instruments or {s: INSTRUMENTS[s] for s in symbols},
+                          sizing=sizing, controls=paper.risk_controls, session_id=session_id,
+                          strategies=strategies, record_decisions=record_decisions)
+    engine.result.scale = sizing.scale
+    return engine
 
 
 def run_paper_session(candle_sets: list[CandleSet], settings: Settings, mode: Mode = Mode.PAPER,
-                      session_id: str | None = None) -> SessionResult:
-    """Run the strategy over the candles on the paper broker; errors are recorded in the result (R1.5)."""
+                      session_id: str | None = None, trade_from: int | None = None) -> SessionResult:
+    """Run the strategy over the candles on the paper broker; errors are recorded in the result (R1.5).
+    ``trade_from``: bars before it are history only (a comparison with a live session that started there)."""
     engine = build_paper_engine(settings, mode, session_id=session_id)
-    return engine.run(candle_sets)
+    return engine.run(candle_sets, trade_from)

@@ -36,7 +36,9 @@ SymbolsOpt = Annotated[str | None, typer.Option(
 DaysOpt = Annotated[float | None, typer.Option(
     help="days of candles: synthetic length (default 120), or the last N days of the files (default all)")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the synthetic market (same seed, same candles)")]
-StrategyOpt = Annotated[str | None, typer.Option(help="trend | mean_reversion | sma_cross (default from settings)")]
+StrategyOpt = Annotated[str | None, typer.Option(
+    help="a built-in (mean_reversion, trend, sma_cross), your own path/to/file.py:Class or package.module:Class, or "
+         "the name of a strategy in the strategies folder (see `rampart strategies`); default from settings")]
 TimeframeOpt = Annotated[str | None, typer.Option(help="candle size, e.g. 5m, 15m, 1h (default from settings)")]
 ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", help="strategy parameter override NAME=VALUE, repeatable (e.g. --param fast=10)")]
@@ -164,6 +166,33 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # n
     raise typer.Exit(EXIT_ERROR if out.errors else EXIT_OK)
 
 
+@app.command("check-strategy")
+def check_strategy(
+    strategy: Annotated[str, typer.Argument(help="a built-in name, path/to/file.py:Class, package.module:Class, or "
+                                                 "a name in the strategies folder")],
+    source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa: B006
+    days: DaysOpt = None, seed: SeedOpt = 7, timeframe: TimeframeOpt = None, param: ParamOpt = None,
+    checkpoints: Annotated[int, typer.Option(help="bars to cut the data at (decision bars first), 1-200")] = 12,
+    as_json: JsonOpt = False,
+) -> None:
+    """Look-ahead analysis (R10.4): run the strategy over the candles, then again with the bars after each checkpoint
+    hidden; any decision or indicator value that changes means it reads the future. Exit 0 clean, 3 flagged, 1
+    error. Writes nothing."""
+    from core.errors import DataQualityError
+    from core.lookahead import check_lookahead
+    from core.validation import check_market, load_market
+
+    _check_range("--checkpoints", checkpoints, 1, 200, "", low_open=False)
+    src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, None, seed)
+    sets = load_market(src, settings, days=days, seed=seed)
+    problems = check_market(sets)
+    if problems:
+        raise DataQualityError(problems)
+    report = check_lookahead(settings, sets, checkpoints)
+    typer.echo(json.dumps(report.to_dict()) if as_json else "\n".join(report.lines()))
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_GATE_FAILED)
+
+
 @app.command()
 def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
          duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until "
@@ -270,9 +299,9 @@ def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g
 
 
 def _register_commands() -> None:
-    from core.commands import dashboard, emergency, report, scaling, security
+    from core.commands import dashboard, emergency, report, scaling, security, strategies
 
-    for module in (emergency, dashboard, report, scaling, security):
+    for module in (emergency, dashboard, report, scaling, security, strategies):
         module.register(app)
 
 

@@ -120,7 +120,8 @@ class Instrument:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """What a strategy wants: enter long with a protective stop, or exit; always with its reason in words."""
+    """What a strategy wants: enter long with a protective stop, or exit; always with its reason in words and a
+    short reason code (``TIME_EXIT``, ``TAKE_PROFIT``…) that reports and the parity checks compare."""
 
     symbol: str
     action: str  # "enter" | "exit"
@@ -128,28 +129,34 @@ class Signal:
     stop: float | None = None
     target: float | None = None
     indicators: dict[str, float] = field(default_factory=dict)
+    code: str = ""
 
     @staticmethod
-    def enter(symbol: str, stop: float, reason: str, target: float | None = None, **indicators: float) -> Signal:
-        return Signal(symbol, "enter", reason, stop, target, indicators)
+    def enter(symbol: str, stop: float, reason: str, target: float | None = None, *, code: str = "ENTRY",
+              **indicators: float) -> Signal:
+        """Buy, with the protective ``stop`` price (below the close) placed on the exchange as soon as it fills;
+        ``target`` is kept on the position (``bar.position.target``) for the strategy's own exit."""
+        return Signal(symbol, "enter", reason, stop, target, indicators, code)
 
     @staticmethod
-    def exit(symbol: str, reason: str, **indicators: float) -> Signal:
-        return Signal(symbol, "exit", reason, None, None, indicators)
+    def exit(symbol: str, reason: str, *, code: str = "EXIT", **indicators: float) -> Signal:
+        """Sell the whole position at market."""
+        return Signal(symbol, "exit", reason, None, None, indicators, code)
 
 
 class Order:
     """A working order and its state machine; ``apply`` moves it along ``ORDER_TRANSITIONS`` or raises."""
 
     __slots__ = (
-        "avg_fill_price", "client_order_id", "created_ts", "exchange_order_id", "filled_qty", "price",
-        "qty", "quote_qty", "reason", "side", "status", "stop_price", "symbol", "tag", "type", "updated_ts",
+        "avg_fill_price", "client_order_id", "code", "created_ts", "exchange_order_id", "filled_qty", "price",
+        "qty", "quote_qty", "reason", "side", "status", "stop_price", "symbol", "tag", "target", "type",
+        "updated_ts",
     )
 
     def __init__(
         self, client_order_id: str, symbol: str, side: Side, type: OrderType, qty: float, tag: OrderTag,
         created_ts: int, reason: str = "", price: float | None = None, stop_price: float | None = None,
-        quote_qty: float | None = None,
+        quote_qty: float | None = None, target: float | None = None, code: str = "",
     ) -> None:
         if not qty > 0:
             raise OrderError(f"order {client_order_id}: quantity must be positive, got {qty}")
@@ -164,6 +171,8 @@ class Order:
         self.quote_qty = quote_qty  # spend this much quote (market buy); qty is then an estimate
         self.stop_price = stop_price
         self.reason = reason
+        self.target = target  # an entry's take-profit level, kept on the position for the strategy
+        self.code = code  # the signal's reason code (ENTRY, TIME_EXIT, STOP, ...)
         self.status = OrderStatus.INITIALIZED
         self.filled_qty = 0.0
         self.avg_fill_price = 0.0
@@ -265,6 +274,15 @@ class Position:
     exit_qty: float = 0.0
     exit_value: float = 0.0
     exit_fees: float = 0.0
+    # what the strategy said at entry: the open time of the bar it decided on (its identity in every mode and
+    # across restarts: bars held count from it) and its target; a position adopted from the exchange has none
+    signal_ts: int | None = None
+    target: float | None = None
+
+    @property
+    def entry_price(self) -> float:
+        """The average fill price of the entry."""
+        return self.avg_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +302,7 @@ class Trade:
     entry_reason: str
     exit_reason: str
     exit_kind: str
+    exit_code: str = ""  # the exit signal's code, STOP for the protective stop, PROTECT for a protection sale
 
     def to_row(self) -> dict[str, Any]:
         cost = self.entry_price * self.qty
@@ -292,5 +311,5 @@ class Trade:
             "exit_time": ms_to_dt(self.exit_ts), "entry_price": self.entry_price, "exit_price": self.exit_price,
             "qty": self.qty, "fees": self.fees, "gross_pnl": self.gross_pnl, "net_pnl": self.net_pnl,
             "return_pct": self.net_pnl / cost if cost else 0.0, "entry_reason": self.entry_reason,
-            "exit_reason": self.exit_reason, "exit_kind": self.exit_kind,
+            "exit_reason": self.exit_reason, "exit_kind": self.exit_kind, "exit_code": self.exit_code,
         }

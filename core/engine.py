@@ -1,9 +1,13 @@
 """The trading engine: one loop for backtest, paper and live — only the broker differs (R1.1).
 
 Per bar, in this order: the broker reports fills (market orders at the open, stops and limits intrabar),
-the portfolio books them and protective stops are placed, equity is marked at the close, then each
-symbol's strategy decides and the risk engine sizes or refuses every signal. Decisions, orders, fills,
-trades and the equity curve are kept in memory and handed to the store as frames at the end.
+the portfolio books them and protective stops are placed, equity is marked at the close, the strategy's series
+grow by that bar, then each symbol's strategy decides and the risk engine sizes or refuses every signal.
+Decisions, orders, fills, trades and the equity curve are kept in memory and handed to the store as frames.
+
+One bar model in every mode (R10.3, R10.4): a symbol's ``Book`` holds its candles and indicators — the whole run
+in backtest and paper, a history that grows by each closed candle live — and the strategy sees only its
+``Bar``, whose series end at the bar being decided.
 """
 
 from __future__ import annotations
@@ -12,11 +16,8 @@ import math
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import polars as pl
 
 from core.domain import (
     Instrument,
@@ -30,73 +31,19 @@ from core.domain import (
     Position,
     Side,
     Signal,
-    Trade,
     dt_to_ms,
     ms_to_dt,
 )
-from core.errors import TradingHalted
+from core.errors import LookAheadError, TradingHalted
 from core.events import DustLeft, Event, EventCode, SessionError
+from core.execution.book import Book
 from core.execution.broker import Broker, client_order_id
-from core.market.candles import CandleSet
+from core.market.candles import CandleSet, timeframe_ms
 from core.portfolio import Portfolio
+from core.result import TRADE_SCHEMA, SessionResult
 from core.risk.breakers import BreakerTripped
 from core.risk.engine import EntryApproved, RiskEngine
-from core.strategy.bar import Bar
 from core.strategy.base import Strategy
-
-
-@dataclass
-class SessionResult:
-    """Everything a session produced, ready for metrics, the gate and the store."""
-
-    session_id: str
-    mode: Mode
-    strategy: str
-    config_hash: str
-    symbols: tuple[str, ...]
-    timeframe: str
-    starting_equity: float
-    started_at: datetime
-    ended_at: datetime | None = None
-    final_equity: float = 0.0
-    ts: list[int] = field(default_factory=list)
-    equity: list[float] = field(default_factory=list)
-    cash: list[float] = field(default_factory=list)
-    orders: list[Order] = field(default_factory=list)
-    fills: list[OrderFilled] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    open_positions: dict[str, Position] = field(default_factory=dict)
-    fees_paid: float = 0.0
-    loop_seconds: float = 0.0
-
-    @property
-    def status(self) -> str:
-        return "failed" if self.errors else "completed"
-
-    def equity_frame(self) -> pl.DataFrame:
-        eq = pl.Series("equity", self.equity, pl.Float64)
-        cash = pl.Series("cash", self.cash, pl.Float64)
-        return pl.DataFrame({
-            "ts": pl.Series("ts", self.ts[: len(self.equity)], pl.Int64).cast(pl.Datetime("ms", "UTC")),
-            "equity": eq, "cash": cash,
-            # long-only spot: everything that is not cash is open notional
-            "exposure": ((eq - cash) / eq).fill_nan(0.0),
-        })
-
-    def trades_frame(self) -> pl.DataFrame:
-        rows = [t.to_row() for t in self.trades]
-        return pl.DataFrame(rows, schema=TRADE_SCHEMA) if rows else pl.DataFrame(schema=TRADE_SCHEMA)
-
-
-TRADE_SCHEMA: dict[str, Any] = {
-    "trade_id": pl.String, "symbol": pl.String, "entry_time": pl.Datetime("us", "UTC"),
-    "exit_time": pl.Datetime("us", "UTC"), "entry_price": pl.Float64, "exit_price": pl.Float64, "qty": pl.Float64,
-    "fees": pl.Float64, "gross_pnl": pl.Float64, "net_pnl": pl.Float64, "return_pct": pl.Float64,
-    "entry_reason": pl.String, "exit_reason": pl.String, "exit_kind": pl.String,
-}
 
 
 class Engine:
@@ -112,7 +59,8 @@ class Engine:
         self.strategies = strategies
         self.instruments = instruments
         self.record_decisions = record_decisions
-        self.books: list[Bar] = []
+        self.timeframe_ms = timeframe_ms(timeframe)
+        self.books: list[Book] = []
         self._orders: dict[str, Order] = {}
         self._sells = 0  # market sells the protection invariant made (their client ids count them)
         self._i: int | None = None
@@ -126,43 +74,51 @@ class Engine:
         self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
 
     # --- running -------------------------------------------------------------------------------------------
-    def run(self, candle_sets: list[CandleSet]) -> SessionResult:
-        """Backtest/paper: prepare indicators once, run every bar, return the result (errors recorded, R1.5)."""
+    def run(self, candle_sets: list[CandleSet], trade_from: int | None = None) -> SessionResult:
+        """Backtest/paper: compute indicators once, run every bar, return the result (errors recorded, R1.5).
+        ``trade_from`` (epoch ms): the bars before it are history only — the strategy's series hold them, nothing
+        is decided or marked — as a live session's window is (a comparison run starts where live started)."""
         t0 = time.perf_counter()
         try:
             self.load(candle_sets)
-            self.result.ts = self.books[0].ts if self.books else []
-            self.step_range(0, len(self.result.ts))
+            ts = self.books[0].ts if self.books else []
+            start = 0 if trade_from is None else next((k for k, t in enumerate(ts) if t >= trade_from), len(ts))
+            self.play(start, len(ts))
         except Exception as exc:  # R1.5: any error fails the session, with its context, never silently
             self.record_error(exc)
         self.result.loop_seconds = time.perf_counter() - t0
         return self.finish()
 
     def load(self, candle_sets: list[CandleSet]) -> None:
-        """Build each symbol's Bar from aligned candle sets and let its strategy compute indicators."""
+        """Build each symbol's Book from aligned candle sets (its strategy's indicators computed once)."""
         lengths = {len(cs.frame) for cs in candle_sets}
         if len(lengths) > 1:
             raise ValueError(f"candle sets are not aligned (lengths {sorted(lengths)}); align them first")
-        self.books = []
-        for cs in candle_sets:
-            strategy = self.strategies[cs.symbol]
-            strategy.prepare(cs.frame)
-            self.books.append(Bar(cs.symbol, self.instruments[cs.symbol], strategy, cs.frame))
+        self.books = [Book(cs.symbol, self.instruments[cs.symbol], self.strategies[cs.symbol], cs.frame,
+                           self.timeframe_ms) for cs in candle_sets]
         self.risk.prepare({b.symbol: b.close for b in self.books})
 
+    def play(self, start: int, end: int) -> None:
+        """Bars [0, start) are history the strategies see but do not decide on; bars [start, end) are traded."""
+        for book in self.books:
+            book.fast_forward(start)
+        self.result.ts = self.books[0].ts[start:end] if self.books else []
+        self.step_range(start, end)
+
     def advance(self, candle_sets: list[CandleSet]) -> int:
-        """Live: the windows of closed candles have new bars at the end; prepare and run each of them, in order
-        (a loop that fell behind never skips a bar). Returns how many bars were run."""
+        """Live: closed candles newer than the last one join each Book (indicators computed again over the whole
+        history), then each new bar is run, in order: a loop that fell behind never skips a bar, and a bar is
+        decided with only the bars up to it visible. Returns how many bars were run."""
         by_symbol = {cs.symbol: cs for cs in candle_sets}
-        for bar in self.books:
-            frame = by_symbol[bar.symbol].frame
-            bar.refresh(frame)
-            bar.strategy.prepare(frame)
+        before = len(self.books[0].ts) if self.books else 0
+        for book in self.books:
+            book.extend(by_symbol[book.symbol].frame)
+        lengths = {len(b.ts) for b in self.books}
+        if len(lengths) > 1:
+            raise ValueError(f"live candles are not aligned across symbols (lengths {sorted(lengths)})")
         self.risk.prepare({b.symbol: b.close for b in self.books})
         ts = self.books[0].ts
-        last = self.result.ts[-1] if self.result.ts else self._start_ts
-        new = [i for i, t in enumerate(ts) if last is None or t > last]
-        for i in new:
+        for i in range(before, len(ts)):
             self.result.ts.append(ts[i])
             try:
                 self.step_range(i, i + 1)
@@ -171,32 +127,36 @@ class Engine:
             except Exception as exc:  # recorded, and the session fails closed: no new entries after an error
                 self.record_error(exc)
                 raise
-        return len(new)
+        return len(ts) - before
 
     def start_live(self, candle_sets: list[CandleSet]) -> None:
-        """Live: load the history window; trading starts with the first bar that closes after it."""
+        """Live: load the history window — the strategies' series hold all of it — and trade from the first bar
+        that closes after it."""
         self.load(candle_sets)
+        n = len(self.books[0].ts) if self.books else 0
+        for book in self.books:
+            book.fast_forward(n)
         self.result.ts = []
-        self._start_ts = self.books[0].ts[-1] if self.books and self.books[0].ts else None
+        self._start_ts = self.books[0].ts[-1] if n else None
 
     def restore(self, position: Position | None, orders: list[Order], symbol: str,
                 known: list[Order] | None = None) -> None:
         """After a restart: put a reconciled position and its working orders back on the symbol's book;
         ``known`` are orders that filled while away (their fills are booked with ``book``)."""
-        bar = self._book(symbol)
+        book = self._book(symbol)
         if position is not None:
             self.portfolio.positions[symbol] = position
-        bar.position = position
+        book.set_position(position)
         for order in known or []:
             self._orders[order.client_order_id] = order
             self.result.orders.append(order)
         for order in orders:
             self._orders[order.client_order_id] = order
             self.result.orders.append(order)
-            bar.working.append(order)
+            book.working.append(order)
         if orders:
-            bar.wake_low = math.inf
-            bar.n_market = len(bar.working)
+            book.wake_low = math.inf
+            book.n_market = len(book.working)
 
     def step_range(self, start: int, end: int) -> None:
         """The hot loop over bars [start, end). Keep per-bar work to a few attribute reads."""
@@ -215,22 +175,22 @@ class Engine:
         self._i = start
         for i in range(start, end):
             self._i = i
-            for bar in books:
-                if bar.working and (bar.n_market or bar.low[i] <= bar.wake_low or bar.high[i] >= bar.wake_high):
-                    fills = on_bar(bar, i)
+            for book in books:
+                if book.working and (book.n_market or book.low[i] <= book.wake_low or book.high[i] >= book.wake_high):
+                    fills = on_bar(book, i)
                     while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
-                        self._book_fills(bar, fills)
-                        fills = on_bar(bar, i)
+                        self._book_fills(book, fills)
+                        fills = on_bar(book, i)
             equity = port.cash
             unrealized = 0.0
-            for bar in books:
-                pos = bar.position
+            for book in books:
+                pos = book.position
                 if pos is not None:
-                    close = bar.close[i]
+                    close = book.close[i]
                     equity += pos.qty * close
                     unrealized += pos.qty * (close - pos.avg_price)
-                elif bar.dust:
-                    equity += bar.dust * bar.close[i]
+                elif book.dust:
+                    equity += book.dust * book.close[i]
             eq_append(equity)
             cash_append(port.cash)
             ts = ts_list[i]
@@ -244,10 +204,18 @@ class Engine:
                 risk.new_high(equity)
                 dd_floor = risk.dd_floor
             prev_equity = equity
-            for bar in books:
-                signal = bar.strategy.on_bar(i, bar)
-                if signal is not None:
-                    self._on_signal(bar, signal, i, equity)
+            for book in books:
+                for append, source in book.feeds:  # the strategy's series now end at this bar
+                    append(source[i])
+                if i >= book.warm:
+                    bar = book.bar
+                    bar.ts = ts
+                    try:
+                        signal = book.strategy.on_bar(bar)
+                    except IndexError as exc:
+                        raise _read_beyond(book, i, exc) from exc
+                    if signal is not None:
+                        self._on_signal(book, signal, i, equity)
 
     def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
         """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""
@@ -279,17 +247,17 @@ class Engine:
     def _tighten_stops(self, i: int, ts: int) -> None:
         """R4.3: every open position's stop moves to ``stop_tighten`` of its distance, on the exchange too."""
         factor = self.risk.limits.stop_tighten
-        for bar in self.books:
-            pos = bar.position
+        for book in self.books:
+            pos = book.position
             if pos is None or pos.stop is None:
                 continue
-            price = bar.close[i]
+            price = book.close[i]
             new_stop = price - (price - pos.stop) * factor
             if new_stop <= pos.stop:
                 continue
-            for old in [o for o in bar.working if o.tag is OrderTag.STOP]:
-                self.broker.cancel(old, bar, ts)
-            self._place_stop(bar, new_stop, ts, seq=2)
+            for old in [o for o in book.working if o.tag is OrderTag.STOP]:
+                self.broker.cancel(old, book, ts)
+            self._place_stop(book, new_stop, ts, seq=2)
 
     def place_stop(self, symbol: str, stop: float, seq: int) -> None:
         """Live (the protection invariant, R9.3): put the position's protective stop on the exchange again."""
@@ -297,43 +265,43 @@ class Engine:
 
     def sell_at_market(self, symbol: str, reason: str) -> None:
         """Live (the protection invariant): cancel the stops and sell the sellable quantity at market."""
-        bar = self._book(symbol)
-        pos = bar.position
+        book = self._book(symbol)
+        pos = book.position
         if pos is None:
             return
         ts = self.now()
-        for stop in [o for o in bar.working if o.tag is OrderTag.STOP]:
-            self.broker.cancel(stop, bar, ts)
+        for stop in [o for o in book.working if o.tag is OrderTag.STOP]:
+            self.broker.cancel(stop, book, ts)
         self._sells += 1
-        qty = bar.instrument.round_qty(pos.qty) or pos.qty
+        qty = book.instrument.round_qty(pos.qty) or pos.qty
         order = Order(client_order_id(self.session_id, symbol, ts, "protect", self._sells), symbol, Side.SELL,
-                      OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=reason)
-        self._submit(bar, order, ts)
+                      OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=reason, code="PROTECT")
+        self._submit(book, order, ts)
 
     def collect_fills(self) -> None:
         """Live: ask the broker once more for every working order's fills and book them (before stopping)."""
-        for bar in self.books:
-            if bar.working and bar.ts:
-                fills = self.broker.on_bar(bar, len(bar.ts) - 1)
+        for book in self.books:
+            if book.working and book.ts:
+                fills = self.broker.on_bar(book, len(book.ts) - 1)
                 while fills:
-                    self._book_fills(bar, fills)
-                    fills = self.broker.on_bar(bar, len(bar.ts) - 1)
+                    self._book_fills(book, fills)
+                    fills = self.broker.on_bar(book, len(book.ts) - 1)
 
     def mark_live(self) -> float:
         """Live, between two bars (R9.6): equity now (cash after the fills booked since the bar, open positions and
         dust at their last close). The daily-loss, drawdown and unrealized-loss monitors act on it at once, not
         at the next bar. Returns the equity; the equity series itself stays one mark per bar."""
         equity, unrealized = self.portfolio.cash, 0.0
-        for bar in self.books:
-            if not bar.close:
+        for book in self.books:
+            if not book.close:
                 continue
-            close = bar.close[-1]
-            pos = bar.position
+            close = book.close[-1]
+            pos = book.position
             if pos is not None:
                 equity += pos.qty * close
                 unrealized += pos.qty * (close - pos.avg_price)
-            elif bar.dust:
-                equity += bar.dust * close
+            elif book.dust:
+                equity += book.dust * close
         risk = self.risk
         ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
         now = self.now()
@@ -351,89 +319,97 @@ class Engine:
 
     def set_position_qty(self, symbol: str, qty: float) -> None:
         """Reconciliation's repair: the exchange's quantity wins over Rampart's books."""
-        bar = self._book(symbol)
+        book = self._book(symbol)
         pos = self.portfolio.positions.get(symbol)
         if qty <= 0:
             self.portfolio.positions.pop(symbol, None)
-            bar.position = None
+            book.set_position(None)
         elif pos is None:
-            bar.position = self.portfolio.positions[symbol] = Position(
-                symbol, qty, bar.close[-1] if bar.close else 0.0, bar.ts[-1] if bar.ts else 0,
-                "adopted from the exchange at reconciliation")
+            adopted = Position(symbol, qty, book.close[-1] if book.close else 0.0, book.ts[-1] if book.ts else 0,
+                               "adopted from the exchange at reconciliation")
+            self.portfolio.positions[symbol] = adopted
+            book.set_position(adopted)
         else:
             pos.qty = qty
 
-    def _book(self, symbol: str) -> Bar:
+    def _book(self, symbol: str) -> Book:
         return next(b for b in self.books if b.symbol == symbol)
 
     # --- fills ---------------------------------------------------------------------------------------------
-    def _book_fills(self, bar: Bar, fills: list[OrderFilled]) -> None:
+    def _book_fills(self, book: Book, fills: list[OrderFilled]) -> None:
         """Book fills into the portfolio; place the protective stop after an entry, cancel it after an exit."""
         for fill in fills:
             order = self._orders[fill.client_order_id]
             self.result.fills.append(fill)
             kind = "stop" if fill.tag is OrderTag.STOP else "signal"
-            inst = bar.instrument
+            inst = book.instrument
             dust_below = max(inst.lot_step, inst.min_notional / fill.price if fill.price > 0 else 0.0)
-            trade = self.portfolio.apply_fill(fill, order.reason, kind, dust_below)
-            dust = self.portfolio.dust.get(bar.symbol, 0.0)
-            if dust > bar.dust:  # R9.1: what the lot step cannot sell stays, tracked and reported
-                self.emit(Event.of(EventCode.DUST_LEFT, DustLeft(symbol=bar.symbol, qty=dust - bar.dust,
-                                                                   value=(dust - bar.dust) * fill.price, total=dust),
+            code = "STOP" if fill.tag is OrderTag.STOP else order.code
+            trade = self.portfolio.apply_fill(fill, order.reason, kind, dust_below, code)
+            dust = self.portfolio.dust.get(book.symbol, 0.0)
+            if dust > book.dust:  # R9.1: what the lot step cannot sell stays, tracked and reported
+                self.emit(Event.of(EventCode.DUST_LEFT, DustLeft(symbol=book.symbol, qty=dust - book.dust,
+                                                                   value=(dust - book.dust) * fill.price, total=dust),
                                    ts=fill.ts))
-            bar.dust = dust
+            book.dust = dust
             breakers = self.risk.breakers
             if breakers is not None:  # R6.2: abnormal slippage, losing streaks
                 bps = fill.slippage / (fill.qty * fill.price) * 10_000 if fill.qty and fill.price else 0.0
-                self._tripped(breakers.on_fill(bps, fill.ts, fill.client_order_id), fill.ts)
+                # a cooldown counts from the end of the bar the fill happened in: a paper fill carries its bar's
+                # open time, a live one its exact time inside the bar, and both must block the same bars
+                since = (fill.ts // self.timeframe_ms + 1) * self.timeframe_ms
+                self._tripped(breakers.on_fill(bps, since, fill.client_order_id), fill.ts)
                 if trade is not None:
-                    self._tripped(breakers.on_trade_closed(trade.net_pnl, fill.ts), fill.ts)
-            bar.position = self.portfolio.positions.get(bar.symbol)
-            if fill.tag is OrderTag.ENTRY and not order.is_open and bar.position is not None:
-                self._place_stop(bar, order.stop_price, fill.ts)
+                    self._tripped(breakers.on_trade_closed(trade.net_pnl, since), fill.ts)
+            position = self.portfolio.positions.get(book.symbol)
+            if fill.tag is OrderTag.ENTRY and position is not None and position.signal_ts is None:
+                position.signal_ts, position.target = order.created_ts, order.target  # what the strategy said
+            book.set_position(position)
+            if fill.tag is OrderTag.ENTRY and not order.is_open and position is not None:
+                self._place_stop(book, order.stop_price, fill.ts)
             elif trade is not None:
-                for other in [o for o in bar.working if o.tag is OrderTag.STOP]:
-                    self.broker.cancel(other, bar, fill.ts)
+                for other in [o for o in book.working if o.tag is OrderTag.STOP]:
+                    self.broker.cancel(other, book, fill.ts)
 
-    def _place_stop(self, bar: Bar, stop: float | None, ts: int, seq: int = 0) -> None:
-        pos = bar.position
+    def _place_stop(self, book: Book, stop: float | None, ts: int, seq: int = 0) -> None:
+        pos = book.position
         if pos is None or stop is None:
             return
         pos.stop = stop
-        qty = bar.instrument.round_qty(pos.qty)  # the sellable quantity (R9.1): what the lot step lets us sell
+        qty = book.instrument.round_qty(pos.qty)  # the sellable quantity (R9.1): what the lot step lets us sell
         if qty <= 0:
             return
-        order = Order(client_order_id(self.session_id, bar.symbol, ts, "stop", seq), bar.symbol, Side.SELL,
+        order = Order(client_order_id(self.session_id, book.symbol, ts, "stop", seq), book.symbol, Side.SELL,
                       OrderType.STOP, qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
-                      stop_price=stop)
-        self._submit(bar, order, ts)
+                      stop_price=stop, code="STOP")
+        self._submit(book, order, ts)
 
     # --- decisions -----------------------------------------------------------------------------------------
-    def _on_signal(self, bar: Bar, signal: Signal, i: int, equity: float) -> None:
-        ts = bar.ts[i]
-        price = bar.close[i]
+    def _on_signal(self, book: Book, signal: Signal, i: int, equity: float) -> None:
+        ts = book.ts[i]
+        price = book.close[i]
         self._quote = self.quote(signal.symbol) if self.quote is not None else {}  # before any order is sent
-        if any(o.tag is not OrderTag.STOP for o in bar.working):
-            working = [o.client_order_id for o in bar.working if o.tag is not OrderTag.STOP]
+        if any(o.tag is not OrderTag.STOP for o in book.working):
+            working = [o.client_order_id for o in book.working if o.tag is not OrderTag.STOP]
             refused = ({"check": "order_pending", "result": "fail", "working": working},)
             self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts,
                                                  refused),
                          i=i)
             return
         if signal.action == "exit":
-            pos = bar.position
+            pos = book.position
             if pos is None:
                 return
             # On the exchange the stop holds the coins: cancel it, sell, and put it back if the sell is refused.
-            for stop in [o for o in bar.working if o.tag is OrderTag.STOP]:
-                self.broker.cancel(stop, bar, ts)
-            qty = bar.instrument.round_qty(pos.qty) or pos.qty  # the sellable quantity (R9.1)
-            order = Order(client_order_id(self.session_id, bar.symbol, ts, "exit"), bar.symbol, Side.SELL,
-                          OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason)
-            self._submit(bar, order, ts)
+            for stop in [o for o in book.working if o.tag is OrderTag.STOP]:
+                self.broker.cancel(stop, book, ts)
+            qty = book.instrument.round_qty(pos.qty) or pos.qty  # the sellable quantity (R9.1)
+            order = Order(client_order_id(self.session_id, book.symbol, ts, "exit"), book.symbol, Side.SELL,
+                          OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason, code=signal.code)
+            self._submit(book, order, ts)
             self._decide(ts, signal, order, i=i)
-            if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in bar.working):
-                self._place_stop(bar, pos.stop, ts, seq=1)
+            if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
+                self._place_stop(book, pos.stop, ts, seq=1)
             return
         # entries sent but not filled yet count as exposure already, and their cost as spent
         pending = sum(o.qty * b.close[i] for b in self.books for o in b.working if o.tag is OrderTag.ENTRY)
@@ -445,33 +421,40 @@ class Engine:
         if isinstance(verdict, OrderDenied):
             self._decide(ts, signal, verdict, i=i)
             return
-        order = Order(client_order_id(self.session_id, bar.symbol, ts, "entry"), bar.symbol, Side.BUY,
+        if book.position is not None:  # one position per symbol: a strategy does not add to it
+            checks = (*verdict.checks, {"check": "position", "result": "fail", "held": book.position.qty})
+            self._decide(ts, signal, OrderDenied(signal.symbol, "ALREADY_IN_POSITION",
+                                                 f"already holding {book.position.qty:g} {book.symbol}", ts, checks),
+                         i=i)
+            return
+        order = Order(client_order_id(self.session_id, book.symbol, ts, "entry"), book.symbol, Side.BUY,
                       OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
-                      stop_price=signal.stop, quote_qty=verdict.quote_qty)
-        self._submit(bar, order, ts)
+                      stop_price=signal.stop, quote_qty=verdict.quote_qty, target=signal.target, code=signal.code)
+        self._submit(book, order, ts)
         self._decide(ts, signal, order, verdict, i=i)
 
     def _market(self, symbol: str, i: int | None) -> dict[str, Any]:
         """Market conditions at a decision (R3.5): price, the risk engine's volatility ratio, latency."""
         if i is None:
             return {}
-        bar = self._book(symbol)
+        book = self._book(symbol)
         ratio = self.risk.vol_ratio.get(symbol)
-        return {"price": bar.close[i], "high": bar.high[i], "low": bar.low[i], "volume": bar.volume[i],
+        return {"price": book.close[i], "high": book.high[i], "low": book.low[i], "volume": book.volume[i],
                 "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
                 "latency_s": self.risk.latency, **self._quote}
 
-    def _submit(self, bar: Bar, order: Order, ts: int) -> None:
+    def _submit(self, book: Book, order: Order, ts: int) -> None:
         self._orders[order.client_order_id] = order
         self.result.orders.append(order)
-        self.broker.submit(order, bar, ts)
+        self.broker.submit(order, book, ts)
 
     def _decide(self, ts: int, signal: Signal, outcome: Order | OrderDenied,
                 approved: EntryApproved | None = None, i: int | None = None) -> None:
         if not self.record_decisions:
             return
         details: dict[str, Any] = {"indicators": signal.indicators, "stop": signal.stop, "target": signal.target,
-                                   "state": self.risk.state.value, "market": self._market(signal.symbol, i)}
+                                   "signal_code": signal.code, "state": self.risk.state.value,
+                                   "market": self._market(signal.symbol, i)}
         if isinstance(outcome, OrderDenied):
             kind, code, details["denied"] = "denied", outcome.code, outcome.detail
             if outcome.checks:
@@ -524,3 +507,16 @@ class Engine:
         res.open_positions = dict(self.portfolio.positions)
         res.ended_at = datetime.now(UTC)
         return res
+
+
+def _read_beyond(book: Book, i: int, exc: IndexError) -> LookAheadError:
+    """An IndexError inside ``on_bar``: every series ends at the bar being decided, so the strategy read a bar
+    that does not exist for it — after this one (look-ahead) or before the first."""
+    return LookAheadError(
+        f"{type(book.strategy).__name__} read a bar it cannot see while deciding {book.symbol} at "
+        f"{ms_to_dt(book.ts[i]).isoformat()} ({exc}): its series end at this bar ([-1]) and hold "
+        f"{i + 1} bar(s); nothing after it exists in any mode. Read [-1], [-2]... only, and raise `warmup` if an "
+        "early bar reads further back than the data goes")
+
+
+__all__ = ["TRADE_SCHEMA", "Engine", "SessionResult"]

@@ -18,6 +18,16 @@ class ConfigError(RampartError):
     """A setting or command-line argument is invalid; the message names it and the valid range."""
 
 
+class StrategyError(ConfigError):
+    """A strategy cannot be loaded or used: its file does not import, the class is not a Strategy, or an indicator
+    is malformed. The message names the file or class and what to fix."""
+
+
+class LookAheadError(StrategyError):
+    """A strategy read beyond the bar it decides on, or an indicator changed an earlier bar's value when a later bar
+    arrived (it used future data). The session fails closed: no decision is taken on such data."""
+
+
 class DataError(RampartError):
     """Market data could not be read or is unusable (missing file, unknown format, bad columns)."""
 

@@ -142,7 +142,7 @@ def check_go_live(
         other = str(latest.get("config_hash"))[:8]
         return False, (
             f"NO_GATE: no paper validation for config {short} (the latest is for config {other}: "
-            "the strategy parameters changed); run `rampart paper` first"
+            "the strategy, its code or its parameters changed); run `rampart paper` first"
         )
     created = latest.get("created_at")
     passed = latest.get("passed")

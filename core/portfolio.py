@@ -28,14 +28,14 @@ class Portfolio:
         self.dust: dict[str, float] = {}  # symbol -> base units held that cannot be sold (R9.1)
 
     def apply_fill(self, fill: OrderFilled, reason: str, exit_kind: str = "signal",
-                   dust_below: float = 0.0) -> Trade | None:
-        """Book a fill; returns the Trade when it closes a position. ``reason`` is the order's reason in words;
-        after a sell, a remainder below ``dust_below`` units is dust."""
+                   dust_below: float = 0.0, exit_code: str = "") -> Trade | None:
+        """Book a fill; returns the Trade when it closes a position. ``reason`` is the order's reason in words and
+        ``exit_code`` its code; after a sell, a remainder below ``dust_below`` units is dust."""
         self.fees_paid += fill.fee
         if fill.side is Side.BUY:
             self._buy(fill, reason)
             return None
-        return self._sell(fill, reason, exit_kind, dust_below)
+        return self._sell(fill, reason, exit_kind, dust_below, exit_code)
 
     def _buy(self, fill: OrderFilled, reason: str) -> None:
         held = fill.held + self.dust.pop(fill.symbol, 0.0)  # dust joins the new position: sold with it
@@ -52,7 +52,8 @@ class Portfolio:
         pos.qty = total
         pos.entry_fees += fill.fee
 
-    def _sell(self, fill: OrderFilled, reason: str, exit_kind: str, dust_below: float = 0.0) -> Trade | None:
+    def _sell(self, fill: OrderFilled, reason: str, exit_kind: str, dust_below: float = 0.0,
+              exit_code: str = "") -> Trade | None:
         pos = self.positions.get(fill.symbol)
         if pos is None or fill.qty > pos.qty * (1 + 1e-9) + _FLAT:
             held = 0.0 if pos is None else pos.qty
@@ -75,7 +76,7 @@ class Portfolio:
             trade_id=f"{fill.symbol}-{len(self.trades) + 1}", symbol=fill.symbol, entry_ts=pos.entry_ts,
             exit_ts=fill.ts, entry_price=pos.avg_price, exit_price=exit_price, qty=qty, fees=fees,
             gross_pnl=gross, net_pnl=gross - fees, entry_reason=pos.entry_reason, exit_reason=reason,
-            exit_kind=exit_kind,
+            exit_kind=exit_kind, exit_code=exit_code,
         )
         self.realized_pnl += trade.net_pnl
         self.trades.append(trade)

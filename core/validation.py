@@ -117,12 +117,12 @@ def evaluate(result: SessionResult | None, settings: Settings, problems: Sequenc
         metrics = compute_metrics(equity, trades, starting_equity=start, period=settings.gate.period)
     else:
         errors.extend(result.errors)
-        equity = result.equity_frame()
+        equity, trades, fees, _ = result.scaled_frames()  # live's trades at the strategy's own size
         if equity.height == 0:
             equity = pl.DataFrame({"ts": [datetime.now(UTC)], "equity": [result.starting_equity],
                                    "exposure": [0.0]})
-        metrics = compute_metrics(equity, result.trades_frame(), starting_equity=result.starting_equity,
-                                  fees=result.fees_paid, period=settings.gate.period)
+        metrics = compute_metrics(equity, trades, starting_equity=result.starting_equity, fees=fees,
+                                  period=settings.gate.period)
     return metrics, evaluate_gate(metrics, errors, settings.gate, chash)
 
 

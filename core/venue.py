@@ -42,8 +42,13 @@ class Venue:
     key_restrictions: bool = True  # GET /sapi/v1/account/apiRestrictions answers (not on demo or testnet)
 
     def client(self, *, api_key: str = "", secret: str = "", timeout_ms: int | None = None, **kw: Any) -> Any:
-        """The real ``ccxt.binance`` client for this venue (no keys: public data only)."""
+        """The real ``ccxt.binance`` client for this venue (no keys: public data only). On Binance's hosts ccxt
+        paces its requests (``enableRateLimit``); the local sandbox needs no pacing — its request weight is still
+        watched by the ``RequestBudget`` — and a manual-clock test would otherwise wait on ccxt between calls."""
         from core.execution.ccxt_client import make_binance
+
+        if self.name == "sandbox":
+            kw.setdefault("enableRateLimit", False)
 
         return make_binance(base_url=self.base_url, api_key=api_key, secret=secret,
                             timeout_ms=timeout_ms or self.timeout_ms, network=self.network, **kw)

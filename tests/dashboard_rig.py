@@ -37,7 +37,8 @@ class DashRig(Rig):
                                  LiveOptions(poll_interval_s=0.05, control_port=0))
         self.cues = {}
         for book in self.engine.books:
-            self.cues[book.symbol] = book.strategy = self.engine.strategies[book.symbol] = CueStrategy()
+            self.cues[book.symbol] = self.engine.strategies[book.symbol] = CueStrategy()
+            book.use(self.cues[book.symbol])
 
     @property
     def url(self) -> str:

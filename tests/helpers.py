@@ -16,8 +16,7 @@ from core.engine import Engine
 from core.execution.paper import FillModelConfig, PaperBroker
 from core.market.candles import CandleSet, timeframe_ms
 from core.portfolio import Portfolio
-from core.strategy.bar import Bar
-from core.strategy.base import Strategy
+from core.strategy import Bar, Strategy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -41,15 +40,17 @@ def flat(price: float, n: int) -> list[tuple[float, float, float, float]]:
 
 
 class Scripted(Strategy):
-    """Emits the signals a test scripts: ``script[i]`` is called with (i, bar) and returns a Signal or None."""
+    """Emits the signals a test scripts: ``script[i]`` is called with (i, bar) on the run's bar ``i`` (counted from
+    the first candle) and returns a Signal or None."""
 
     name = "scripted"
 
     def __init__(self, script: dict[int, Callable[[int, Bar], Signal | None]]) -> None:
-        super().__init__(Strategy.Params())
+        super().__init__()
         self.script = script
 
-    def on_bar(self, i: int, bar: Bar) -> Signal | None:
+    def on_bar(self, bar: Bar) -> Signal | None:
+        i = len(bar.close) - 1  # the series end at this bar
         fn = self.script.get(i)
         return fn(i, bar) if fn else None
 

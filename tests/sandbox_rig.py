@@ -26,8 +26,7 @@ from core.node import open_live
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET, SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.store import Store
-from core.strategy.bar import Bar
-from core.strategy.base import Strategy, StrategyParams
+from core.strategy import Bar, Strategy
 from core.venue import Venue, sandbox_at
 from tests.helpers import candles
 
@@ -41,16 +40,16 @@ ACTION_CODES = ("DAILY_LOSS_LIMIT", "STATE_CHANGED", "DRAWDOWN_DERISK", "UNREALI
                 "UNREALIZED_LOSS_RECOVERED", "LATENCY_PAUSE", "LATENCY_RESUME", "BREAKER_CONSECUTIVE_LOSSES",
                 "BREAKER_API_ERRORS", "BREAKER_SLIPPAGE")
 
-Cue = Callable[[Bar, int], Signal | None]
+Cue = Callable[[Bar], Signal | None]
 
 
 def enter(stop_below: float, reason: str = "cue entry") -> Cue:
     """An entry with its protective stop ``stop_below`` (a fraction) under the bar's close."""
-    return lambda bar, i: Signal.enter(bar.symbol, round(bar.close[i] * (1 - stop_below), 2), reason)
+    return lambda bar: Signal.enter(bar.symbol, round(bar.close[-1] * (1 - stop_below), 2), reason)
 
 
 def leave(reason: str = "cue exit") -> Cue:
-    return lambda bar, i: Signal.exit(bar.symbol, reason)
+    return lambda bar: Signal.exit(bar.symbol, reason)
 
 
 class CueStrategy(Strategy):
@@ -59,12 +58,12 @@ class CueStrategy(Strategy):
     name = "cue"
 
     def __init__(self) -> None:
-        super().__init__(StrategyParams())
+        super().__init__()
         self.cue: Cue | None = None
 
-    def on_bar(self, i: int, bar: Bar) -> Signal | None:
+    def on_bar(self, bar: Bar) -> Signal | None:
         cue, self.cue = self.cue, None
-        return cue(bar, i) if cue is not None else None
+        return cue(bar) if cue is not None else None
 
 
 def path(closes: list[float], symbol: str) -> Any:
@@ -110,7 +109,8 @@ class Rig:
                                  LiveOptions(poll_interval_s=0.05))
         self.cues = {}
         for book in self.engine.books:  # the test drives entries and exits from here on
-            self.cues[book.symbol] = book.strategy = self.engine.strategies[book.symbol] = CueStrategy()
+            self.cues[book.symbol] = self.engine.strategies[book.symbol] = CueStrategy()
+            book.use(self.cues[book.symbol])
 
     @property
     def engine(self) -> Engine:

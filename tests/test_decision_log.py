@@ -26,9 +26,9 @@ CHECKS = ["allow_list", "trading_state", "breakers", "latency", "correlation", "
 
 def sma_entry(fast: float, slow: float) -> Cue:
     """An entry in words with its indicator values, as a strategy gives it, stop 4 % under the close."""
-    return lambda bar, i: Signal.enter(bar.symbol, round(bar.close[i] * 0.96, 2),
-                                       f"SMA3 {fast:.2f} > SMA8 {slow:.2f} at close {bar.close[i]:.2f}",
-                                       sma_fast=fast, sma_slow=slow, close=bar.close[i])
+    return lambda bar: Signal.enter(bar.symbol, round(bar.close[-1] * 0.96, 2),
+                                    f"SMA3 {fast:.2f} > SMA8 {slow:.2f} at close {bar.close[-1]:.2f}",
+                                    sma_fast=fast, sma_slow=slow, close=bar.close[-1])
 
 
 def json_log(settings_dir: Path, session_id: str) -> dict[str, dict[str, Any]]:

@@ -46,13 +46,19 @@ def test_market_entry_fills_at_next_open_with_slippage_and_fee_sized_by_risk() -
     # SPEC: qty = equity * risk / (entry - stop) = 10,000 * 1 % / (100 - 95) = 20, rounded down to the lot step
     assert fill.qty == pytest.approx(20.0)
     assert fill.price == pytest.approx(101 * 1.001)  # next bar's open, 10 bps worse
+    # Binance's rule without BNB: the buy's commission is charged in the coin received, valued at the fill price
+    assert (fill.fee_asset, fill.fee_qty) == ("BTC", pytest.approx(20 * 0.001))
     assert fill.fee == pytest.approx(20 * 101 * 1.001 * 0.001)
-    assert fill.slippage == pytest.approx(20 * 101 * 0.001)
-    assert eng.portfolio.cash == pytest.approx(10_000 - 20 * 101.101 - fill.fee)
-    # the protective stop is working on the book, as it would be on the exchange
+    # slippage against the decision bar's close (100), as live measures it: the gap to the open and the model
+    assert fill.slippage == pytest.approx(20 * (101.101 - 100))
+    assert eng.portfolio.cash == pytest.approx(10_000 - 20 * 101.101)  # the commission did not come from cash
+    held = eng.portfolio.positions["BTCUSDT"].qty
+    assert held == pytest.approx(19.98)
+    # the protective stop is working on the book for what the account holds, as it would be on the exchange
     stop_orders = [o for o in res.orders if o.tag is OrderTag.STOP]
     assert len(stop_orders) == 1 and stop_orders[0].stop_price == 95.0 and stop_orders[0].is_open
-    assert res.equity[-1] == pytest.approx(eng.portfolio.cash + 20 * 101)
+    assert stop_orders[0].qty == pytest.approx(19.98)
+    assert res.equity[-1] == pytest.approx(eng.portfolio.cash + held * 101)
 
 
 @pytest.mark.req("R1.2")
@@ -65,7 +71,7 @@ def test_stop_triggers_intrabar_at_the_stop_and_trade_carries_both_reasons() -> 
     assert trade.exit_kind == "stop"
     assert trade.entry_reason == "breakout above 99"
     assert "protective stop 95.00" in trade.exit_reason
-    assert trade.net_pnl == pytest.approx((95 - 100) * 20 - trade.fees)
+    assert trade.net_pnl == pytest.approx((95 - 100) * 19.98 - trade.fees)  # what the commission left is sold
     assert eng.portfolio.cash == pytest.approx(10_000 + trade.net_pnl)  # P&L is exactly the cash change
 
 

@@ -173,7 +173,8 @@ def test_a_losing_streak_trips_the_breaker_and_blocks_entries_for_its_cooldown()
     from core.risk.breakers import CircuitBreakers
 
     # three round trips that each lose (buy 100, sell 99), then entries on every bar of the next 3 hours
-    rows = [*flat(100, 1)] + [(100, 100, 100, 100), (99, 99, 99, 99)] * 3 + [*flat(99, 6)]
+    # each loss happens inside a bar (no gap between a decision's close and the next open: no slippage)
+    rows = [*flat(100, 1)] + [(100, 100, 99, 99), (99, 100, 99, 100)] * 3 + [*flat(100, 6)]
     script = {k: enter(stop=90.0) for k in (0, 2, 4)} | {k: leave("lose") for k in (1, 3, 5)}
     script |= {k: enter(stop=90.0, reason="after the streak") for k in range(6, 12)}
     eng = engine({"BTCUSDT": Scripted(script)}, limits=RiskLimits(daily_loss_limit=0.2, drawdown_limit=0.5))

@@ -39,6 +39,7 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "trades": [
         "session_id", "trade_id", "mode", "symbol", "entry_time", "exit_time", "entry_price", "exit_price",
         "qty", "fees", "gross_pnl", "net_pnl", "return_pct", "entry_reason", "exit_reason", "exit_kind",
+        "exit_code",
     ],
     "equity": ["session_id", "ts", "equity", "cash", "exposure"],
     "decisions": [
@@ -184,7 +185,7 @@ def test_missing_migrations_are_applied_in_order(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "old.duckdb"))
     try:
         assert migrate(conn, MIGRATIONS[:1]) == [1]  # a database written by version-1 code
-        assert migrate(conn) == [2, 3, 4, 6]
+        assert migrate(conn) == [2, 3, 4, 5, 6]
         views = conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v_session_summary'")
         assert views.fetchall() == [(1,)]
     finally:

@@ -11,7 +11,7 @@ from core.config import load_settings
 from core.domain import Mode
 from core.errors import ConfigError
 from core.market import align, generate
-from core.strategy import STRATEGIES, build_params, make_strategy, params_hash
+from core.strategy import STRATEGIES, build_params, params_hash
 from tests.helpers import candles
 
 NUMBER = re.compile(r"\d+\.\d{2}")
@@ -42,22 +42,13 @@ def test_trend_follower_buys_the_cross_above_and_sells_the_cross_below() -> None
     down = [up[-1] - k * 1.0 for k in range(1, 40)]
     closes = [100.0] * 30 + up + down
     rows = [(c, c + 0.2, c - 0.2, c) for c in closes]
-    strategy = make_strategy("trend", build_params("trend", {"fast": 3, "slow": 8, "trend": 10, "atr": 3}))
-    cs = candles(rows)
-    strategy.prepare(cs.frame)
-
-    class Bar:  # the two attributes a strategy reads
-        symbol = "BTCUSDT"
-        close = cs.frame["close"].to_list()
-        position: object = None
-
-    signals = []
-    for i in range(len(closes)):
-        sig = strategy.on_bar(i, Bar())  # type: ignore[arg-type]
-        if sig is not None:
-            signals.append((i, sig.action))
-            Bar.position = object() if sig.action == "enter" else None
-    assert [a for _, a in signals] == ["enter", "exit"]
+    settings = load_settings(strategy={"name": "trend", "params": {"fast": 3, "slow": 8, "trend": 10, "atr": 3}},
+                             market={"symbols": ["BTCUSDT"]}, paper={"risk_controls": False})
+    res = run_paper_session([candles(rows)], settings, Mode.BACKTEST)
+    assert res.errors == []
+    t0 = res.ts[0]
+    signals = [((d["ts"] - t0) // 3_600_000, d["action"], d["details"]["signal_code"]) for d in res.decisions]
+    assert [(a, c) for _, a, c in signals] == [("enter", "CROSS_UP"), ("exit", "CROSS_DOWN")]
     assert 30 <= signals[0][0] < 40 and 90 <= signals[1][0] < 100
 
 

@@ -1,18 +1,20 @@
 """The Broker boundary: what the engine asks of any execution venue, paper or live, and order ids.
 
-A broker keeps each symbol's working orders in ``Bar.working``; ``on_bar`` reports the fills that
+A broker keeps each symbol's working orders in ``Book.working``; ``on_bar`` reports the fills that
 happened since the last call. Client order ids are deterministic, so a retried or replayed submit carries
-the same id and the exchange refuses the duplicate instead of doubling the order.
+the same id and the exchange refuses the duplicate instead of doubling the order. Every broker measures a
+fill's slippage against the same reference (``reference_price``), so paper and live compare.
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Protocol
 
-from core.domain import Order, OrderFilled
+from core.domain import Order, OrderFilled, OrderType
 
 if TYPE_CHECKING:
-    from core.strategy.bar import Bar
+    from core.execution.book import Book
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 OUR_PREFIX = "rp"  # every client order id Rampart makes starts with it
@@ -36,12 +38,28 @@ def client_order_id(session_id: str, symbol: str, ts: int, tag: str, seq: int = 
 class Broker(Protocol):
     """An execution venue. Paper simulates fills from bars; live talks to the exchange."""
 
-    def submit(self, order: Order, bar: Bar, ts: int) -> None:
-        """Send an order; it becomes working (``bar.working``) or is rejected (status REJECTED)."""
+    def submit(self, order: Order, book: Book, ts: int) -> None:
+        """Send an order; it becomes working (``book.working``) or is rejected (status REJECTED)."""
 
-    def cancel(self, order: Order, bar: Bar, ts: int) -> None:
+    def cancel(self, order: Order, book: Book, ts: int) -> None:
         """Cancel a working order (no-op when it is no longer open)."""
 
-    def on_bar(self, bar: Bar, i: int) -> list[OrderFilled]:
-        """Fills of ``bar``'s working orders during bar ``i`` (paper) or since the last call (live)."""
+    def on_bar(self, book: Book, i: int) -> list[OrderFilled]:
+        """Fills of ``book``'s working orders during bar ``i`` (paper) or since the last call (live)."""
         ...
+
+
+def reference_price(order: Order, book: Book, ts: int) -> float:
+    """What a fill is measured against, in paper and live alike: a stop's trigger, a limit's price, else the
+    close of the bar the order was decided on (the latest bar at or before ``ts``)."""
+    if order.type is OrderType.STOP and order.stop_price:
+        return order.stop_price
+    if order.type is OrderType.LIMIT and order.price:
+        return order.price
+    i = bisect.bisect_right(book.ts, ts) - 1
+    return book.close[i] if 0 <= i < len(book.close) else (book.close[-1] if book.close else 0.0)
+
+
+def slippage_cost(order: Order, price: float, qty: float, ref: float) -> float:
+    """The signed quote cost of filling ``qty`` at ``price`` against ``ref``: positive when worse."""
+    return (price - ref) * qty if order.side.value == "buy" else (ref - price) * qty

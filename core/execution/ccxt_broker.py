@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import threading
@@ -37,6 +36,7 @@ from core.errors import (
     RateLimited,
 )
 from core.events import Event, EventCode, OrderProblem
+from core.execution.broker import reference_price, slippage_cost
 from core.execution.limits import RequestBudget
 from core.market.candles import base_asset, symbol_to_ccxt
 from core.redact import redact
@@ -44,7 +44,7 @@ from core.redact import redact
 if TYPE_CHECKING:
     import ccxt
 
-    from core.strategy.bar import Bar
+    from core.execution.book import Book as Bar
 
 T = TypeVar("T")
 log = logging.getLogger("rampart.execution")
@@ -264,7 +264,7 @@ class CcxtBroker:
     # --- Broker protocol -----------------------------------------------------------------------------------
     def submit(self, order: Order, bar: Bar, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
-        self._refs[order.client_order_id] = _reference(order, bar, ts)
+        self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
         _always_wake(bar)
         if self.before_submit is not None:
@@ -446,7 +446,7 @@ class CcxtBroker:
         ref = self._refs.get(cid) or price  # an order adopted after a restart has no reference: no slippage
         # signed quote cost against the reference (the decision bar's close, or the stop/limit price): what the
         # abnormal-slippage breaker (R6.2), the alerts and the reports measure, as on the paper broker
-        cost = (price - ref) * qty if order.side is Side.BUY else (ref - price) * qty
+        cost = slippage_cost(order, price, qty, ref)
         fills.append(OrderFilled(f"{cid}-{order.filled_qty:.8f}", cid, order.symbol, order.side, qty, price,
                                  max(fees.value - done_fee, 0.0), order.updated_ts, order.tag,
                                  "maker" if order.type is OrderType.LIMIT else "taker", cost, fees.asset,
@@ -502,17 +502,6 @@ class CcxtBroker:
 def _problem(code: EventCode, order: Order, ts: int, exc: Exception | None = None) -> Event:
     return Event.of(code, OrderProblem(client_order_id=order.client_order_id, symbol=order.symbol,
                                        error=str(exc) if exc is not None else None), ts=ts)
-
-
-def _reference(order: Order, bar: Bar, ts: int) -> float:
-    """What a fill is measured against: a stop's trigger, a limit's price, else the decision bar's close (the latest
-    bar at or before ``ts``)."""
-    if order.type is OrderType.STOP and order.stop_price:
-        return order.stop_price
-    if order.type is OrderType.LIMIT and order.price:
-        return order.price
-    i = bisect.bisect_right(bar.ts, ts) - 1
-    return bar.close[i] if 0 <= i < len(bar.close) else (bar.close[-1] if bar.close else 0.0)
 
 
 def _fee_entries(info: dict[str, Any]) -> list[tuple[float, str]]:

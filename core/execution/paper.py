@@ -1,10 +1,14 @@
 """PaperBroker: simulated fills from candles, the only thing that differs between paper and live (R1.1).
 
-Fill model (taker fee 0.1 % by default):
+Fill model (taker fee 0.1 % by default), Binance's rules where they matter:
 - market orders fill at the next bar's open, made worse by the slippage model;
 - stop (sell) orders trigger when the bar's low reaches the stop and fill at the stop, or at the open when the
   bar gaps through it (worse), then slippage;
-- limit orders fill at the limit, or at the open when it is better, with the maker fee and no slippage.
+- limit orders fill at the limit, or at the open when it is better, with the maker fee and no slippage;
+- a buy's commission is charged in the coin received (Binance without BNB): the position holds the bought
+  quantity less the fee, and what the lot step cannot sell of it is dust, as on the account (R9.1);
+- slippage is measured against the same reference as live (``reference_price``: the decision bar's close, the
+  stop's trigger or the limit), signed, so the slippage breaker and the reports read paper and live alike.
 A buy larger than the cash available is reduced to what the cash pays for (``ENTRY_CLAMPED``), as a
 quote-quantity market order on Binance would be.
 """
@@ -17,10 +21,12 @@ from typing import TYPE_CHECKING
 
 from core.domain import Order, OrderFilled, OrderStatus, OrderType, Side
 from core.events import Event, EventCode, PaperFill
+from core.execution.broker import reference_price, slippage_cost
+from core.market.candles import base_asset
 
 if TYPE_CHECKING:
+    from core.execution.book import Book as Bar
     from core.portfolio import Portfolio
-    from core.strategy.bar import Bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,7 @@ class FillModelConfig:
     taker_fee: float = 0.001
     maker_fee: float = 0.001
     slippage_bps: float = 0.0
+    commission: str = "base"  # "base": a buy pays in the coin received (Binance); "quote": in USDT
 
 
 class PaperBroker:
@@ -38,14 +45,17 @@ class PaperBroker:
         self.portfolio = portfolio
         self._slip = config.slippage_bps / 10_000.0
         self.notices: list[Event] = []  # for the session's event log
+        self._refs: dict[str, float] = {}  # client order id -> the price its slippage is measured against
 
     def submit(self, order: Order, bar: Bar, ts: int) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
         order.apply(OrderStatus.ACCEPTED, ts)
+        self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
         _rewake(bar)
 
     def cancel(self, order: Order, bar: Bar, ts: int) -> None:
+        self._refs.pop(order.client_order_id, None)
         if order.is_open:
             order.apply(OrderStatus.CANCELED, ts)
         if order in bar.working:
@@ -60,7 +70,7 @@ class PaperBroker:
         op = bar.open[i]
         for order in [o for o in bar.working if o.type is OrderType.MARKET]:
             self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
-                       op, ts, fills, taker=True)
+                       ts, fills, taker=True)
         if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
             _rewake(bar)
             return fills
@@ -70,24 +80,20 @@ class PaperBroker:
             if order.type is OrderType.STOP:
                 stop = order.stop_price or 0.0
                 if order.side is Side.SELL and low <= stop:
-                    ref = min(op, stop)
-                    self._fill(bar, order, ref * (1.0 - self._slip), ref, ts, fills, taker=True)
+                    self._fill(bar, order, min(op, stop) * (1.0 - self._slip), ts, fills, taker=True)
                 elif order.side is Side.BUY and high >= stop:
-                    ref = max(op, stop)
-                    self._fill(bar, order, ref * (1.0 + self._slip), ref, ts, fills, taker=True)
+                    self._fill(bar, order, max(op, stop) * (1.0 + self._slip), ts, fills, taker=True)
             elif order.type is OrderType.LIMIT:
                 limit = order.price or 0.0
                 if order.side is Side.BUY and low <= limit:
-                    px = min(op, limit)
-                    self._fill(bar, order, px, px, ts, fills, taker=False)
+                    self._fill(bar, order, min(op, limit), ts, fills, taker=False)
                 elif order.side is Side.SELL and high >= limit:
-                    px = max(op, limit)
-                    self._fill(bar, order, px, px, ts, fills, taker=False)
+                    self._fill(bar, order, max(op, limit), ts, fills, taker=False)
         _rewake(bar)
         return fills
 
-    def _fill(self, bar: Bar, order: Order, price: float, ref: float, ts: int,
-              fills: list[OrderFilled], *, taker: bool) -> None:
+    def _fill(self, bar: Bar, order: Order, price: float, ts: int, fills: list[OrderFilled], *,
+              taker: bool) -> None:
         fee_rate = self.config.taker_fee if taker else self.config.maker_fee
         qty = order.remaining
         if order.side is Side.BUY:
@@ -104,15 +110,22 @@ class PaperBroker:
             if qty <= 0:
                 order.apply(OrderStatus.CANCELED, ts)
                 bar.working.remove(order)
+                self._refs.pop(order.client_order_id, None)
                 return
         fee = qty * price * fee_rate
+        # Binance: a buy pays its commission in the coin received; a sell in the quote it receives
+        in_base = order.side is Side.BUY and self.config.commission == "base"
+        fee_qty, fee_asset = (qty * fee_rate, base_asset(order.symbol)) if in_base else (0.0, "USDT")
         order.record_fill(qty, price, ts)
         if not order.is_open:
             bar.working.remove(order)
-        slippage = abs(price - ref) * qty
+            ref = self._refs.pop(order.client_order_id, price)
+        else:
+            ref = self._refs.get(order.client_order_id, price)
         fills.append(OrderFilled(f"{order.client_order_id}-{len(fills) + 1}", order.client_order_id,
                                  order.symbol, order.side, qty, price, fee, ts, order.tag,
-                                 "taker" if taker else "maker", slippage))
+                                 "taker" if taker else "maker", slippage_cost(order, price, qty, ref), fee_asset,
+                                 fee_qty))
 
     def _affordable(self, bar: Bar, order: Order, qty: float, price: float, fee_rate: float,
                     ts: int) -> float:

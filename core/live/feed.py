@@ -1,7 +1,10 @@
-"""ExchangeFeed: closed candles from the exchange, one window per symbol, checked before they are traded.
+"""ExchangeFeed: closed candles from the exchange, checked before they are traded.
 
-Binance's klines end with the candle still forming; every earlier one is closed. A new bar is ready when
-every symbol has a closed candle newer than the last one traded (the engine moves on one timeline).
+Binance's klines end with the candle still forming; every earlier one is closed. At start the feed reads the
+latest ``window`` closed candles per symbol (the strategies' history); afterwards each poll asks one light
+question (is there a newer closed candle?) and, when there is, reads every closed candle since the last one
+traded — so a loop that fell behind gets every bar it missed, in order. Symbols move on one timeline: a bar is
+ready when every symbol has it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from core.market.quality_polars import check_candles  # the shared suite in pola
 if TYPE_CHECKING:
     from core.execution.ccxt_broker import CcxtBroker
 
+KLINES_LIMIT = 1000  # Binance serves at most 1,000 klines a request
+
 
 class ExchangeFeed:
     """Polls ``fetch_ohlcv`` through the broker (timed, errors translated)."""
@@ -29,21 +34,15 @@ class ExchangeFeed:
         self.last_ts: int | None = None
 
     def closed_window(self) -> list[CandleSet]:
-        """The latest ``window`` closed candles per symbol, aligned on their common timestamps."""
+        """The latest ``window`` closed candles per symbol, aligned on their common timestamps and checked."""
         frames = {}
         for sym in self.symbols:
             rows = self.broker.read("fetch_ohlcv", self.broker.client.fetch_ohlcv, symbol_to_ccxt(sym),
                                     self.timeframe, None, self.window + 1)
             frames[sym] = _frame(rows[:-1])
-        common = None
-        for frame in frames.values():
-            ts = set(frame["ts"].to_list())
-            common = ts if common is None else common & ts
-        sets = [CandleSet(sym, self.timeframe, f.filter(pl.col("ts").is_in(sorted(common or set())))) for sym, f
-                in frames.items()]
-        problems = [p for cs in sets for p in check_candles(cs)]
-        if problems:
-            raise DataQualityError(problems)
+        sets = self._aligned(frames)
+        if sets and sets[0].frame.height:
+            self.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000)
         return sets
 
     def newest_closed(self) -> int | None:
@@ -53,17 +52,38 @@ class ExchangeFeed:
         return int(rows[-2][0]) if len(rows) >= 2 else None
 
     def poll(self) -> list[CandleSet] | None:
-        """The window when a new closed bar is there for every symbol, else None."""
+        """The closed candles since the last one traded (that one first: the check sees the seam), when a newer
+        one is there for every symbol; else None."""
         newest = self.newest_closed()
         if newest is None or (self.last_ts is not None and newest <= self.last_ts):
             return None
-        sets = self.closed_window()
+        if self.last_ts is None:
+            return self.closed_window()
+        frames = {}
+        for sym in self.symbols:
+            rows = self.broker.read("fetch_ohlcv", self.broker.client.fetch_ohlcv, symbol_to_ccxt(sym),
+                                    self.timeframe, self.last_ts, KLINES_LIMIT)
+            frames[sym] = _frame([r for r in rows if int(r[0]) <= newest])  # the forming candle is not closed
+        sets = self._aligned(frames)
         if not sets or sets[0].frame.height == 0:
             return None
-        newest = int(sets[0].frame["ts"][-1].timestamp() * 1000)
-        if self.last_ts is not None and newest <= self.last_ts:
+        last = int(sets[0].frame["ts"][-1].timestamp() * 1000)
+        if last <= self.last_ts:
             return None
-        self.last_ts = newest
+        self.last_ts = last
+        return sets
+
+    def _aligned(self, frames: dict[str, pl.DataFrame]) -> list[CandleSet]:
+        common: set[int] | None = None
+        for frame in frames.values():
+            ts = set(frame["ts"].dt.epoch("ms").to_list())
+            common = ts if common is None else common & ts
+        keep = sorted(common or set())
+        sets = [CandleSet(sym, self.timeframe, f.filter(pl.col("ts").dt.epoch("ms").is_in(keep)))
+                for sym, f in frames.items()]
+        problems = [p for cs in sets for p in check_candles(cs)]
+        if problems:
+            raise DataQualityError(problems)
         return sets
 
 

@@ -27,9 +27,9 @@ from core.market.candles import base_asset
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.execution.book import Book as Bar
     from core.execution.ccxt_broker import CcxtBroker
     from core.state.live import LiveState
-    from core.strategy.bar import Bar
 
 log = logging.getLogger("rampart.live")
 

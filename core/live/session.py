@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.build import Sizing, build_engine, config_hash, new_session_id
+from core.build import Sizing, build_engine, config_hash, history_bars, new_session_id
 from core.config import Settings
 from core.config.ladder import rung
 from core.domain import Instrument, Mode, OrderTag, TradingState
@@ -48,7 +48,6 @@ from core.view import call_observers
 
 log = logging.getLogger("rampart.live")
 
-MAX_WINDOW = 999  # Binance serves at most 1,000 klines a request: the window plus the forming candle
 STARTUP_WAIT_S = 65.0  # preflight and start wait out a 429's Retry-After (a weight window is a minute)
 CLOCK_NEWS_MS = 250  # a resynchronisation that moves the offset this much or more is recorded
 
@@ -153,12 +152,9 @@ class LiveSession:
         self.broker.on_error = engine.on_api_error
         self.store.begin_session({**session_row(self.session_id, Mode.LIVE, self.settings, self.chash,
                                                 datetime.now(UTC), self.venue), "starting_equity": report.cash})
-        lim = self.settings.risk  # the window must hold the risk windows too (returns need one more close)
-        window = min(max(2 * max(s.warmup for s in engine.strategies.values()), 60, lim.vol_long_window + 1,
-                         lim.corr_window + 1), MAX_WINDOW)
-        self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe, window)
-        sets = self.feed.closed_window()
-        self.feed.last_ts = int(sets[0].frame["ts"][-1].timestamp() * 1000) if sets[0].frame.height else None
+        self.feed = ExchangeFeed(self.broker, self.symbols, self.settings.market.timeframe,
+                                 history_bars(self.settings))
+        sets = self.feed.closed_window()  # the strategies' history: they trade from the next closed bar on
         self._bar_at = time.time()
         engine.start_live(sets)
         engine.risk.new_symbols = half_risk_until(self.state, self.symbols, self.settings.market.added_symbols,

@@ -272,6 +272,12 @@ ALTER TABLE sessions ADD COLUMN venue VARCHAR;
 ALTER TABLE sessions ADD COLUMN live_evidence BOOLEAN;
 """
 
+# v5: each trade's exit reason code (the strategy's TIME_EXIT, TAKE_PROFIT..., STOP, PROTECT): what the parity
+# checks and reports compare across backtest, paper and live (R10.3).
+_V5_TRADE_EXIT_CODE = """
+ALTER TABLE trades ADD COLUMN exit_code VARCHAR;
+"""
+
 # v6: a session whose process died is closed as 'crashed' by the next session's start; ``owner`` says which process
 # runs a session (host:pid:process start), so the next start can tell a dead one from a live one. DuckDB cannot
 # change a CHECK constraint in place: the table is rebuilt with the same columns and rows (the summary view reads it).
@@ -318,6 +324,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
     Migration(3, "outbox, alerts, metric snapshots, scaling decisions, audit anchors", _V3_MONITORING_SCALING_AUDIT),
     Migration(4, "session venue and live evidence", _V4_SESSION_VENUE),
+    Migration(5, "trade exit codes", _V5_TRADE_EXIT_CODE),
     Migration(6, "crashed sessions and session owners", _V6_SESSION_CRASHED),
 )
 

@@ -1,20 +1,16 @@
-"""Mean reversion: buy a stretched dip (z-score and RSI), take profit at the mean, ATR protective stop."""
+"""Mean reversion: buy a stretched dip (z-score and RSI), take profit at the mean, ATR protective stop, time exit."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import polars as pl
 from pydantic import Field
 
 from core.domain import Signal
-from core.strategy.base import Strategy, StrategyParams, atr, column, ema, rolling_std, rsi, sma
+from core.strategy.bar import Bar
+from core.strategy.base import Params, Strategy
+from core.strategy.indicators import atr, ema, rolling_std, rsi, sma
 
-if TYPE_CHECKING:
-    from core.strategy.bar import Bar
 
-
-class MeanReversionParams(StrategyParams):
+class MeanReversionParams(Params):
     window: int = Field(40, ge=5, le=2000, description="moving-average and deviation window, bars")
     entry_z: float = Field(1.5, gt=0, le=6, description="buy when the close is this many deviations below the mean")
     rsi: int = Field(14, ge=2, le=200, description="RSI length, bars")
@@ -35,50 +31,48 @@ class MeanReversion(Strategy):
 
     @property
     def warmup(self) -> int:
-        return int(max(self.p.window, self.p.rsi, self.p.atr)) + 1
+        back = self.p.trend_lookback if self.p.trend else 0
+        return int(max(self.p.window, self.p.rsi, self.p.atr, back)) + 1
 
-    def prepare(self, candles: pl.DataFrame) -> None:
-        self.mean = column(candles, sma("close", self.p.window))
-        self.std = column(candles, rolling_std("close", self.p.window))
-        self.rsi = column(candles, rsi("close", self.p.rsi))
-        self.atr = column(candles, atr(self.p.atr))
-        self.trend = column(candles, ema("close", self.p.trend)) if self.p.trend else None
-        self.entry_bar = -1
+    def init(self) -> None:
+        self.mean = self.indicator(sma("close", self.p.window), "sma")
+        self.std = self.indicator(rolling_std("close", self.p.window), "std")
+        self.rsi = self.indicator(rsi("close", self.p.rsi), "rsi")
+        self.atr = self.indicator(atr(self.p.atr), "atr")
+        self.trend = self.indicator(ema("close", self.p.trend), "ema_trend") if self.p.trend else None
 
-    def on_bar(self, i: int, bar: Bar) -> Signal | None:
-        close, mean, std = bar.close[i], self.mean[i], self.std[i]
+    def on_bar(self, bar: Bar) -> Signal | None:
+        close, mean, std = bar.close[-1], self.mean[-1], self.std[-1]
         if not std > 0:
             return None
         z = (close - mean) / std
         if bar.position is None:
-            if z < -self.p.entry_z and self.rsi[i] < self.p.rsi_max and self._uptrend(i):
-                a = self.atr[i]
+            if z < -self.p.entry_z and self.rsi[-1] < self.p.rsi_max and self._uptrend():
+                a = self.atr[-1]
                 stop = close - self.p.stop_atr * a
-                self.entry_bar = i
                 return Signal.enter(
                     bar.symbol, stop,
-                    f"close {close:.2f} is {-z:.2f} std below SMA{self.p.window} {mean:.2f}, RSI {self.rsi[i]:.1f} "
-                    f"< {self.p.rsi_max:g}{self._trend_text(i)}; target {mean:.2f}, "
+                    f"close {close:.2f} is {-z:.2f} std below SMA{self.p.window} {mean:.2f}, RSI {self.rsi[-1]:.1f} "
+                    f"< {self.p.rsi_max:g}{self._trend_text()}; target {mean:.2f}, "
                     f"stop {stop:.2f} = close - {self.p.stop_atr:g} x ATR {a:.2f}",
-                    target=mean, zscore=z, sma=mean, rsi=self.rsi[i], atr=a, close=close,
+                    target=mean, code="DIP", zscore=z, sma=mean, rsi=self.rsi[-1], atr=a, close=close,
                 )
         elif z >= self.p.exit_z:
             return Signal.exit(bar.symbol, f"close {close:.2f} back to SMA{self.p.window} {mean:.2f} (z {z:.2f}): "
-                               "target reached", zscore=z, sma=mean, close=close)
-        elif self.entry_bar >= 0 and i - self.entry_bar >= self.p.max_bars:
-            return Signal.exit(bar.symbol, f"no reversion after {i - self.entry_bar} bars (z {z:.2f}, close "
-                               f"{close:.2f}): time exit", zscore=z, close=close)
+                               "target reached", code="TARGET", zscore=z, sma=mean, close=close)
+        elif (held := bar.bars_held) is not None and held >= self.p.max_bars:
+            return Signal.exit(bar.symbol, f"no reversion after {held} bars (z {z:.2f}, close {close:.2f}): "
+                               "time exit", code="TIME_EXIT", zscore=z, close=close)
         return None
 
-    def _trend_text(self, i: int) -> str:
+    def _trend_text(self) -> str:
         if self.trend is None:
             return ""
-        back = i - self.p.trend_lookback
-        return (f", EMA{self.p.trend} rising {self.trend[back]:.2f} -> {self.trend[i]:.2f} over "
+        back = -1 - self.p.trend_lookback
+        return (f", EMA{self.p.trend} rising {self.trend[back]:.2f} -> {self.trend[-1]:.2f} over "
                 f"{self.p.trend_lookback} bars")
 
-    def _uptrend(self, i: int) -> bool:
+    def _uptrend(self) -> bool:
         if self.trend is None:
             return True
-        back = i - self.p.trend_lookback
-        return back >= 0 and self.trend[i] > self.trend[back]
+        return self.trend[-1] > self.trend[-1 - self.p.trend_lookback]

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from core.build import build_paper_engine
+from core.build import build_paper_engine, history_bars
 from core.config import Settings, SizingConfig
 from core.domain import Mode, OrderFilled, dt_to_ms
 from core.errors import RampartError
@@ -34,9 +34,7 @@ from core.market import align
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
 from core.reporting.daily.candles import CandleSource
-from core.strategy import build_params, make_strategy
 
-MAX_WINDOW = 999  # the live feed's longest window (core.live.session)
 COMPONENTS = ("fees", "slippage", "timing", "size", "missed_trades", "extra_trades", "carried_in")
 
 
@@ -56,10 +54,7 @@ class BacktestDay:
 
 def lookback_bars(settings: Settings) -> int:
     """History before the first bar, as long as the live feed's window (indicators and risk windows warm)."""
-    params = build_params(settings.strategy.name, settings.strategy.params)
-    warmup = make_strategy(settings.strategy.name, params).warmup
-    lim = settings.risk
-    return min(max(2 * warmup, 60, lim.vol_long_window + 1, lim.corr_window + 1), MAX_WINDOW)
+    return history_bars(settings)
 
 
 def backtest_settings(settings: Settings, starting_equity: float, risk_per_trade: float,
@@ -85,7 +80,7 @@ def run_backtest_day(settings: Settings, source: CandleSource, first_bar: dateti
                            last_ms + step)
     except RampartError as exc:
         return BacktestDay("unavailable", str(exc), used=used)
-    engine = build_paper_engine(settings, Mode.BACKTEST, record_decisions=False)
+    engine = build_paper_engine(settings, Mode.BACKTEST, record_decisions=False, as_live=False)
     try:
         engine.load(align(sets))
         ts = engine.books[0].ts
@@ -93,8 +88,7 @@ def run_backtest_day(settings: Settings, source: CandleSource, first_bar: dateti
             return BacktestDay("unavailable", f"{source.name}: the candles lack the session's first or last bar",
                                source.name, used=used)
         start, end = ts.index(first_ms), ts.index(last_ms) + 1
-        engine.result.ts = ts
-        engine.step_range(start, end)
+        engine.play(start, end)  # the bars before are history, as the live window was
     except Exception as exc:  # a failed baseline is reported, not fatal: the live part of the report stands
         return BacktestDay("failed", f"backtest failed: {type(exc).__name__}: {exc}", source.name, used=used)
     res = engine.finish()

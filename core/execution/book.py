@@ -1,0 +1,126 @@
+"""``Book``: the engine's record of one symbol — its candles, indicators, position and working orders.
+
+The candle columns are the whole run in backtest and paper, and grow bar by bar live; the brokers match orders
+against them by index. The strategy never sees a Book: it sees the Book's ``bar`` (``core.strategy.Bar``), whose
+series the engine feeds one value per bar (``feeds``), so they end at the bar being decided.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Callable
+
+import polars as pl
+
+from core.domain import Instrument, Order, Position
+from core.errors import LookAheadError
+from core.strategy.bar import Bar
+from core.strategy.base import Strategy
+
+Feed = tuple[Callable[[float], None], list[float]]  # (the series' append, the full column it is fed from)
+_REPAINT_TOL = 1e-9
+
+
+class Book:
+    """One symbol in the engine. ``feeds`` grow the strategy's series; ``warm`` is the first bar it decides on."""
+
+    __slots__ = ("bar", "close", "dust", "feeds", "frame", "high", "indicators", "instrument", "low", "n_market",
+                 "open", "position", "strategy", "symbol", "ts", "volume", "wake_high", "wake_low", "warm",
+                 "working")
+
+    def __init__(self, symbol: str, instrument: Instrument, strategy: Strategy, frame: pl.DataFrame,
+                 timeframe_ms: int) -> None:
+        self.symbol = symbol
+        self.instrument = instrument
+        self.strategy = strategy
+        self.position: Position | None = None
+        self.dust = 0.0  # base units held below what can be sold (R9.1)
+        self.working: list[Order] = []
+        # Kept by the broker so the loop only calls it when something can happen on this bar: market orders
+        # waiting, or the bar's low/high reaching a working stop or limit. A live broker sets wake_low = inf.
+        self.n_market = 0
+        self.wake_low = -math.inf
+        self.wake_high = math.inf
+        self.warm = max(int(strategy.warmup), 1) - 1
+        self.frame = frame
+        self._columns(frame)
+        self.indicators = strategy.compute(frame)
+        self.bar = Bar(symbol, instrument, timeframe_ms, self.follow)
+        self.feeds: list[Feed] = [(series.append, values)
+                                  for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
+
+    def use(self, strategy: Strategy) -> None:
+        """Swap the strategy (a test that cues signals): its indicators over the history, its series filled up to
+        the bar the book has reached."""
+        upto = bisect_right(self.ts, self.bar.ts) if self.ts else 0
+        self.strategy = strategy
+        self.warm = max(int(strategy.warmup), 1) - 1
+        self.indicators = strategy.compute(self.frame)
+        self.feeds = [(series.append, values)
+                      for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
+        self.bar = Bar(self.symbol, self.instrument, self.bar.timeframe_ms, self.follow)
+        self.bar.position = self.position
+        self.fast_forward(upto)
+
+    def _columns(self, frame: pl.DataFrame) -> None:
+        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_list()
+        self.open: list[float] = frame["open"].to_list()
+        self.high: list[float] = frame["high"].to_list()
+        self.low: list[float] = frame["low"].to_list()
+        self.close: list[float] = frame["close"].to_list()
+        self.volume: list[float] = frame["volume"].to_list()
+
+    def set_position(self, position: Position | None) -> None:
+        """The engine's position for this symbol, seen by the strategy too."""
+        self.position = self.bar.position = position
+
+    def follow(self, column: str) -> list[float]:
+        """The strategy read ``bar.<column>`` for the first time: a series filled up to the bar being decided,
+        fed one value per bar from now on."""
+        source: list[float] = getattr(self, column)
+        upto = bisect_right(self.ts, self.bar.ts)
+        series = source[:upto]
+        self.feeds.append((series.append, source))
+        return series
+
+    def fast_forward(self, upto: int) -> None:
+        """History the strategy will not decide on (a live session's window, a comparison run's lead-in): its
+        series get bars [0, upto) at once."""
+        for append, source in self.feeds:
+            for value in source[:upto]:
+                append(value)
+        if upto:
+            self.bar.ts = self.ts[upto - 1]
+
+    def extend(self, frame: pl.DataFrame) -> int:
+        """Live: closed candles newer than the last one join the columns, and every indicator is computed again
+        over the whole history. An indicator that changes the value of an earlier bar looks ahead: refused.
+        Returns how many bars were added."""
+        last = self.ts[-1] if self.ts else None
+        new = frame if last is None else frame.filter(pl.col("ts").dt.epoch("ms") > last)
+        if new.height == 0:
+            return 0
+        self.frame = pl.concat([self.frame, new.select(self.frame.columns)], how="vertical")
+        self.ts.extend(new["ts"].dt.epoch("ms").to_list())
+        for column in ("open", "high", "low", "close", "volume"):
+            getattr(self, column).extend(new[column].to_list())
+        values = self.strategy.compute(self.frame)
+        names = [name for name, _ in self.strategy.declared()]
+        for name, old, fresh in zip(names, self.indicators, values, strict=True):
+            n = len(old)
+            if n and not _same(old[n - 1], fresh[n - 1]):
+                raise LookAheadError(
+                    f"{self.symbol}: indicator {name!r} of {type(self.strategy).__name__} changed its value for an "
+                    f"earlier bar ({old[n - 1]!r} -> {fresh[n - 1]!r}) when a new bar arrived: it uses later bars "
+                    "(shift(-n), whole-series statistics); make it depend only on the bars up to each one")
+            old.extend(fresh[n:])
+        return new.height
+
+
+def _same(a: float, b: float) -> bool:
+    if a == b:
+        return True
+    if math.isnan(a) and math.isnan(b):
+        return True
+    return abs(a - b) <= _REPAINT_TOL * max(abs(a), abs(b))

@@ -1,0 +1,82 @@
+"""``SessionResult``: everything a session produced — equity curve, orders, fills, trades, decisions, events —
+ready for the metrics, the gate and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from core.domain import Mode, Order, OrderFilled, Position, Trade
+
+
+@dataclass
+class SessionResult:
+    """Everything a session produced, ready for metrics, the gate and the store."""
+
+    session_id: str
+    mode: Mode
+    strategy: str
+    config_hash: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    starting_equity: float
+    started_at: datetime
+    ended_at: datetime | None = None
+    final_equity: float = 0.0
+    ts: list[int] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    cash: list[float] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    fills: list[OrderFilled] = field(default_factory=list)
+    trades: list[Trade] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    open_positions: dict[str, Position] = field(default_factory=dict)
+    fees_paid: float = 0.0
+    loop_seconds: float = 0.0
+    scale: float = 1.0  # paper "as live": the metrics are shown at this multiple of the traded size
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.errors else "completed"
+
+    def equity_frame(self) -> pl.DataFrame:
+        eq = pl.Series("equity", self.equity, pl.Float64)
+        cash = pl.Series("cash", self.cash, pl.Float64)
+        return pl.DataFrame({
+            "ts": pl.Series("ts", self.ts[: len(self.equity)], pl.Int64).cast(pl.Datetime("ms", "UTC")),
+            "equity": eq, "cash": cash,
+            # long-only spot: everything that is not cash is open notional
+            "exposure": ((eq - cash) / eq).fill_nan(0.0),
+        })
+
+    def trades_frame(self) -> pl.DataFrame:
+        rows = [t.to_row() for t in self.trades]
+        return pl.DataFrame(rows, schema=TRADE_SCHEMA) if rows else pl.DataFrame(schema=TRADE_SCHEMA)
+
+    def scaled_frames(self) -> tuple[pl.DataFrame, pl.DataFrame, float, float]:
+        """(equity, trades, fees, final equity) at ``scale`` times the traded size: what the same trades make at the
+        strategy's own risk per trade. Equity moves ``scale`` times as far from the start; quantities, P&L and fees
+        are ``scale`` times; prices and returns per trade stay."""
+        equity, trades, k = self.equity_frame(), self.trades_frame(), self.scale
+        if k == 1.0:
+            return equity, trades, self.fees_paid, self.final_equity
+        start = self.starting_equity
+        scaled = start + (pl.col("equity") - start) * k
+        equity = equity.with_columns(
+            scaled.alias("equity"), (start + (pl.col("cash") - start) * k).alias("cash"),
+            ((pl.col("equity") - pl.col("cash")) * k / scaled).fill_nan(0.0).alias("exposure"))
+        trades = trades.with_columns(*(pl.col(c) * k for c in ("qty", "fees", "gross_pnl", "net_pnl")))
+        return equity, trades, self.fees_paid * k, start + (self.final_equity - start) * k
+
+
+TRADE_SCHEMA: dict[str, Any] = {
+    "trade_id": pl.String, "symbol": pl.String, "entry_time": pl.Datetime("us", "UTC"),
+    "exit_time": pl.Datetime("us", "UTC"), "entry_price": pl.Float64, "exit_price": pl.Float64, "qty": pl.Float64,
+    "fees": pl.Float64, "gross_pnl": pl.Float64, "net_pnl": pl.Float64, "return_pct": pl.Float64,
+    "entry_reason": pl.String, "exit_reason": pl.String, "exit_kind": pl.String, "exit_code": pl.String,
+}
