@@ -125,7 +125,7 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
           days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
           param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error."""
-    from core.reporting.paper_report import format_verdict
+    from core.reporting.paper_report import blocked_frame, format_blocked, format_verdict
     from core.validation import run_paper_validation
 
     src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
@@ -137,6 +137,8 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
                                "database": str(out.db_path)}))
     else:
         typer.echo(format_verdict(out.metrics, out.verdict))
+        if out.result is not None:
+            typer.echo(format_blocked(blocked_frame(out.result.decisions)))
         for problem in out.problems:
             typer.echo(f"  data problem: {problem}")
         typer.echo(f"Session  {out.session_id}")

@@ -62,6 +62,7 @@ class Engine:
         self.timeframe_ms = timeframe_ms(timeframe)
         self.books: list[Book] = []
         self._orders: dict[str, Order] = {}
+        self._attached: dict[str, Order] = {}  # entry client id -> the protective stop sent with it (order lists)
         self._sells = 0  # market sells the protection invariant made (their client ids count them)
         self._i: int | None = None
         self._start_ts: int | None = None
@@ -255,9 +256,7 @@ class Engine:
             new_stop = price - (price - pos.stop) * factor
             if new_stop <= pos.stop:
                 continue
-            for old in [o for o in book.working if o.tag is OrderTag.STOP]:
-                self.broker.cancel(old, book, ts)
-            self._place_stop(book, new_stop, ts, seq=2)
+            self._place_stop(book, new_stop, ts, seq=2)  # replaces the working stop in one request
 
     def place_stop(self, symbol: str, stop: float, seq: int) -> None:
         """Live (the protection invariant, R9.3): put the position's protective stop on the exchange again."""
@@ -270,13 +269,11 @@ class Engine:
         if pos is None:
             return
         ts = self.now()
-        for stop in [o for o in book.working if o.tag is OrderTag.STOP]:
-            self.broker.cancel(stop, book, ts)
         self._sells += 1
         qty = book.instrument.round_qty(pos.qty) or pos.qty
         order = Order(client_order_id(self.session_id, symbol, ts, "protect", self._sells), symbol, Side.SELL,
                       OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=reason, code="PROTECT")
-        self._submit(book, order, ts)
+        self._replace_stop(book, order, ts)
 
     def collect_fills(self) -> None:
         """Live: ask the broker once more for every working order's fills and book them (before stopping)."""
@@ -366,7 +363,11 @@ class Engine:
                 position.signal_ts, position.target = order.created_ts, order.target  # what the strategy said
             book.set_position(position)
             if fill.tag is OrderTag.ENTRY and not order.is_open and position is not None:
-                self._place_stop(book, order.stop_price, fill.ts)
+                attached = self._attached.pop(order.client_order_id, None)
+                if attached is not None and self.broker.arm(attached, book, fill.ts):
+                    position.stop = order.stop_price  # on the exchange since the fill: no window without it
+                elif not any(o.tag is OrderTag.STOP and o.is_open for o in book.working):
+                    self._place_stop(book, order.stop_price, fill.ts)
             elif trade is not None:
                 for other in [o for o in book.working if o.tag is OrderTag.STOP]:
                     self.broker.cancel(other, book, fill.ts)
@@ -382,7 +383,20 @@ class Engine:
         order = Order(client_order_id(self.session_id, book.symbol, ts, "stop", seq), book.symbol, Side.SELL,
                       OrderType.STOP, qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
                       stop_price=stop, code="STOP")
-        self._submit(book, order, ts)
+        self._replace_stop(book, order, ts)
+
+    def _replace_stop(self, book: Book, order: Order, ts: int) -> None:
+        """Send ``order`` (a sell or a new stop) in place of the working protective stop: one request where the
+        exchange takes cancel-replace, so a crash never leaves the position between the two (R9.3)."""
+        stops = [o for o in book.working if o.tag is OrderTag.STOP]
+        self._orders[order.client_order_id] = order
+        self.result.orders.append(order)
+        if len(stops) == 1:
+            self.broker.replace(stops[0], order, book, ts)
+            return
+        for stop in stops:
+            self.broker.cancel(stop, book, ts)
+        self.broker.submit(order, book, ts)
 
     # --- decisions -----------------------------------------------------------------------------------------
     def _on_signal(self, book: Book, signal: Signal, i: int, equity: float) -> None:
@@ -400,13 +414,12 @@ class Engine:
             pos = book.position
             if pos is None:
                 return
-            # On the exchange the stop holds the coins: cancel it, sell, and put it back if the sell is refused.
-            for stop in [o for o in book.working if o.tag is OrderTag.STOP]:
-                self.broker.cancel(stop, book, ts)
+            # On the exchange the stop holds the coins: the sell replaces it (one request where the exchange takes
+            # it), and the stop is put back if the sell is refused.
             qty = book.instrument.round_qty(pos.qty) or pos.qty  # the sellable quantity (R9.1)
             order = Order(client_order_id(self.session_id, book.symbol, ts, "exit"), book.symbol, Side.SELL,
                           OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason, code=signal.code)
-            self._submit(book, order, ts)
+            self._replace_stop(book, order, ts)
             self._decide(ts, signal, order, i=i)
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
                 self._place_stop(book, pos.stop, ts, seq=1)
@@ -430,7 +443,16 @@ class Engine:
         order = Order(client_order_id(self.session_id, book.symbol, ts, "entry"), book.symbol, Side.BUY,
                       OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
                       stop_price=signal.stop, quote_qty=verdict.quote_qty, target=signal.target, code=signal.code)
-        self._submit(book, order, ts)
+        attached = None
+        if order.quote_qty is None and signal.stop is not None and self.broker.attaches_stops(book.symbol):
+            # the protective stop rides on the entry (an order list): on the exchange the moment the buy fills
+            attached = Order(client_order_id(self.session_id, book.symbol, ts, "attached"), book.symbol, Side.SELL,
+                             OrderType.STOP, order.qty, OrderTag.STOP, ts,
+                             reason=f"protective stop {signal.stop:.2f} hit", stop_price=signal.stop, code="STOP")
+            self._attached[order.client_order_id] = attached
+            self._orders[attached.client_order_id] = attached
+            self.result.orders.append(attached)
+        self._submit(book, order, ts, attached)
         self._decide(ts, signal, order, verdict, i=i)
 
     def _market(self, symbol: str, i: int | None) -> dict[str, Any]:
@@ -443,10 +465,13 @@ class Engine:
                 "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
                 "latency_s": self.risk.latency, **self._quote}
 
-    def _submit(self, book: Book, order: Order, ts: int) -> None:
+    def _submit(self, book: Book, order: Order, ts: int, attached: Order | None = None) -> None:
         self._orders[order.client_order_id] = order
         self.result.orders.append(order)
-        self.broker.submit(order, book, ts)
+        if attached is None:
+            self.broker.submit(order, book, ts)
+        else:
+            self.broker.submit(order, book, ts, attached)
 
     def _decide(self, ts: int, signal: Signal, outcome: Order | OrderDenied,
                 approved: EntryApproved | None = None, i: int | None = None) -> None:

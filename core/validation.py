@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from core.build import config_hash, new_session_id, run_paper_session
+from core.build import Sizing, config_hash, new_session_id, run_paper_session
 from core.config import Settings
 from core.domain import Mode, ms_to_dt
 from core.engine import SessionResult
@@ -26,7 +26,7 @@ from core.gate import GateVerdict, evaluate_gate
 from core.market import CandleSet, align, check_candles, generate, load_candles, resample_set
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
-from core.reporting.paper_report import write_paper_report
+from core.reporting.paper_report import blocked_frame, write_paper_report
 from core.store import Store
 from core.venue import Venue
 
@@ -217,7 +217,7 @@ def write_report(settings: Settings, session_id: str, chash: str, result: Sessio
                  verdict: GateVerdict, problems: Sequence[DataProblem]) -> dict[str, Path]:
     """report.json + trades/metrics/equity CSV under data/reports/paper/<session id>/."""
     errors = [f"DATA_QUALITY {p}" for p in problems] + (result.errors if result else [])
-    session = {"id": session_id, "mode": "paper", "strategy": settings.strategy.name,
+    session: dict[str, Any] = {"id": session_id, "mode": "paper", "strategy": settings.strategy.name,
                "params": settings.strategy.params, "config_hash": chash,
                "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
                "starting_equity": settings.paper.starting_cash,
@@ -225,12 +225,26 @@ def write_report(settings: Settings, session_id: str, chash: str, result: Sessio
                                   for s, p in (result.open_positions.items() if result else [])}}
     if result is not None:
         trades, equity = result.trades_frame(), result.equity_frame()
+        session["window"] = {"first_bar": ms_to_dt(result.ts[0]) if result.ts else None,
+                             "last_bar": ms_to_dt(result.ts[-1]) if result.ts else None, "bars": len(result.ts)}
     else:
         trades = pl.DataFrame(schema={"trade_id": pl.String, "net_pnl": pl.Float64, "fees": pl.Float64})
         equity = pl.DataFrame(schema={"ts": pl.Datetime("ms", "UTC"), "equity": pl.Float64})
     out = settings.reports_dir / "paper" / session_id
     return write_paper_report(out, session=session, metrics=metrics, verdict=verdict, trades=trades,
-                              equity=equity, errors=errors)
+                              equity=equity, errors=errors, blocked=blocked_frame(result.decisions if result else []),
+                              sizing=paper_sizing(settings, result))
+
+
+def paper_sizing(settings: Settings, result: SessionResult | None) -> dict[str, Any]:
+    """How the paper run sized its entries and at what scale its metrics are shown (the report's ``sizing``)."""
+    sizing = Sizing.as_live(settings) if settings.paper.risk_controls else Sizing.full_scale(settings)
+    return {"as_live": settings.paper.risk_controls, "risk_per_trade": sizing.risk_per_trade,
+            "exposure_cap": sizing.exposure_cap, "mode": sizing.mode,
+            "metrics_scale": result.scale if result is not None else sizing.scale,
+            "note": ("trades sized as live's first rung sizes them, with the live risk controls; metrics shown at "
+                     f"{sizing.scale:g}x (the strategy's risk per trade {settings.sizing.risk_per_trade:.2%})"
+                     if settings.paper.risk_controls else "the bare strategy at its own size, controls off")}
 
 
 __all__ = ["DataError", "ValidationOutcome", "check_market", "evaluate", "load_market", "persist",

@@ -112,8 +112,9 @@ def test_reworded_messages_change_no_fact_that_notifications_alerts_the_report_o
 
 @pytest.mark.req("R3.5")
 def test_a_paper_runs_decisions_record_the_switched_off_controls_as_off(tmp_path: Path) -> None:
+    # the bare strategy: paper with the live controls switched off (they are on by default, as live)
     settings = load_settings(data_dir=tmp_path, strategy={"name": "sma_cross", "params": {"fast": 5, "slow": 20}},
-                             market={"symbols": ["BTCUSDT", "ETHUSDT"]})
+                             market={"symbols": ["BTCUSDT", "ETHUSDT"]}, paper={"risk_controls": False})
     out = run_paper_validation(settings, "synthetic", days=20, seed=3)
     rows = Store(settings.db_path).query("SELECT kind, code, details FROM decisions WHERE session_id = ? AND "
                                          "kind IN ('order', 'denied') AND action = 'enter'", [out.session_id])

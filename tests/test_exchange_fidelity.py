@@ -110,9 +110,10 @@ def test_fees_paid_in_bnb_are_valued_at_the_bnb_price_and_take_nothing_from_the_
 def test_a_busy_answer_to_the_stop_leaves_the_session_running_and_the_stop_is_placed_again_at_once(
     tmp_path: Path, creds: None
 ) -> None:
-    """errors.md -1008 SERVER_BUSY: "Please try again" — the stop is sent again, within protect_within_s."""
+    """errors.md -1008 SERVER_BUSY: "Please try again" — the stop is sent again, within protect_within_s. On a venue
+    without order lists, where the stop is a request of its own after the fill."""
     settings = settings_for(tmp_path)
-    with sandbox([BTC] * 8, [ETH] * 8) as server:
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=False) as server:
         rig = Rig(server, settings)
         inject(server, "busy", match={"type": "STOP_LOSS_LIMIT"})
         started = time.monotonic()
@@ -136,8 +137,9 @@ def test_a_busy_answer_to_the_stop_leaves_the_session_running_and_the_stop_is_pl
 def test_after_a_crash_between_the_fill_and_its_stop_the_restart_places_the_stop_first(
     tmp_path: Path, creds: None
 ) -> None:
+    """On a venue without order lists, the stop is a request of its own after the fill: a crash can fall between."""
     settings = settings_for(tmp_path)
-    with sandbox([BTC] * 8, [ETH] * 8) as server:
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=False) as server:
         first = Rig(server, settings)
         inject(server, "busy", count=50, match={"type": "STOP_LOSS_LIMIT"})
         first.bar(BTCUSDT=enter(0.04))  # filled; every stop refused: the process dies now (no shutdown)
@@ -150,6 +152,54 @@ def test_after_a_crash_between_the_fill_and_its_stop_the_restart_places_the_stop
             "SELECT tag FROM orders WHERE session_id = ? ORDER BY created_at", [second.session.session_id])
         assert sent["tag"].to_list()[:1] == ["stop"]
         second.stop()
+
+
+# --- R9.3: with order lists the stop rides on the entry; a crash cannot fall between them ------------------------
+@pytest.mark.req("R9.3")
+@pytest.mark.req("R6.4")
+def test_with_order_lists_the_stop_is_on_the_exchange_from_the_fill_and_the_restart_keeps_that_one(
+    tmp_path: Path, creds: None
+) -> None:
+    """rest-api.md orderList/opo: the pending STOP_LOSS_LIMIT is placed when the working buy has fully filled, for
+    the quantity it delivered. The process dies right after (no shutdown); the restart sends no second stop."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        first = Rig(server, settings)
+        first.bar(BTCUSDT=enter(0.04))
+        (stop,) = stop_orders(server)
+        # what the buy delivered after its commission in BTC, on the lot step: the whole holding is covered
+        assert float(stop["amount"]) == pytest.approx(0.00499) and held(server, "BTC") == pytest.approx(0.004995)
+        assert stop["clientOrderId"].endswith("a")  # the stop that was sent with the entry
+        sent = Store(settings.db_path).query("SELECT client_order_id, tag, status FROM orders WHERE session_id = ?",
+                                             [first.session.session_id]).rows()
+        assert {(t, st) for _, t, st in sent} == {("entry", "filled"), ("stop", "accepted")}
+        second = Rig(server, settings)  # the restart: reconcile, restore, protect
+        second.bar()
+        assert [o["clientOrderId"] for o in stop_orders(server)] == [stop["clientOrderId"]]
+        second.bar(BTCUSDT=leave())  # the exit replaces the stop in one request (order/cancelReplace)
+        assert stop_orders(server) == [] and held(server, "BTC") < 0.00001
+        second.stop()
+    requests = [r["path"] for r in server.stats()["api_requests"]]
+    assert "/api/v3/order/cancelReplace" in requests and "/api/v3/orderList/opo" in requests
+
+
+@pytest.mark.req("R9.4")
+@pytest.mark.req("R9.3")
+def test_an_order_list_whose_answer_is_lost_makes_exactly_one_position_with_one_stop(tmp_path: Path,
+                                                                                    creds: None) -> None:
+    """The list is booked, the answer is a 503 -1007: the entry is asked for by its client id, never re-sent."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        inject(server, "lost", path="/api/v3/orderList/opo")
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar(BTCUSDT=enter(0.04, "a second signal"))
+        rig.bar()
+        buys = [o for o in exchange(server).fetch_orders("BTC/USDT") if o["side"] == "buy"]
+        assert len(buys) == 1 and buys[0]["status"] == "closed"
+        assert len(stop_orders(server)) == 1
+        assert rig.engine.portfolio.positions["BTCUSDT"].qty == pytest.approx(held(server, "BTC"))
+        rig.stop()
 
 
 # --- R9.3: a stop-limit that triggers in a gap and stays unfilled; the position is sold at market --------------
@@ -182,9 +232,10 @@ def test_a_stop_that_triggers_in_a_gap_and_stays_unfilled_is_replaced_by_a_marke
 # --- R9.4: 503 -1007, and the order executes later: exactly one position ---------------------------------------
 @pytest.mark.req("R9.4")
 def test_an_order_that_executes_after_a_503_makes_exactly_one_position(tmp_path: Path, creds: None) -> None:
-    """rest-api.md: a 5XX means "execution status UNKNOWN and could have been a success"; errors.md -1007."""
+    """rest-api.md: a 5XX means "execution status UNKNOWN and could have been a success"; errors.md -1007. A single
+    market order (a venue without order lists; the list's own unknown outcome is tested below)."""
     settings = settings_for(tmp_path)
-    with sandbox([BTC] * 8, [ETH] * 8) as server:
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=False) as server:
         rig = Rig(server, settings)
         inject(server, "late", match={"type": "MARKET"}, late_ms=90_000)
         rig.bar(BTCUSDT=enter(0.04))  # answered 503 -1007; the order reaches the book 90 s of market time later

@@ -276,23 +276,26 @@ def test_kill_9_mid_session_then_restart_reconciles_before_trading_at_the_first_
 
 @pytest.mark.req("R9.3")
 @pytest.mark.req("R6.4")
-def test_kill_9_between_an_entry_fill_and_its_stop_then_the_restart_places_the_stop_before_anything_else(
-    tmp_path: Path, creds: None
+@pytest.mark.parametrize("order_lists", [True, False], ids=["order-lists", "no-order-lists"])
+def test_kill_9_right_after_an_entry_fills_leaves_it_protected_or_the_restart_protects_it_first(
+    tmp_path: Path, creds: None, order_lists: bool
 ) -> None:
-    """A real ``kill -9`` in the crash window: the entry has filled, its stop is not on the exchange yet."""
+    """A real ``kill -9`` as soon as a position is open. Where the venue takes order lists the stop went out with the
+    entry, so the exchange holds it from the fill on; without them the crash window is open (every stop gets
+    -1008) and the restart's first order is the stop."""
     settings = live_settings(tmp_path)
     pass_gate(settings)
     state_file = settings.data_dir / "live" / "state.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAMPART_RISK__PROTECT_WITHIN_S": "600"}
-    with SandboxServer(sandbox_config(market(seed=23))) as server:
+    with SandboxServer(sandbox_config(market(seed=23), order_lists=order_lists)) as server:
         busy = {"method": "POST", "path": "/api/v3/order", "error": "busy", "count": 10_000,
-                "match": {"type": "STOP_LOSS_LIMIT"}}  # -1008 to every stop: the window stays open
+                "match": {"type": "STOP_LOSS_LIMIT"}}  # -1008 to every single stop: that window stays open
         httpx.post(f"{server.url}/sandbox/inject", json=busy).raise_for_status()
         first = subprocess.Popen(live_cmd(settings, server.url), cwd=ROOT, env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:  # an open position and no stop on the exchange
+            while time.monotonic() < deadline:  # an open position
                 state = json.loads(state_file.read_text()) if state_file.exists() else {}
                 if state.get("positions"):
                     break
@@ -304,20 +307,27 @@ def test_kill_9_between_an_entry_fill_and_its_stop_then_the_restart_places_the_s
             first.wait(timeout=30)
         client = server.client(DEMO_API_KEY, DEMO_API_SECRET)
         held = {s: client.fetch_balance()["total"].get(s[:3], 0.0) for s in settings.market.symbols}
-        assert not [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"]
+        at_kill = [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"
+                   and o["status"] == "open"]
         httpx.delete(f"{server.url}/sandbox/inject").raise_for_status()
         second = subprocess.run(live_cmd(settings, server.url, "--max-bars", "1"), cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
-        stops = [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"]
+        stops = [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"
+                 and o["status"] == "open"]
     assert first.returncode == -signal.SIGKILL
-    assert any(q > 0 for q in held.values()) and stops  # the position survived the kill and got its stop
+    assert any(q > 0 for q in held.values()) and stops  # the position survived the kill and has its stop
     store = Store(settings.db_path)
     restarted = store.query("select id from sessions where mode = 'live' order by started_at desc limit 1").item()
     tags = store.query("select tag from orders where session_id = ? and client_order_id not in "
                        "(select client_order_id from orders where session_id <> ?) order by created_at",
                        [restarted, restarted])["tag"].to_list()
-    assert tags[:1] == ["stop"], tags  # the first order the restart sent was the stop
+    if order_lists:  # protected at the kill already: the stop rode on the entry, and the restart kept it
+        assert at_kill and {o["clientOrderId"] for o in stops} >= {o["clientOrderId"] for o in at_kill}
+        assert len(stops) == sum(1 for q in held.values() if q > 0)  # one stop per position, never two
+    else:
+        assert not at_kill
+        assert tags[:1] == ["stop"], tags  # the first order the restart sent was the stop
 
 
 @pytest.mark.req("R2.1")

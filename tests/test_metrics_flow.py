@@ -64,11 +64,12 @@ def run_and_store(store: Store, settings: Settings, mode: Mode, start: datetime,
 
 
 def seed(data_dir: Path) -> Seeded:
-    settings = load_settings(data_dir=data_dir)
+    # the bare strategy (controls off): sessions with enough trades to measure
+    settings = load_settings(data_dir=data_dir, paper={"risk_controls": False})
     store = Store(settings.db_path)
     done = run_and_store(store, settings, Mode.LIVE, T0, 12, seed=5)
     assert len(done.trades) >= 3, "the seeded live sessions must have trades to measure"
-    later = load_settings(data_dir=data_dir, paper={"starting_cash": done.final_equity})
+    later = load_settings(data_dir=data_dir, paper={"starting_cash": done.final_equity, "risk_controls": False})
     running = run_and_store(store, later, Mode.LIVE, T0 + timedelta(days=12), 6, seed=13, running=True)
     paper = run_and_store(store, settings, Mode.PAPER, T0, 12, seed=9)
     assert len(running.trades) >= 2 and len(paper.trades) >= 1

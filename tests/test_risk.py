@@ -183,8 +183,9 @@ def test_a_losing_streak_trips_the_breaker_and_blocks_entries_for_its_cooldown()
     assert "BREAKER_CONSECUTIVE_LOSSES" in codes(eng)
     after = [d for d in res.decisions if d["reason"] == "after the streak"]
     tripped_at = next(d["ts"] for d in res.decisions if d["code"] == "BREAKER_CONSECUTIVE_LOSSES")
+    since = (tripped_at // 3_600_000 + 1) * 3_600_000  # the cooldown counts from the end of the bar it tripped in
     for d in after:
-        blocked = d["ts"] < tripped_at + 2 * 3_600_000
+        blocked = d["ts"] < since + 2 * 3_600_000
         assert (d["code"] == "BREAKER_COOLDOWN") is blocked, d
     assert any(d["code"] == "BREAKER_COOLDOWN" for d in after) and any(d["kind"] == "order" for d in after)
 

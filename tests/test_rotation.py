@@ -76,10 +76,15 @@ def revoke_key(server: SandboxServer, key: str) -> None:
 def free_running_settings(tmp_path: Path, secrets: Path) -> Settings:
     settings = load_settings(data_dir=tmp_path, strategy=STRATEGY, market={"timeframe": "1m"},
                              credentials=dir_credentials(secrets, every=2),
-                             breakers={"consecutive_losses": 50, "slippage_bps": 1000})  # orders keep flowing
+                             breakers={"consecutive_losses": 50, "slippage_bps": 1000},  # orders keep flowing
+                             exchange={"weight_limit": TRAFFIC_WEIGHT})
     Store(settings.db_path).record_gate({"passed": True, "config_hash": config_hash(settings),
                                          "strategy": STRATEGY["name"], "reasons": []})
     return settings
+
+
+# the traffic below sends as fast as answers come back: more request weight a minute than Binance's 6,000
+TRAFFIC_WEIGHT = 200_000
 
 
 class Traffic(threading.Thread):
@@ -119,7 +124,7 @@ def test_rotation_under_steady_traffic_fails_no_request_and_trading_goes_on_afte
     settings = free_running_settings(tmp_path / "d", secrets)
     sets = generate(["BTCUSDT", "ETHUSDT"], "1m", 0.5, 11)
     config = SandboxConfig(source=tuple(sets), speed=120.0, start=sets[0].frame["ts"][60],
-                           api_keys={OLD_KEY: OLD_SECRET})
+                           api_keys={OLD_KEY: OLD_SECRET}, weight_limit=TRAFFIC_WEIGHT)
     with SandboxServer(config) as server:
         session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05, duration_s=400))
         stop = threading.Event()

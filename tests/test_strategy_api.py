@@ -214,7 +214,7 @@ def test_loading_errors_say_what_to_fix_in_one_line(tmp_path: Path, capsys: pyte
         build_params(f"{tmp_path / 's' / 'momo.py'}:Momentum", {"upz": 2})
     with pytest.raises(StrategyError, match=r"module 'nopkg.nomod' not found"):
         resolve("nopkg.nomod:Thing")
-    code, out, err = run(["backtest", "--strategy", f"{broken}:Broken", "--data-dir", str(tmp_path / "d")], capsys)
+    code, _, err = run(["backtest", "--strategy", f"{broken}:Broken", "--data-dir", str(tmp_path / "d")], capsys)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "SyntaxError at line 2" in lines[0] and "Traceback" not in err
     assert not (tmp_path / "d").exists()

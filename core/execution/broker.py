@@ -38,11 +38,23 @@ def client_order_id(session_id: str, symbol: str, ts: int, tag: str, seq: int = 
 class Broker(Protocol):
     """An execution venue. Paper simulates fills from bars; live talks to the exchange."""
 
-    def submit(self, order: Order, book: Book, ts: int) -> None:
-        """Send an order; it becomes working (``book.working``) or is rejected (status REJECTED)."""
+    def submit(self, order: Order, book: Book, ts: int, attached: Order | None = None) -> None:
+        """Send an order; it becomes working (``book.working``) or is rejected (status REJECTED). ``attached``: an
+        entry's protective stop sent with it, where ``attaches_stops``."""
 
     def cancel(self, order: Order, book: Book, ts: int) -> None:
         """Cancel a working order (no-op when it is no longer open)."""
+
+    def replace(self, old: Order, new: Order, book: Book, ts: int) -> None:
+        """Cancel ``old`` and send ``new`` — in one request where the venue can (no moment without a stop)."""
+
+    def attaches_stops(self, symbol: str) -> bool:
+        """True when an entry can carry its protective stop (then ``arm`` adopts it once the entry filled)."""
+        ...
+
+    def arm(self, stop: Order, book: Book, ts: int) -> bool:
+        """The entry that carried ``stop`` filled: True when the stop is working on the venue."""
+        ...
 
     def on_bar(self, book: Book, i: int) -> list[OrderFilled]:
         """Fills of ``book``'s working orders during bar ``i`` (paper) or since the last call (live)."""

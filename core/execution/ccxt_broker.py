@@ -36,8 +36,10 @@ from core.errors import (
     RateLimited,
 )
 from core.events import Event, EventCode, OrderProblem
+from core.execution import order_lists
 from core.execution.broker import reference_price, slippage_cost
 from core.execution.limits import RequestBudget
+from core.execution.order_lists import STOP_LIMIT_OFFSET, ListSupport
 from core.market.candles import base_asset, symbol_to_ccxt
 from core.redact import redact
 
@@ -74,7 +76,6 @@ class Fees:
     asset: str
 
 
-STOP_LIMIT_OFFSET = 0.005  # the stop's limit price sits 0.5 % under the trigger so a fast market still fills it
 PRICE_TTL_S = 60.0  # a fee asset's USDT price is read at most this often
 
 
@@ -126,6 +127,9 @@ class CcxtBroker:
         self._unknown: dict[str, float] = {}  # client order id -> when its outcome became unknown (epoch s)
         self._working: set[str] = set()  # stop orders the exchange reports triggered (Binance ``isWorking``)
         self._prices: dict[str, tuple[float, float]] = {}  # fee asset -> (USDT price, when read)
+        self.support: dict[str, ListSupport] = {}  # symbol -> the order lists its market takes (R9.3)
+        self.taker_rate = 0.001  # the account's taker commission (an OTO stop's quantity leaves room for it)
+        self._pending: dict[str, Order] = {}  # entry client id -> its stop, pending on the exchange
         self._lock = threading.Lock()  # one request at a time: credentials change only between requests (R8.3)
 
     # --- plumbing ------------------------------------------------------------------------------------------
@@ -259,28 +263,37 @@ class CcxtBroker:
             step = float(filters.get("LOT_SIZE", {}).get("stepSize", 0.00001))
             notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
             out[sym] = Instrument(sym, tick, step, float(notional.get("minNotional", 5.0)))
+            self.support[sym] = ListSupport.of(market["info"])
         return out
 
+    def attaches_stops(self, symbol: str) -> bool:
+        """True where an entry can carry its protective stop in one order list (OPO/OTO)."""
+        return self.support.get(symbol, ListSupport()).entry_with_stop
+
     # --- Broker protocol -----------------------------------------------------------------------------------
-    def submit(self, order: Order, bar: Bar, ts: int) -> None:
+    def submit(self, order: Order, bar: Bar, ts: int, attached: Order | None = None) -> None:
+        """Send ``order``; with ``attached`` (an entry's protective stop, where ``attaches_stops``) both go as one
+        order list, the stop pending until the entry has filled."""
         order.apply(OrderStatus.SUBMITTED, ts)
         self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
         _always_wake(bar)
         if self.before_submit is not None:
             self.before_submit(order)
+            if attached is not None:
+                self.before_submit(attached)  # journalled too: a restart looks for it on the exchange
+        if attached is not None:
+            attached.apply(OrderStatus.SUBMITTED, ts)
+            self._pending[order.client_order_id] = attached
         try:
-            response = self.send(order, bar.instrument)
+            response = (self.send(order, bar.instrument) if attached is None else
+                        self._send_list(order, attached, bar.instrument))
         except (ExchangeRejected, AuthenticationError) as exc:  # refused: the order does not exist
-            order.apply(OrderStatus.REJECTED, ts)
-            bar.working.remove(order)
-            self.notices.append(_problem(EventCode.ORDER_REJECTED, order, ts, exc))
+            self._refused(order, bar, ts, EventCode.ORDER_REJECTED, exc)
             return
         except (RateLimited, ExchangeBusy, ClockOutOfSync) as exc:  # not sent, or refused unprocessed (-1008,
             # -1021 even after the resynchronisation): it does not exist
-            order.apply(OrderStatus.REJECTED, ts)
-            bar.working.remove(order)
-            self.notices.append(_problem(EventCode.ORDER_NOT_SENT, order, ts, exc))
+            self._refused(order, bar, ts, EventCode.ORDER_NOT_SENT, exc)
             return
         except ExchangeError as exc:  # unknown outcome: it may execute; the polls ask for it (R9.4)
             self._unknown[order.client_order_id] = time.time()
@@ -288,6 +301,104 @@ class CcxtBroker:
             return
         self._adopt(order, response, ts)
         self._unread[order.client_order_id] = response
+
+    def _send_list(self, entry: Order, stop: Order, inst: Instrument) -> dict[str, Any]:
+        """The entry and its pending stop in one request; the entry's report in ccxt's shape. An unknown outcome
+        is asked for by the entry's client id, as ``send`` does."""
+        support = self.support.get(entry.symbol, ListSupport())
+        params = order_lists.entry_params(entry, stop, inst, self._refs.get(entry.client_order_id, 0.0), support,
+                                          self.taker_rate)
+        place = self.client.privatePostOrderListOpo if support.opo else self.client.privatePostOrderListOto
+        try:
+            response: dict[str, Any] = self.call("create_order_list", place, params)
+        except (RateLimited, ExchangeBusy):
+            raise
+        except ExchangeUnavailable as exc:
+            try:
+                return self.fetch(entry)
+            except OrderNotFound:
+                raise ExchangeUnavailable(f"{entry.client_order_id}: outcome unknown ({exc}); not sent again until "
+                                          "the exchange shows it or the unknown-outcome window passes") from exc
+        report = order_lists.report_for(response, entry.client_order_id)
+        if report is None:
+            return self.fetch(entry)
+        return order_lists.parse(self.client, report, entry.symbol)
+
+    def arm(self, stop: Order, bar: Bar, ts: int) -> bool:
+        """The entry that carried ``stop`` has filled: adopt the stop the exchange placed (True), or say it is not
+        there — the entry filled only in part, or the stop was refused — so the engine places one (False)."""
+        for cid, pending in list(self._pending.items()):
+            if pending is stop:
+                del self._pending[cid]
+        try:
+            info = self.fetch(stop)
+        except OrderNotFound:
+            order_lists.settle_pending(stop, ts)
+            return False
+        except ExchangeError:  # most likely there, not known now: the polls ask for it (a second stop would
+            self._unknown[stop.client_order_id] = time.time()  # lock the same coins and be refused)
+            bar.working.append(stop)
+            _always_wake(bar)
+            return True
+        self._adopt(stop, info, ts)
+        if not stop.is_open:
+            return False
+        stop.qty = float(info.get("amount") or stop.qty)
+        bar.working.append(stop)
+        _always_wake(bar)
+        return True
+
+    def replace(self, old: Order, new: Order, bar: Bar, ts: int) -> None:
+        """Cancel ``old`` (a protective stop) and place ``new`` (the exit sell, or a tighter stop) in one request
+        where the exchange takes it (R9.3); elsewhere cancel, then send."""
+        if not self.support.get(new.symbol, ListSupport()).cancel_replace or not old.is_open:
+            self.cancel(old, bar, ts)
+            self.submit(new, bar, ts)
+            return
+        new.apply(OrderStatus.SUBMITTED, ts)
+        self._refs[new.client_order_id] = reference_price(new, bar, ts)
+        bar.working.append(new)
+        _always_wake(bar)
+        if self.before_submit is not None:
+            self.before_submit(new)
+        params = order_lists.replace_params(old, new, bar.instrument)
+        try:
+            response = self.call("cancel_replace", self.client.privatePostOrderCancelReplace, params)
+        except RateLimited as exc:  # nothing sent: the stop stays, the exit is refused and tried again later
+            self._refused(new, bar, ts, EventCode.ORDER_NOT_SENT, exc)
+            return
+        except ExchangeUnavailable as exc:  # unknown: both are asked for by the polls
+            self._unknown[new.client_order_id] = time.time()
+            self.notices.append(_problem(EventCode.ORDER_OUTCOME_UNKNOWN, new, ts, exc))
+            return
+        except ExchangeError as exc:
+            cancel, _ = order_lists.replace_failure(exc)
+            if cancel == "SUCCESS" and old.is_open:  # -2021: the stop is gone, the new order refused
+                old.apply(OrderStatus.CANCELED, ts)
+                if old in bar.working:
+                    bar.working.remove(old)
+            self._refused(new, bar, ts, EventCode.ORDER_REJECTED, exc)
+            return
+        if old.is_open:
+            old.apply(OrderStatus.CANCELED, ts)
+        if old in bar.working:
+            bar.working.remove(old)
+        placed = response.get("newOrderResponse") if isinstance(response, dict) else None
+        if not isinstance(placed, dict):
+            return  # looked up by the next poll
+        info = order_lists.parse(self.client, placed, new.symbol)
+        self._adopt(new, info, ts)
+        self._unread[new.client_order_id] = info
+
+    def _refused(self, order: Order, bar: Bar, ts: int, code: EventCode, exc: Exception) -> None:
+        """The order does not exist on the exchange (nor, for an entry, the stop that was to ride on it)."""
+        order.apply(OrderStatus.REJECTED, ts)
+        if order in bar.working:
+            bar.working.remove(order)
+        pending = self._pending.pop(order.client_order_id, None)
+        if pending is not None:
+            order_lists.settle_pending(pending, ts)
+        self.notices.append(_problem(code, order, ts, exc))
 
     def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         if order.is_open:
@@ -325,6 +436,10 @@ class CcxtBroker:
             self._emit_new(order, info, fills)
             if not order.is_open:
                 bar.working.remove(order)
+                pending = self._pending.get(order.client_order_id)
+                if pending is not None and order.filled_qty <= 0:  # the entry never filled: nor will its stop
+                    del self._pending[order.client_order_id]
+                    order_lists.settle_pending(pending, bar.ts[i])
         return fills
 
     def outcome_unknown(self, order: Order) -> bool:
@@ -414,7 +529,7 @@ class CcxtBroker:
         raw: dict[str, Any] = info["info"] if isinstance(info.get("info"), dict) else {}
         if order.type is OrderType.STOP and raw.get("isWorking") in (True, "true") and raw.get("stopPrice"):
             self._working.add(order.client_order_id)
-        status = info.get("status")
+        status = "open" if raw.get("status") == "PENDING_NEW" else info.get("status")
         filled = float(info.get("filled") or 0.0)
         when = int(info.get("lastUpdateTimestamp") or info.get("timestamp") or ts)
         if order.status is OrderStatus.SUBMITTED and status in ("open", "closed", "canceled", "expired"):

@@ -47,12 +47,23 @@ class PaperBroker:
         self.notices: list[Event] = []  # for the session's event log
         self._refs: dict[str, float] = {}  # client order id -> the price its slippage is measured against
 
-    def submit(self, order: Order, bar: Bar, ts: int) -> None:
+    def submit(self, order: Order, bar: Bar, ts: int, attached: Order | None = None) -> None:
         order.apply(OrderStatus.SUBMITTED, ts)
         order.apply(OrderStatus.ACCEPTED, ts)
         self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
         _rewake(bar)
+
+    def attaches_stops(self, symbol: str) -> bool:
+        """Paper books an entry's fill and places its stop in the same step: nothing can fall between them."""
+        return False
+
+    def arm(self, stop: Order, bar: Bar, ts: int) -> bool:
+        return False
+
+    def replace(self, old: Order, new: Order, bar: Bar, ts: int) -> None:
+        self.cancel(old, bar, ts)
+        self.submit(new, bar, ts)
 
     def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         self._refs.pop(order.client_order_id, None)

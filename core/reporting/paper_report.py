@@ -26,7 +26,10 @@ from core.gate import GateCheck, GateVerdict
 from core.metrics import Metrics
 
 SCHEMA_VERSION = 1
-FILES = {"json": "report.json", "trades": "trades.csv", "metrics": "metrics.csv", "equity": "equity.csv"}
+FILES = {"json": "report.json", "trades": "trades.csv", "metrics": "metrics.csv", "equity": "equity.csv",
+         "blocked": "blocked.csv"}
+BLOCKED_SCHEMA: dict[str, Any] = {"ts": pl.Datetime("ms", "UTC"), "symbol": pl.String, "code": pl.String,
+                                  "detail": pl.String, "signal": pl.String, "signal_code": pl.String}
 
 _LABELS = {
     "win_rate": "win rate",
@@ -115,26 +118,35 @@ def write_paper_report(
     trades: pl.DataFrame,
     equity: pl.DataFrame,
     errors: Sequence[str],
+    blocked: pl.DataFrame | None = None,
+    sizing: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write report.json, trades.csv, metrics.csv and equity.csv into ``out_dir`` (created if needed).
+    """Write report.json, trades.csv, metrics.csv, equity.csv and blocked.csv into ``out_dir`` (created if needed).
 
-    Returns the written paths keyed "json", "trades", "metrics", "equity".
+    ``trades`` are the trades as live would make them; ``blocked`` the entries the risk controls refused (bar,
+    symbol, code, detail); ``sizing`` how entries were sized and the scale the metrics are shown at. Returns the
+    written paths keyed "json", "trades", "metrics", "equity", "blocked".
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {key: out_dir / name for key, name in FILES.items()}
     equity_out = _equity_frame(equity)
+    blocked = blocked if blocked is not None else pl.DataFrame(schema=BLOCKED_SCHEMA)
     atomic_write(paths["trades"], _csv_ready(trades).write_csv)
     atomic_write(paths["metrics"], _metrics_frame(metrics).write_csv)
     atomic_write(paths["equity"], _csv_ready(equity_out).write_csv)
+    atomic_write(paths["blocked"], _csv_ready(blocked).write_csv)
     document = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": datetime.now(UTC),
         "session": dict(session),
+        "sizing": dict(sizing or {}),
         "metrics": metrics.to_dict(),
         "gate": _gate_section(verdict),
         "errors": list(errors),
         "trades": trades.to_dicts(),
+        "blocked": blocked.to_dicts(),
+        "blocked_by_code": dict(sorted(blocked["code"].value_counts().iter_rows())) if blocked.height else {},
         "files": {k: v for k, v in FILES.items() if k != "json"},
     }
     text = json.dumps(json_safe(document), indent=2, allow_nan=False)
@@ -177,6 +189,23 @@ def _summary(metrics: Metrics, quote: str) -> str:
             f"Exposure {exposure}",
         )
     )
+
+
+def blocked_frame(decisions: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
+    """The entries the risk engine refused, one row each: when, which symbol, the code and its numbers in words."""
+    rows = [{"ts": datetime.fromtimestamp(d["ts"] / 1000, tz=UTC), "symbol": d["symbol"], "code": str(d["code"]),
+             "detail": str(d["details"].get("denied", "")), "signal": str(d.get("reason", "")),
+             "signal_code": str(d["details"].get("signal_code", ""))}
+            for d in decisions if d.get("kind") == "denied" and d.get("action") == "enter"]
+    return pl.DataFrame(rows, schema=BLOCKED_SCHEMA) if rows else pl.DataFrame(schema=BLOCKED_SCHEMA)
+
+
+def format_blocked(blocked: pl.DataFrame) -> str:
+    """One line: how many entries the controls refused, by code."""
+    if blocked.height == 0:
+        return "Blocked entries: none"
+    counts = ", ".join(f"{code} {n}" for code, n in sorted(blocked["code"].value_counts().iter_rows()))
+    return f"Blocked entries: {blocked.height} ({counts})"
 
 
 def format_verdict(metrics: Metrics, verdict: GateVerdict, *, quote: str = "USDT") -> str:

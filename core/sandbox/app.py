@@ -213,7 +213,8 @@ def _public_routes(app: FastAPI, sandbox: SandboxService) -> None:
     async def info(request: Request) -> dict[str, Any]:
         names = _symbols(sandbox, query(request)) or exchange.market.symbols
         specs = [exchange.market.specs[s] for s in names]
-        return exchange_info(specs, sandbox.server_ms(), sandbox.config.weight_limit, exchange.status)
+        return exchange_info(specs, sandbox.server_ms(), sandbox.config.weight_limit, exchange.status,
+                             sandbox.config.order_lists)
 
     @app.get(API + "/depth")
     async def depth(request: Request) -> dict[str, Any]:

@@ -104,6 +104,7 @@ class SandboxConfig:
     bnb_price: float = 600.0  # the synthetic BNBUSDT price when the sources have no BNBUSDT ("bnb" only)
     percent_price_by_side: tuple[float, float, float, float] = (5.0, 0.2, 5.0, 0.2)
     ban_s: int = 120  # Binance's shortest IP ban: 2 minutes
+    order_lists: bool = True  # advertise OTO/OPO and cancelReplace (False: a venue without them)
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65_535:

@@ -192,8 +192,9 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, Any]:
-    """One entry of exchangeInfo's ``symbols``, shaped as Binance spot returns it."""
+def symbol_info(spec: SymbolSpec, status: str = "TRADING", order_lists: bool = True) -> dict[str, Any]:
+    """One entry of exchangeInfo's ``symbols``, shaped as Binance spot returns it; ``order_lists`` False stands for
+    a venue without OTO/OPO and cancel-replace."""
     return {
         "symbol": spec.symbol,
         "status": status,
@@ -207,11 +208,11 @@ def symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, Any]:
         "orderTypes": list(ORDER_TYPES),
         "icebergAllowed": True,
         "ocoAllowed": False,
-        "otoAllowed": True,  # POST /api/v3/orderList/oto (core.sandbox.order_lists)
-        "opoAllowed": True,  # POST /api/v3/orderList/opo (faqs/opo: needs otoAllowed and opoAllowed)
+        "otoAllowed": order_lists,  # POST /api/v3/orderList/oto (core.sandbox.order_lists)
+        "opoAllowed": order_lists,  # POST /api/v3/orderList/opo (faqs/opo: needs otoAllowed and opoAllowed)
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": True,
-        "cancelReplaceAllowed": True,  # POST /api/v3/order/cancelReplace (core.sandbox.cancel_replace)
+        "cancelReplaceAllowed": order_lists,  # POST /api/v3/order/cancelReplace (core.sandbox.cancel_replace)
         "amendAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
@@ -224,7 +225,7 @@ def symbol_info(spec: SymbolSpec, status: str = "TRADING") -> dict[str, Any]:
 
 
 def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int,
-                  statuses: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  statuses: Mapping[str, str] | None = None, order_lists: bool = True) -> dict[str, Any]:
     """The whole /api/v3/exchangeInfo body (``statuses``: symbol -> status, TRADING when not given)."""
     statuses = statuses or {}
     return {
@@ -237,5 +238,5 @@ def exchange_info(specs: list[SymbolSpec], server_time: int, weight_limit: int,
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61_000},
         ],
         "exchangeFilters": [],
-        "symbols": [symbol_info(s, statuses.get(s.symbol, "TRADING")) for s in specs],
+        "symbols": [symbol_info(s, statuses.get(s.symbol, "TRADING"), order_lists) for s in specs],
     }
