@@ -37,3 +37,23 @@ def test_backtest_flow_runs_the_same_engine_without_a_gate(prefect_harness: None
     assert store.query("select mode from sessions").item() == "backtest"
     assert store.query("select count(*) from gate_results").item() == 0
     assert out["metrics"]["trades"] == store.query("select count(*) from trades").item()
+
+
+@pytest.mark.req("R10.1")
+def test_the_paper_flow_takes_a_traders_strategy_file_as_the_cli_does(prefect_harness: None, tmp_path: Path) -> None:
+    from core.build import config_hash
+    from core.config import load_settings
+    from core.store import Store
+    from flows.paper_validation import paper_validation
+    from tests.test_strategy_api import write_strategy
+
+    path = write_strategy(tmp_path / "mine")
+    spec = f"{path}:Momentum"
+    out = paper_validation(source="synthetic", days=2, seed=3, data_dir=str(tmp_path / "d"), strategy=spec,
+                           timeframe="1m", params={"hold": 4})
+    settings = load_settings(data_dir=tmp_path / "d", strategy={"name": spec, "params": {"hold": 4}},
+                             market={"timeframe": "1m"})
+    assert out["config_hash"] == config_hash(settings)
+    store = Store(tmp_path / "d" / "rampart.duckdb")
+    assert store.query("select strategy from sessions").item() == spec
+    assert store.query("select count(*) from trades").item() > 0
