@@ -294,3 +294,49 @@ def test_an_unknown_strategy_name_lists_what_exists(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown strategy 'nope'; use one of: mean_reversion, sma_cross, trend, "
                                           r"Momentum, or path/to/file.py:Class"):
         load_settings(strategy={"name": "nope", "folder": tmp_path / "mine"})
+
+
+SEES = '''from core.strategy import Bar, Signal, Strategy
+
+
+class Sees(Strategy):
+    """Writes down what it sees on every bar: the bar's time, how many closes, the last close."""
+
+    warmup = 5
+    seen: list = []
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        Sees.seen.append((bar.symbol, bar.ts, len(bar.close), bar.close[-1], bar.high[-1]))
+        return None
+'''
+
+
+@pytest.mark.req("R10.4")
+@pytest.mark.req("R10.3")
+def test_a_poll_that_brings_several_closed_bars_decides_each_with_only_the_bars_up_to_it(
+        tmp_path: Path, creds: None) -> None:
+    from core.strategy import resolve
+
+    path = tmp_path / "sees.py"
+    path.write_text(SEES)
+    settings = settings_for(tmp_path / "data", f"{path}:Sees", tmp_path)
+    Store(settings.db_path).record_gate({"passed": True, "config_hash": config_hash(settings), "strategy": "sees",
+                                         "reasons": []})
+    sets = generate(["BTCUSDT", "ETHUSDT"], "1m", 1.0, seed=4)
+    candle = {(cs.symbol, t): (c, h) for cs in sets for t, c, h in zip(
+        cs.frame["ts"].dt.epoch("ms").to_list(), cs.frame["close"].to_list(), cs.frame["high"].to_list(),
+        strict=True)}
+    cls = resolve(f"{path}:Sees").cls
+    with SandboxServer(SandboxConfig(source=tuple(sets), clock="manual", start=sets[0].frame["ts"][400])) as server:
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.0))
+        history = len(session.engine.books[0].ts)
+        cls.seen.clear()  # type: ignore[attr-defined]
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 3 * 60_000}).raise_for_status()
+        assert session.step() and session.bars == 3  # one poll, three closed bars, decided one by one
+        stopped = threading.Event()
+        stopped.set()
+        session.run(stopped)
+    seen = cls.seen  # type: ignore[attr-defined]
+    assert [s[2] for s in seen if s[0] == "BTCUSDT"] == [history + 1, history + 2, history + 3]
+    for symbol, ts, _, close, high in seen:  # the last value of every series is the bar being decided
+        assert (close, high) == candle[(symbol, ts)]
