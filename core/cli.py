@@ -120,14 +120,37 @@ def _run_inputs(source: list[str], days: float | None, symbols: str | None, stra
     return _sources(source), _settings(symbols, strategy, timeframe, param, data_dir)
 
 
+ForwardOpt = Annotated[bool, typer.Option(
+    "--forward", help="paper-trade on the live market (the exchange's public data, simulated fills, no keys) until "
+                      "stopped, instead of replaying candles")]
+DurationOpt = Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until "
+                                                       "SIGTERM/Ctrl-C)")]
+MaxBarsOpt = Annotated[int | None, typer.Option(help="stop after this many bars")]
+PollOpt = Annotated[float, typer.Option(help="seconds between polls for a new closed candle")]
+ControlPortOpt = Annotated[int | None, typer.Option(help="serve the dashboard and control API on 127.0.0.1:PORT "
+                                                         "(0 = a free port)")]
+
+
 @app.command()
 def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa: B006
           days: DaysOpt = None, seed: SeedOpt = 7, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
-          param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error."""
+          param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False,
+          forward: ForwardOpt = False, exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
+          duration: DurationOpt = None, max_bars: MaxBarsOpt = None, poll: PollOpt = 0.25,
+          control_port: ControlPortOpt = None) -> None:
+    """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error. With
+    --forward: paper-trade on the live market of --exchange until stopped (exit 0, or 1 on an error)."""
     from core.reporting.paper_report import blocked_frame, format_blocked, format_verdict
     from core.validation import run_paper_validation
 
+    if forward:
+        if source != ["synthetic"] or days is not None:
+            raise _fail("--source and --days replay candles; --forward trades the live market: drop them",
+                        EXIT_USAGE)
+        _run_node(True, duration, max_bars, poll, control_port, symbols, strategy, timeframe, param, data_dir,
+                  exchange, sandbox_url)
+    if exchange is not None or sandbox_url is not None:
+        raise _fail("--exchange and --sandbox-url go with --forward (paper on the live market)", EXIT_USAGE)
     src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
     out = run_paper_validation(settings, src, days=days, seed=seed)
     if as_json:
@@ -196,22 +219,25 @@ def check_strategy(
 
 
 @app.command()
-def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
-         duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until "
-                                                         "SIGTERM/Ctrl-C)")] = None,
-         max_bars: Annotated[int | None, typer.Option(help="stop after this many bars")] = None,
-         poll: Annotated[float, typer.Option(help="seconds between polls for a new closed candle")] = 0.25,
-         control_port: Annotated[int | None, typer.Option(help="serve the control API (status, emergency stop, "
-                                                           "overrides) on 127.0.0.1:PORT, e.g. 8766")] = None,
+def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None, duration: DurationOpt = None,
+         max_bars: MaxBarsOpt = None, poll: PollOpt = 0.25, control_port: ControlPortOpt = None,
          symbols: SymbolsOpt = None, strategy: StrategyOpt = None, timeframe: TimeframeOpt = None,
          param: ParamOpt = None, data_dir: DataDirOpt = None) -> None:
     """Trade live (R2): preflight (recent passed gate for this config, credentials, exchange, clock, markets,
     allow-list), reconcile, then trade at the first rung until stopped. Keys: RAMPART_API_KEY/RAMPART_API_SECRET."""
+    _run_node(False, duration, max_bars, poll, control_port, symbols, strategy, timeframe, param, data_dir,
+              exchange, sandbox_url)
+
+
+def _run_node(forward: bool, duration: float | None, max_bars: int | None, poll: float, control_port: int | None,
+              symbols: str | None, strategy: str | None, timeframe: str | None, param: list[str] | None,
+              data_dir: Path | None, exchange: str | None, sandbox_url: str | None) -> None:
+    """A live session (or, ``forward``, a forward paper session) until SIGTERM/Ctrl-C, the duration or max bars."""
     import signal
     import threading
 
     from core.live.session import LiveOptions, summary_text
-    from core.node import open_live
+    from core.node import open_forward, open_live
 
     _check_range("--duration", duration, 0, MAX_RUN_S, "seconds")
     _check_range("--max-bars", max_bars, 1, 10_000_000, "bars", low_open=False)
@@ -219,12 +245,15 @@ def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None,
     _check_range("--control-port", control_port, 0, 65_535, "", low_open=False)
     settings = _settings(symbols, strategy, timeframe, param, data_dir, exchange, sandbox_url)
     options = LiveOptions(poll_interval_s=poll, duration_s=duration, max_bars=max_bars, control_port=control_port)
-    session = open_live(settings, None, options)
+    session = open_forward(settings, None, options) if forward else open_live(settings, None, options)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    typer.echo(f"Live session {session.session_id} on {session.venue.describe()}: trading "
+    what = "Forward paper session" if forward else "Live session"
+    typer.echo(f"{what} {session.session_id} on {session.venue.describe()}: trading "
                f"{','.join(settings.market.symbols)} (stop with Ctrl-C)")
+    if session.control is not None:
+        typer.echo(f"Dashboard {session.control.url}")
     summary = session.run(stop)
     typer.echo(summary_text(summary))
     raise typer.Exit(EXIT_ERROR if summary.stopped_because.startswith("error") else EXIT_OK)

@@ -20,6 +20,7 @@ from core.dashboard.hub import DashboardHub
 from core.dashboard.server import serve_with_dashboard
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.execution.limits import RequestBudget, budget_path
+from core.live.forward import ForwardSession
 from core.live.session import LiveOptions, LiveSession
 from core.monitoring.decision_log import DecisionLog
 from core.monitoring.monitor import AlertMonitor
@@ -66,9 +67,26 @@ def open_live(settings: Settings, venue: Venue | None = None, options: LiveOptio
     return session
 
 
-def attach(session: LiveSession) -> Servers:
+def open_forward(settings: Settings, venue: Venue | None = None, options: LiveOptions | None = None,
+                 state_path: Path | None = None) -> ForwardSession:
+    """Start a forward paper session on ``venue``'s public market data (R1.6): a client without keys, no credential
+    read, simulated fills; the same observers as a live session but those about keys and the account."""
+    venue = venue or venue_for(settings.exchange)
+    ex = settings.exchange
+    budget = RequestBudget(ex.weight_limit, ex.max_weight_share, budget_path(settings.data_dir))
+    broker = CcxtBroker(venue.client(), budget=budget, unknown_outcome_s=ex.unknown_outcome_s)  # public data only
+    session = ForwardSession(settings, venue, broker, options, state_path=state_path)
+    instruments = session.preflight()
+    servers = attach(session, account=False)
+    session.start(instruments)
+    servers.start()
+    return session
+
+
+def attach(session: LiveSession, *, account: bool = True) -> Servers:
     """Connect the session's observers and broker listeners before ``start()`` (so its first events reach them);
-    returns its servers, to start once the session has."""
+    returns its servers, to start once the session has. ``account``: the observers about a real account and its
+    key (suspicious activity, the credential audit, key rotation); a forward paper session has neither."""
     settings, view, inbox, broker, store = session.settings, session.view, session.inbox, session.broker, session.store
     decisions = DecisionLog(view, store, broker, settings.data_dir, settings.paper.slippage_bps, logs=settings.logs)
     alerts = AlertMonitor(view, store, settings)
@@ -79,14 +97,15 @@ def attach(session: LiveSession) -> Servers:
     if session.options.control_port is not None:
         hub = DashboardHub(settings, view, state_path=session.state_path)
         observers.append(hub)
-    # the detector before the journal: the journal then also records the calls the detector makes in a flush
-    detector = SuspiciousActivityDetector(view, inbox, broker, store, settings.audit)
-    broker.listeners.append(detector.on_call)
-    observers.append(detector)
-    audit = attach_audit(settings, store, broker, view, inbox)
-    if audit is not None:
-        observers.append(audit)
-    observers.append(KeyRotator.for_session(settings, session.keys, broker, inbox, store))
+    if account:
+        # the detector before the journal: the journal then also records the calls the detector makes in a flush
+        detector = SuspiciousActivityDetector(view, inbox, broker, store, settings.audit)
+        broker.listeners.append(detector.on_call)
+        observers.append(detector)
+        audit = attach_audit(settings, store, broker, view, inbox)
+        if audit is not None:
+            observers.append(audit)
+        observers.append(KeyRotator.for_session(settings, session.keys, broker, inbox, store))
     observers.append(NotifyObserver(settings, store))
     servers = Servers(session, hub)
     observers.append(servers)  # the last to stop
@@ -120,4 +139,4 @@ class Servers:
             self.session.control.stop()
 
 
-__all__ = ["attach", "open_live"]
+__all__ = ["attach", "open_forward", "open_live"]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from core.domain import Mode, Order
 from core.engine import Engine
 from core.errors import TradingHalted
+from core.execution.broker import Broker
 from core.execution.ccxt_broker import CcxtBroker
 from core.state.live import LiveState, save_state
 from core.store import Store
@@ -30,6 +32,8 @@ class Recorder:
         self.store, self.session_id, self.state_path = store, session_id, state_path
         self.state = state
         self.halted = halted
+        self.mode = Mode.LIVE  # what its trades are tagged; forward paper: PAPER
+        self.keeps_cash = False  # forward paper: the simulated cash lives in the state file
         self._written: dict[str, int] = {}
         self._order_marks: dict[str, tuple[str, float]] = {}
 
@@ -40,11 +44,13 @@ class Recorder:
         self.state.remember_order(order)
         save_state(self.state_path, self.state)
 
-    def flush(self, engine: Engine, broker: CcxtBroker) -> dict[str, pl.DataFrame]:
+    def flush(self, engine: Engine, *brokers: CcxtBroker | Broker) -> dict[str, pl.DataFrame]:
         """This bar's new rows into DuckDB in one transaction, then the state file; returns the new rows."""
-        for notice in broker.notices:
-            engine.emit(notice)
-        broker.notices.clear()
+        for broker in brokers:
+            notices: list[Any] = getattr(broker, "notices", [])
+            for notice in notices:
+                engine.emit(notice)
+            notices.clear()
         res = engine.result
         frames = session_frames(res)
         new: dict[str, pl.DataFrame] = {}
@@ -60,7 +66,7 @@ class Recorder:
                 pl.lit(self.session_id).alias("session_id"))
             self._order_marks.update({o.client_order_id: (o.status, o.filled_qty) for o in changed})
         if "trades" in new:
-            new["trades"] = new["trades"].with_columns(pl.lit(Mode.LIVE.value).alias("mode"))
+            new["trades"] = new["trades"].with_columns(pl.lit(self.mode.value).alias("mode"))
         self.store.append_many(new)
         self.save(engine)
         return new
@@ -73,6 +79,8 @@ class Recorder:
         state.trading_state = engine.risk.state.value
         state.risk = engine.risk.to_state()
         state.dust = {s: q for s, q in engine.portfolio.dust.items() if q > 0}
+        if self.keeps_cash:
+            state.cash = engine.portfolio.cash
         state.orders = {}
         for bar in engine.books:
             state.remember_position(bar.position, bar.symbol)

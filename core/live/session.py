@@ -71,10 +71,13 @@ class LiveSummary:
     equity: float
     state: str
     stopped_because: str
+    mode: str = "live"
 
 
 class LiveSession:
     """One live session on one account. Build, ``preflight()``, ``start()``, then ``run(stop_event)``."""
+
+    mode = Mode.LIVE  # forward paper trading (core.live.forward) runs this loop with simulated fills
 
     def __init__(self, settings: Settings, venue: Venue, broker: CcxtBroker, keys: KeyHolder,
                  options: LiveOptions | None = None, store: Store | None = None,
@@ -316,7 +319,7 @@ class LiveSession:
         marks = {b.symbol: b.close[-1] for b in engine.books if b.close}
         equity = engine.portfolio.equity(marks)  # now: a fill between two bars shows at once (R9.6)
         return {
-            "session_id": self.session_id, "mode": "live", "exchange": self.venue.name,
+            "session_id": self.session_id, "mode": self.mode.value, "exchange": self.venue.name,
             "state": risk.state.value, "rung": self.state.rung + 1, "risk_per_trade": risk.risk_per_trade,
             "exposure_cap": risk.config.exposure_cap, "derisked": risk.derisked, "latency_s": risk.latency,
             "latency_paused": risk.latency_paused, "bars": self.bars,
@@ -357,7 +360,7 @@ class LiveSession:
         """No new entries; protective stops stay on the exchange; rows and state flushed; session closed."""
         engine = self.engine
         if engine is None:
-            return LiveSummary(self.session_id, 0, 0, 0.0, 0.0, self.state.trading_state, reason)
+            return LiveSummary(self.session_id, 0, 0, 0.0, 0.0, self.state.trading_state, reason, self.mode.value)
         if self._halted:  # no order, no state write: the emergency stop has flattened and set HALTED itself
             engine.risk.state = TradingState.HALTED
         else:
@@ -376,7 +379,7 @@ class LiveSession:
                                   error="; ".join(res.errors)[:4000] or None, frames={})
         net = sum(t.net_pnl for t in res.trades)
         return LiveSummary(self.session_id, self.bars, len(res.trades), net, res.final_equity,
-                           engine.risk.state.value, reason)
+                           engine.risk.state.value, reason, self.mode.value)
 
     # --- durability ----------------------------------------------------------------------------------------
     def _on_latency(self, what: str, seconds: float) -> None:
@@ -392,7 +395,8 @@ class LiveSession:
         engine = self.engine
         if engine is None:
             return
-        new = self.recorder.flush(engine, self.broker)
+        brokers = (self.broker,) if engine.broker is self.broker else (self.broker, engine.broker)
+        new = self.recorder.flush(engine, *brokers)
         for line in call_observers(self.view, self.observers, "on_flush", new):
             engine.emit(Event.of(EventCode.OBSERVER_FAILED, Problem(error=line)))
 
@@ -403,7 +407,8 @@ class LiveSession:
 
 
 def summary_text(s: LiveSummary) -> str:
-    return (f"Live session {s.session_id[:8]}: {s.bars} bars, {s.trades} closed trades, net P&L {s.net_pnl:+,.2f} "
+    what = "Forward paper session" if s.mode == "paper" else "Live session"
+    return (f"{what} {s.session_id[:8]}: {s.bars} bars, {s.trades} closed trades, net P&L {s.net_pnl:+,.2f} "
             f"USDT, equity {s.equity:,.2f}, state {s.state} ({s.stopped_because})")
 
 

@@ -30,6 +30,7 @@ class LiveState:
     # a session first traded it (its half-risk days count from there); kept across restarts
     new_symbols: dict[str, dict[str, Any]] = field(default_factory=dict)
     dust: dict[str, float] = field(default_factory=dict)  # symbol -> base units held below what can be sold
+    cash: float | None = None  # forward paper only: the simulated account's quote balance (live: the exchange's)
 
     # --- conversions ---------------------------------------------------------------------------------------
     def remember_order(self, order: Order) -> None:
