@@ -160,3 +160,51 @@ def test_forward_paper_and_a_replay_of_the_same_candles_make_the_same_decisions(
     assert {refusal(c) for *_, w, c in got if w == "refused"} == {refusal(c) for *_, w, c in expected
                                                                  if w == "refused"}
     assert all(bar_of(r[1]) == r[1] for r in got)
+
+
+@pytest.mark.req("R1.6")
+@pytest.mark.req("R3.1")
+def test_the_dashboard_shows_a_forward_paper_session_as_paper_with_no_emergency_stop(tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.dashboard_rig import TOKENS, operators
+    from tests.test_dashboard import ARGS, CHROMIUM, log_in, shot, text
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed (make sysdeps)")
+    settings = load_settings(data_dir=tmp_path, strategy=STRATEGY, market={"timeframe": "1m"},
+                             operators=operators())
+    sets = generate(["BTCUSDT", "ETHUSDT"], "1m", 1.0, seed=4)
+    config = SandboxConfig(source=tuple(sets), clock="manual", start=sets[0].frame["ts"][400])
+    with SandboxServer(config) as server, sync_playwright() as pw:
+        session = open_forward(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.0, control_port=0))
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            assert session.control is not None
+            page = log_in(browser, session.control.url, TOKENS["operator"])
+            assert text(page, "#mode") == "paper on sandbox"
+            assert text(page, "#source").startswith("forward paper session")
+            clock = httpx.Client(base_url=server.url)
+            for _ in range(60):  # until the strategy holds a position; the page shows it
+                clock.post("/sandbox/advance", json={"ms": 60_000}).raise_for_status()
+                session.step()
+                if session.engine is not None and session.engine.portfolio.positions:
+                    break
+            symbol = next(iter(session.engine.portfolio.positions))  # type: ignore[union-attr]
+            page.wait_for_selector(f"#positions tr[data-symbol='{symbol}']", timeout=5_000)
+            expect(page.locator("#btn-emergency")).to_be_hidden()
+            refused = page.evaluate("""async () => {
+                const me = await (await fetch('/api/me')).json();
+                const r = await fetch('/api/actions/emergency-stop', {method: 'POST',
+                    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf},
+                    body: JSON.stringify({reason: 'paper has no account', confirm: true})});
+                return [r.status, (await r.json()).code];
+            }""")
+            assert refused == [409, "PAPER_SESSION"]
+            shot(page, "forward-paper")
+        finally:
+            browser.close()
+            stopped = threading.Event()
+            stopped.set()
+            session.run(stopped)
+    assert server.stats()["auth_calls"] == {}

@@ -115,6 +115,9 @@ def create_control_app(settings: Settings, status: Callable[[], dict[str, Any]],
         operator = who(request, authorization, "operator", "emergency-stop")
         if not body.reason.strip():
             raise HTTPException(422, {"code": "OVERRIDE_NO_REASON", "detail": "an emergency stop needs a reason"})
+        if status().get("mode") == "paper":  # never the credentials and the account behind a paper session
+            raise HTTPException(409, {"code": "PAPER_SESSION", "detail": "a forward paper session holds no real "
+                                      "account: there is nothing to flatten; stop the session instead"})
         report = emergency_stop(settings, body.reason, operator.name, venue)
         result: dict[str, Any] = report.to_dict()
         return result

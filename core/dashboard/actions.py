@@ -59,6 +59,11 @@ def retrying(fn: Callable[[], T], attempts: int = 40) -> T:
     raise StoreError("unreachable")  # the loop returns or raises
 
 
+PAPER_SESSION = "PAPER_SESSION"
+PAPER_DETAIL = ("a forward paper session holds no real account: there is nothing to flatten; stop the session "
+                "(Ctrl-C / SIGTERM) instead")
+
+
 class Actions:
     """The dashboard's side effects for one data directory (and the attached session, if any)."""
 
@@ -81,6 +86,8 @@ class Actions:
         if not isinstance(found, Operator):
             self.refused("emergency-stop", web.name, found.code, found.detail, reason)
             return 403, {"code": found.code, "detail": found.detail}
+        if self.view is not None and self.view.status().get("mode") == "paper":
+            return 409, {"code": PAPER_SESSION, "detail": PAPER_DETAIL}
         report = emergency_stop(self.settings, reason, found.name, self.venue,
                                 state_path=self.state_path)
         return 200, {"accepted": True, "action": "emergency-stop", "flat": report.flat, "state": report.state,

@@ -55,7 +55,8 @@ function render(s) {
   badge.textContent = state;
   badge.className = "badge state-" + state;
   setText("state-text", state + (s.derisked ? " (de-risked)" : "") + (s.latency_paused ? " (latency pause)" : ""));
-  setText("source", s.source === "session" ? `live session ${String(s.session_id || "").slice(0, 8)}` :
+  const kind = s.mode === "paper" ? "forward paper session (simulated fills)" : "live session";
+  setText("source", s.source === "session" ? `${kind} ${String(s.session_id || "").slice(0, 8)}` :
     "no session running: from the database");
   const banner = $("halt-banner");
   banner.hidden = !s.halt;
@@ -212,9 +213,11 @@ function tick() {
 
 function renderActions() {
   const can = !!(me && me.can_act);
+  const paper = !!(last && last.mode === "paper");  // no real account: nothing for the emergency stop to flatten
   for (const id of ["btn-emergency", "btn-resume", "btn-clear-breaker"]) {
-    $(id).hidden = !can;
-    $(id).disabled = !can;
+    const off = !can || (paper && id === "btn-emergency");
+    $(id).hidden = off;
+    $(id).disabled = off;
   }
   $("actions-note").textContent = can ? "Each action asks for a reason and a typed confirmation." :
     `You are logged in as a ${me ? me.role : "viewer"}: operator actions need the operator role.`;
