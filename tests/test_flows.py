@@ -57,3 +57,24 @@ def test_the_paper_flow_takes_a_traders_strategy_file_as_the_cli_does(prefect_ha
     store = Store(tmp_path / "d" / "rampart.duckdb")
     assert store.query("select strategy from sessions").item() == spec
     assert store.query("select count(*) from trades").item() > 0
+
+
+@pytest.mark.req("R1.6")
+def test_the_paper_forward_flow_trades_the_sandbox_market_with_simulated_fills(prefect_harness: None,
+                                                                               tmp_path: Path) -> None:
+    from core.market import generate
+    from core.sandbox.config import SandboxConfig
+    from core.sandbox.server import SandboxServer
+    from core.store import Store
+    from flows.paper_forward import paper_forward
+
+    sets = generate(["BTCUSDT", "ETHUSDT"], "1m", 1.0, seed=4)
+    with SandboxServer(SandboxConfig(source=tuple(sets), speed=600.0, start=sets[0].frame["ts"][400])) as server:
+        out = paper_forward(exchange="sandbox", sandbox_url=server.url, strategy="sma_cross", timeframe="1m",
+                            params={"fast": 3, "slow": 8}, data_dir=str(tmp_path), max_bars=15,
+                            poll_interval_s=0.05)
+        stats = server.stats()
+    assert out["bars"] == 15 and out["stopped_because"] == "max bars reached"
+    assert stats["auth_calls"] == {}
+    rows = Store(tmp_path / "rampart.duckdb").query("select mode, settings->>'$.forward' from sessions").rows()
+    assert rows == [("paper", "true")]
