@@ -20,7 +20,8 @@ from core.config.security import OperatorConfig
 from core.control.auth import hash_token
 from core.live.session import LiveOptions, LiveSession, summary_text
 from core.market.candles import base_asset, symbol_to_ccxt
-from core.node import open_live
+from core.live.forward import forward_state_path
+from core.node import open_forward, open_live
 from core.redact import install_log_redaction, register_secret
 from core.reporting.paper_report import format_verdict
 from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
@@ -76,7 +77,22 @@ def demo_operators(settings: Settings) -> tuple[Settings, dict[str, str]]:
     return settings.model_copy(update={"operators": (*settings.operators, *extra)}), tokens
 
 
-def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed: float = 3600.0) -> int:
+def forward_rehearsal(settings: Settings, url: str, speed: float, seconds: float) -> None:
+    """A short forward paper session on the sandbox's live market (public data, simulated fills, no keys) before
+    the live one: what `rampart paper --forward` does for days on Binance before go-live."""
+    print(f"Forward paper: the sandbox's live market at {url} ({speed:g}x), {seconds:g} s, simulated fills, no keys")
+    forward_forget(settings, url)
+    session = open_forward(settings, sandbox_at(url), LiveOptions(poll_interval_s=0.1, duration_s=seconds))
+    print(summary_text(session.run(threading.Event())) + "\n")
+
+
+def forward_forget(settings: Settings, url: str) -> None:
+    """Every rehearsal's simulated account starts fresh."""
+    forward_state_path(settings.data_dir, sandbox_at(url)).unlink(missing_ok=True)
+
+
+def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed: float = 3600.0,
+         forward_seconds: float = 30.0) -> int:
     install_log_redaction()
     settings = load_settings()
     outcome = run_paper_validation(settings, "synthetic", days=days, seed=seed)
@@ -87,6 +103,7 @@ def main(days: float = 120.0, seed: int = 5, live_seconds: float = 120.0, speed:
         return 3
     proc, url = start_sandbox(speed)
     try:
+        forward_rehearsal(settings, url, speed, forward_seconds)
         os.environ.setdefault("RAMPART_API_KEY", DEMO_API_KEY)  # the sandbox's public demo pair
         os.environ.setdefault("RAMPART_API_SECRET", DEMO_API_SECRET)
         print(f"Live rehearsal: sandbox exchange at {url} ({speed:g}x), {live_seconds:g} s, first rung of the ladder")

@@ -161,6 +161,7 @@ class SessionStarted(Payload):
     risk_per_trade: float
     exposure_cap: float
     state: str
+    mode: str = "live"  # "paper": a forward paper session (simulated fills on the live market)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,6 +190,7 @@ class ClockResynced(Payload):
 @dataclass(frozen=True, kw_only=True)
 class SessionStopped(Payload):
     reason: str
+    mode: str = "live"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -478,9 +480,13 @@ SPECS: dict[EventCode, Spec] = {
         f"{p.symbol}: {p.why} ({p.sellable:g} sold at market to stay protected)"), notify="alert"),
     EventCode.SESSION_STARTED: Spec(_C.SESSION, SessionStarted, "info", lambda p: (
         f"live session started at rung 1 (risk {_pct(p.risk_per_trade)}, exposure cap {p.exposure_cap:.0%}), "
-        f"state {p.state}"), notify="always"),
+        f"state {p.state}" if p.mode == "live" else
+        f"forward paper session started (simulated fills on the live market; sized as live's first rung: risk "
+        f"{_pct(p.risk_per_trade)}, exposure cap {p.exposure_cap:.0%}), state {p.state}"), notify="always"),
     EventCode.SESSION_STOPPED: Spec(_C.SESSION, SessionStopped, "info", lambda p: (
-        f"live session stopped: {p.reason}; protective stops stay on the exchange"), notify="always"),
+        f"live session stopped: {p.reason}; protective stops stay on the exchange" if p.mode == "live" else
+        f"forward paper session stopped: {p.reason}; its simulated account is kept for the next start"),
+        notify="always"),
     EventCode.SESSION_ERROR: Spec(_C.SESSION, SessionError, "error", lambda p: f"{p.error}", notify="always"),
     EventCode.ACCOUNT_CHECKED: Spec(_C.SESSION, AccountChecked, "info", lambda p: (
         f"{p.venue}: key may trade, {_withdrawals(p.can_withdraw)}; fees taker {_rate(p.taker)} maker "

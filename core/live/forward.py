@@ -104,7 +104,7 @@ class ForwardSession(LiveSession):
         engine.emit(Event.of(EventCode.SESSION_STARTED, SessionStarted(
             restart=not first_start, previous_session=self.state.session_id,
             risk_per_trade=engine.risk.config.risk_per_trade, exposure_cap=engine.risk.config.exposure_cap,
-            state=engine.risk.state.value)))
+            state=engine.risk.state.value, mode=self.mode.value)))
         self.state.session_id = self.session_id
         self.broker.wait_limited_s = 0.0
         self._flush()

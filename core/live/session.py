@@ -369,7 +369,7 @@ class LiveSession:
             except RampartError as exc:
                 engine.emit(Event.of(EventCode.FINAL_SYNC_FAILED, Problem(error=str(exc))))
             self.inbox.apply_requests(engine)  # a halt asked for at the very end (e.g. the auth error) persists
-        engine.emit(Event.of(EventCode.SESSION_STOPPED, SessionStopped(reason=reason)))
+        engine.emit(Event.of(EventCode.SESSION_STOPPED, SessionStopped(reason=reason, mode=self.mode.value)))
         res = engine.finish()
         self._flush()
         for line in call_observers(self.view, self.observers, "on_stop"):

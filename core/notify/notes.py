@@ -104,6 +104,8 @@ def event_note(session_id: str, event: Mapping[str, Any]) -> Notification | None
     if details.get("action") == HALTED_BY_REQUEST:
         return None
     kind, title = TITLES.get(code, ("event", code.replace("_", " ").capitalize()))
+    if details.get("mode") == "paper" and title.startswith("Live session"):
+        title = title.replace("Live session", "Forward paper session", 1)
     body, fields = message, _simple_fields(details)
     if code == EventCode.STATE_CHANGED:
         old, new = details.get("old"), details.get("new")
@@ -116,7 +118,8 @@ def event_note(session_id: str, event: Mapping[str, Any]) -> Notification | None
                   "Why": details.get("trigger")}
     elif code == EventCode.SESSION_STARTED:
         restart = bool(details.get("restart"))
-        kind, title = "session", "Live session restarted" if restart else "Live session started"
+        what = "Forward paper session" if details.get("mode") == "paper" else "Live session"
+        kind, title = "session", f"{what} restarted" if restart else f"{what} started"
         severity = "warning" if restart else "info"
         fields = {"Session": session_id, **({"Previous session": details.get("previous_session")} if restart else {})}
     return Notification(key=f"event:{session_id}:{event['event_id']}", kind=kind, severity=severity, title=title,
