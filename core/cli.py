@@ -140,7 +140,8 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
           control_port: ControlPortOpt = None) -> None:
     """Paper-validate a strategy and run the go-live gate (SPEC R1): exit 0 passed, 3 failed, 1 error. With
     --forward: paper-trade on the live market of --exchange until stopped (exit 0, or 1 on an error)."""
-    from core.reporting.paper_report import blocked_frame, format_blocked, format_verdict
+    from core.reporting.analysis import hints
+    from core.reporting.paper_report import blocked_frame, format_blocked, format_notes, format_verdict
     from core.validation import run_paper_validation
 
     if forward:
@@ -164,8 +165,11 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
             typer.echo(format_blocked(blocked_frame(out.result.decisions)))
         for problem in out.problems:
             typer.echo(f"  data problem: {problem}")
+        if notes := format_notes(hints(settings, out.result)):
+            typer.echo(notes)
         typer.echo(f"Session  {out.session_id}")
         typer.echo(f"Report   {out.report_paths.get('json')}")
+        typer.echo(_report_files(out.report_paths))
         typer.echo(f"Database {out.db_path}")
     raise typer.Exit(EXIT_OK if out.verdict.passed else EXIT_GATE_FAILED)
 
@@ -176,19 +180,31 @@ def backtest(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # n
              param: ParamOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Run the same engine over the candles without the gate; prints the metrics and stores the session."""
     from core.backtest import run_backtest
-    from core.reporting.paper_report import format_metrics
+    from core.reporting.analysis import hints
+    from core.reporting.paper_report import format_metrics, format_notes
 
     src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
     out = run_backtest(settings, src, days=days, seed=seed)
     if as_json:
         typer.echo(json.dumps({"session_id": out.session_id, "metrics": out.metrics.to_dict(),
-                               "errors": out.errors, "database": str(settings.db_path)}))
+                               "errors": out.errors, "report": str(out.report_paths.get("json")),
+                               "database": str(settings.db_path)}))
     else:
         typer.echo(format_metrics(out.metrics))
         for err in out.errors:
             typer.echo(f"  error: {err}")
-        typer.echo(f"Session  {out.session_id}\nDatabase {settings.db_path}")
+        if notes := format_notes(hints(settings, out.result)):
+            typer.echo(notes)
+        typer.echo(f"Session  {out.session_id}\nReport   {out.report_paths.get('json')}")
+        typer.echo(_report_files(out.report_paths))
+        typer.echo(f"Database {settings.db_path}")
     raise typer.Exit(EXIT_ERROR if out.errors else EXIT_OK)
+
+
+def _report_files(paths: dict[str, Path]) -> str:
+    """The report's page and PDF, to open (the line under ``Report``)."""
+    shown = [str(paths[k]) for k in ("html", "pdf") if k in paths]
+    return f"         {'  '.join(shown)}" if shown else "         (no HTML or PDF written)"
 
 
 @app.command("check-strategy")
@@ -229,6 +245,16 @@ def live(exchange: ExchangeOpt = None, sandbox_url: SandboxUrlOpt = None, durati
               exchange, sandbox_url)
 
 
+def _show_heartbeat() -> None:
+    """A line per bar on the terminal (equity, positions and stops, state, latency): the session's heartbeat."""
+    heart = logging.getLogger("rampart.heartbeat")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    heart.addHandler(handler)
+    heart.setLevel(logging.INFO)
+    heart.propagate = False
+
+
 def _run_node(forward: bool, duration: float | None, max_bars: int | None, poll: float, control_port: int | None,
               symbols: str | None, strategy: str | None, timeframe: str | None, param: list[str] | None,
               data_dir: Path | None, exchange: str | None, sandbox_url: str | None) -> None:
@@ -252,6 +278,7 @@ def _run_node(forward: bool, duration: float | None, max_bars: int | None, poll:
     what = "Forward paper session" if forward else "Live session"
     typer.echo(f"{what} {session.session_id} on {session.venue.describe()}: trading "
                f"{','.join(settings.market.symbols)} (stop with Ctrl-C)")
+    _show_heartbeat()
     if session.control is not None:
         typer.echo(f"Dashboard {session.control.url}")
     summary = session.run(stop)
@@ -330,9 +357,9 @@ def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g
 
 
 def _register_commands() -> None:
-    from core.commands import dashboard, emergency, report, scaling, security, strategies
+    from core.commands import dashboard, emergency, report, scaling, security, status, strategies
 
-    for module in (emergency, dashboard, report, scaling, security, strategies):
+    for module in (emergency, dashboard, report, scaling, security, strategies, status):
         module.register(app)
 
 

@@ -29,7 +29,6 @@ from core.security.audit_session import attach_audit
 from core.security.credentials import KeyHolder
 from core.security.rotation import KeyRotator
 from core.security.suspicious import SuspiciousActivityDetector
-from core.state.commands import session_marker
 from core.venue import Venue, venue_for
 from core.view import SessionView
 
@@ -125,7 +124,7 @@ class Servers:
         if self.hub is not None and s.options.control_port is not None:
             s.control = serve_with_dashboard(s.settings, s.view, s.inbox, self.hub, s.options.control_port,
                                              s.state_path)
-        marker = session_marker(s.settings.data_dir)
+        marker = s.marker_path
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"pid": os.getpid(), "session_id": s.session_id,
                                       "control_url": s.control.url if s.control is not None else None}))
@@ -134,7 +133,7 @@ class Servers:
         return None
 
     def on_stop(self, view: SessionView) -> None:
-        session_marker(self.session.settings.data_dir).unlink(missing_ok=True)
+        self.session.marker_path.unlink(missing_ok=True)
         if self.session.control is not None:
             self.session.control.stop()
 

@@ -315,16 +315,20 @@ def test_kill_9_right_after_an_entry_fills_leaves_it_protected_or_the_restart_pr
         assert second.returncode == 0, second.stderr
         stops = [o for o in exchange_orders(server, settings) if o["info"]["type"] == "STOP_LOSS_LIMIT"
                  and o["status"] == "open"]
-    assert first.returncode == -signal.SIGKILL
-    assert any(q > 0 for q in held.values()) and stops  # the position survived the kill and has its stop
+        after = {s: client.fetch_balance()["total"].get(s[:3], 0.0) for s in settings.market.symbols}
+    assert first.returncode == -signal.SIGKILL and any(q > 0 for q in held.values())  # the position survived
+    lots = {"BTCUSDT": 0.00001, "ETHUSDT": 0.0001}
+    for sym, qty in after.items():  # whatever the restart still holds has its stop
+        if qty >= lots[sym]:
+            assert any(o["symbol"] == sym.replace("USDT", "/USDT") for o in stops), (sym, qty, stops)
     store = Store(settings.db_path)
     restarted = store.query("select id from sessions where mode = 'live' order by started_at desc limit 1").item()
     tags = store.query("select tag from orders where session_id = ? and client_order_id not in "
                        "(select client_order_id from orders where session_id <> ?) order by created_at",
                        [restarted, restarted])["tag"].to_list()
-    if order_lists:  # protected at the kill already: the stop rode on the entry, and the restart kept it
-        assert at_kill and {o["clientOrderId"] for o in stops} >= {o["clientOrderId"] for o in at_kill}
-        assert len(stops) == sum(1 for q in held.values() if q > 0)  # one stop per position, never two
+    if order_lists:  # protected at the kill already: the stop rode on the entry; the restart sent no other first
+        assert at_kill and tags[:1] != ["stop"], tags
+        assert len(stops) <= sum(1 for q in after.values() if q > 0)  # one stop per position, never two
     else:
         assert not at_kill
         assert tags[:1] == ["stop"], tags  # the first order the restart sent was the stop

@@ -61,6 +61,11 @@ class ForwardSession(LiveSession):
         self.recorder.keeps_cash = True
         self.paper: ForwardBroker | None = None
 
+    @property
+    def marker_path(self) -> Path:
+        """Its own marker: overrides and the emergency stop are about the live account, never this one."""
+        return self.state_path.parent / "session.json"
+
     def preflight(self) -> dict[str, Instrument]:
         """The markets and their filters, from the public API; no gate is needed to paper-trade."""
         self.broker.wait_limited_s = STARTUP_WAIT_S

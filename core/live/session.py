@@ -39,6 +39,7 @@ from core.market.candles import base_asset
 from core.portfolio import Portfolio
 from core.scaling.symbols import half_risk_until
 from core.security.credentials import Credentials, KeyHolder
+from core.state.commands import session_marker
 from core.state.halt import read_halt
 from core.state.live import LiveState, load_state
 from core.store import Store
@@ -47,6 +48,7 @@ from core.venue import Venue
 from core.view import call_observers
 
 log = logging.getLogger("rampart.live")
+beat = logging.getLogger("rampart.heartbeat")  # one INFO line per bar; the CLI shows it on the terminal
 
 STARTUP_WAIT_S = 65.0  # preflight and start wait out a 429's Retry-After (a weight window is a minute)
 CLOCK_NEWS_MS = 250  # a resynchronisation that moves the offset this much or more is recorded
@@ -72,6 +74,7 @@ class LiveSummary:
     state: str
     stopped_because: str
     mode: str = "live"
+    open_positions: tuple[str, ...] = ()  # what stays open (live: on the exchange), with its stop
 
 
 class LiveSession:
@@ -115,6 +118,12 @@ class LiveSession:
         self.connectivity: dict[str, Any] = {"last_ok_at": None, "last_error_at": None, "last_error": None}
         self.broker.listeners.append(self._note_call)
         self._bar_at: float | None = None
+
+    @property
+    def marker_path(self) -> Path:
+        """The file that tells other processes this session runs (and where its control API is): the emergency
+        stop, overrides and approvals look for it."""
+        return session_marker(self.settings.data_dir)
 
     @property
     def client(self) -> Any:
@@ -268,7 +277,27 @@ class LiveSession:
             self._reconciled = self.bars // self.options.reconcile_every
             self._check_reconcile()
         self._flush()
+        beat.info("%s", self.heartbeat())
         return True
+
+    def heartbeat(self) -> str:
+        """One line per bar for the terminal: the bar, equity, each position and its stop, the state, latency."""
+        engine = self.engine
+        if engine is None or not engine.books or not engine.books[0].ts:
+            return "no bar yet"
+        when = datetime.fromtimestamp(engine.books[0].ts[-1] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        marks = {b.symbol: b.close[-1] for b in engine.books if b.close}
+        parts = [f"bar {when}", f"equity {engine.portfolio.equity(marks):,.2f}"]
+        parts += [position_text(b) for b in engine.books]
+        parts += [engine.risk.state.value, f"latency {engine.risk.latency * 1000:.0f} ms"]
+        return " · ".join(parts)
+
+    def open_lines(self) -> tuple[str, ...]:
+        """What stays open when the session stops: each position and the stop that covers it (R9.3)."""
+        engine = self.engine
+        if engine is None:
+            return ()
+        return tuple(position_text(b, stopping=True) for b in engine.books if b.position is not None)
 
     def _refresh_orders(self) -> bool:
         """Between bars, every ``order_poll_s``: poll the working orders, book their fills, keep every position
@@ -379,7 +408,7 @@ class LiveSession:
                                   error="; ".join(res.errors)[:4000] or None, frames={})
         net = sum(t.net_pnl for t in res.trades)
         return LiveSummary(self.session_id, self.bars, len(res.trades), net, res.final_equity,
-                           engine.risk.state.value, reason, self.mode.value)
+                           engine.risk.state.value, reason, self.mode.value, self.open_lines())
 
     # --- durability ----------------------------------------------------------------------------------------
     def _on_latency(self, what: str, seconds: float) -> None:
@@ -408,8 +437,25 @@ class LiveSession:
 
 def summary_text(s: LiveSummary) -> str:
     what = "Forward paper session" if s.mode == "paper" else "Live session"
-    return (f"{what} {s.session_id[:8]}: {s.bars} bars, {s.trades} closed trades, net P&L {s.net_pnl:+,.2f} "
+    where = "in the simulated account" if s.mode == "paper" else "on the exchange"
+    head = (f"{what} {s.session_id[:8]}: {s.bars} bars, {s.trades} closed trades, net P&L {s.net_pnl:+,.2f} "
             f"USDT, equity {s.equity:,.2f}, state {s.state} ({s.stopped_because})")
+    lines = [f"  stays open {where}: {line}" for line in s.open_positions] or [f"  nothing stays open {where}"]
+    return "\n".join([head, *lines])
+
+
+def position_text(book: Any, stopping: bool = False) -> str:
+    """``BTCUSDT 0.00299 @ 66,694.42, stop 66,424.33`` (or ``flat``); ``stopping``: says which order holds it."""
+    pos = book.position
+    if pos is None:
+        return f"{book.symbol} flat"
+    stops = [o for o in book.working if o.tag is OrderTag.STOP and o.is_open]
+    if stops:
+        stop = f"stop {stops[0].stop_price:,.2f}" + (f" for {stops[0].qty:g} ({stops[0].client_order_id})"
+                                                       if stopping else "")
+    else:
+        stop = "NO STOP WORKING" if stopping else "no stop"
+    return f"{book.symbol} {pos.qty:g} @ {pos.avg_price:,.2f}, {stop}"
 
 
 __all__ = ["LiveOptions", "LiveSession", "LiveSummary", "PreflightFailed", "summary_text"]
