@@ -173,6 +173,8 @@ class Engine:
         ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
         tightened = risk.tightened
         prev_equity = self.result.equity[-1] if self.result.equity else None
+        # per symbol, looked up once: its view, its strategy's on_bar, the feeds of its series, its first bar
+        deciders = [(book, book.bar, book.strategy.on_bar, book.feeds, book.warm) for book in books]
         self._i = start
         for i in range(start, end):
             self._i = i
@@ -205,14 +207,13 @@ class Engine:
                 risk.new_high(equity)
                 dd_floor = risk.dd_floor
             prev_equity = equity
-            for book in books:
-                for append, source in book.feeds:  # the strategy's series now end at this bar
+            for book, bar, decide, feeds, warm in deciders:
+                for append, source in feeds:  # the strategy's series now end at this bar
                     append(source[i])
-                if i >= book.warm:
-                    bar = book.bar
+                if i >= warm:
                     bar.ts = ts
                     try:
-                        signal = book.strategy.on_bar(bar)
+                        signal = decide(bar)
                     except IndexError as exc:
                         raise _read_beyond(book, i, exc) from exc
                     if signal is not None:
