@@ -1,4 +1,5 @@
-"""Gate thresholds (``RAMPART_GATE__*``, SPEC R1.4): validated with the field, its range and the value."""
+"""Gate thresholds and evidence rules (``RAMPART_GATE__*``, SPEC R1.4, R1.6, R1.7): validated with the field, its
+range and the value."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pydantic import (
 from core.metrics import PERIODS
 
 _BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
-_RANGED_FIELDS = ("min_win_rate", "min_sharpe", "max_drawdown", "min_trades", "max_age_days")
+_RANGED_FIELDS = ("min_win_rate", "min_sharpe", "max_drawdown", "min_trades", "max_age_days", "min_days",
+                  "forward_min_days")
 
 
 class GateConfig(BaseModel):
@@ -33,6 +35,12 @@ class GateConfig(BaseModel):
     min_trades: int = Field(default=30, ge=1, le=100_000, description="at least this many closed trades")
     max_age_days: int = Field(default=30, ge=1, le=365, description="a passed gate is valid this many days")
     period: str = Field(default="1d", description=f"Sharpe return period, one of {', '.join(PERIODS)}")
+    # R1.7: for a real-money venue, a replay gate counts only on at least this many days of recorded candles.
+    min_days: int = Field(default=60, ge=1, le=3650, description="days of real candles a replay gate needs for "
+                                                                   "real money")
+    # R1.6: the forward record is judged once its sessions cover this many days of bars.
+    forward_min_days: int = Field(default=7, ge=1, le=365, description="days a forward record must cover")
+    require_forward: bool = Field(default=False, description="go-live also needs a passed forward record")
 
     @field_validator(*_RANGED_FIELDS, mode="wrap")
     @classmethod
