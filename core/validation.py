@@ -26,6 +26,7 @@ from core.gate import GateVerdict, evaluate_gate
 from core.market import CandleSet, align, check_candles, generate, load_candles, resample_set
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
+from core.reporting.analysis import analyse, hints, source_text
 from core.reporting.paper_report import blocked_frame, write_paper_report
 from core.store import Store
 from core.venue import Venue
@@ -209,31 +210,39 @@ def run_paper_validation(settings: Settings, source: str | Sequence[str | Path],
         log.error("paper session %s error: %s", session_id, err)
     metrics, verdict = evaluate(result, settings, problems, chash)
     persist(store, session_id, result, verdict, metrics, settings, problems)
-    paths = write_report(settings, session_id, chash, result, metrics, verdict, problems)
+    paths = write_report(settings, session_id, chash, result, metrics, verdict, problems, sets=sets,
+                         source=source_text(source, days, seed))
     return ValidationOutcome(session_id, chash, metrics, verdict, problems, result, settings.db_path, paths)
 
 
 def write_report(settings: Settings, session_id: str, chash: str, result: SessionResult | None, metrics: Metrics,
-                 verdict: GateVerdict, problems: Sequence[DataProblem]) -> dict[str, Path]:
-    """report.json + trades/metrics/equity CSV under data/reports/paper/<session id>/."""
+                 verdict: GateVerdict | None, problems: Sequence[DataProblem], *,
+                 sets: Sequence[CandleSet] | None = None, mode: Mode = Mode.PAPER,
+                 source: str | None = None) -> dict[str, Path]:
+    """report.json, report.html, report.pdf and the trades/metrics/equity/blocked/symbols CSVs under
+    data/reports/<mode>/<session id>/. ``sets`` (the run's candles) give buy-and-hold over the same candles;
+    ``verdict`` is None for a backtest."""
     errors = [f"DATA_QUALITY {p}" for p in problems] + (result.errors if result else [])
-    session: dict[str, Any] = {"id": session_id, "mode": "paper", "strategy": settings.strategy.name,
+    session: dict[str, Any] = {"id": session_id, "mode": mode.value, "strategy": settings.strategy.name,
                "params": settings.strategy.params, "config_hash": chash,
                "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
                "starting_equity": settings.paper.starting_cash,
                "open_positions": {s: {"qty": p.qty, "avg_price": p.avg_price}
                                   for s, p in (result.open_positions.items() if result else [])}}
+    blocked = blocked_frame(result.decisions if result else [])
     if result is not None:
         trades, equity = result.trades_frame(), result.equity_frame()
         session["window"] = {"first_bar": ms_to_dt(result.ts[0]) if result.ts else None,
                              "last_bar": ms_to_dt(result.ts[-1]) if result.ts else None, "bars": len(result.ts)}
+        analysis = analyse(result, settings, sets, blocked, source)
     else:
         trades = pl.DataFrame(schema={"trade_id": pl.String, "net_pnl": pl.Float64, "fees": pl.Float64})
         equity = pl.DataFrame(schema={"ts": pl.Datetime("ms", "UTC"), "equity": pl.Float64})
-    out = settings.reports_dir / "paper" / session_id
+        analysis = {"hints": hints(settings, None)}
+    out = settings.reports_dir / mode.value / session_id
     return write_paper_report(out, session=session, metrics=metrics, verdict=verdict, trades=trades,
-                              equity=equity, errors=errors, blocked=blocked_frame(result.decisions if result else []),
-                              sizing=paper_sizing(settings, result))
+                              equity=equity, errors=errors, blocked=blocked, sizing=paper_sizing(settings, result),
+                              analysis=analysis, font_dir=settings.reports.font_dir, kind=mode.value)
 
 
 def paper_sizing(settings: Settings, result: SessionResult | None) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def report(tmp_path: Path) -> Report:
 @pytest.mark.req("R1.3")
 def test_report_files_exist_and_no_temp_files_remain(report: Report) -> None:
     paths, _ = report
-    assert {p.name for p in paths.values()} == {"report.json", "trades.csv", "metrics.csv", "equity.csv"}
+    assert {p.name for p in paths.values()} == {"report.json", "trades.csv", "metrics.csv", "equity.csv", "blocked.csv",
+                                                "report.html"}
     assert all(p.is_file() for p in paths.values())
     assert sorted(p.name for p in paths["json"].parent.iterdir()) == sorted(p.name for p in paths.values())
 
@@ -144,7 +145,7 @@ def test_rewriting_a_report_replaces_files_whole(tmp_path: Path) -> None:
     paths = write_paper_report(tmp_path, trades=trades.head(1), **kwargs)
     assert pl.read_csv(paths["trades"]).height == 1
     assert len(json.loads(paths["json"].read_text())["trades"]) == 1
-    assert len(list(tmp_path.iterdir())) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
 
 
 @pytest.mark.req("R1.3")

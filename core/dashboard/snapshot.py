@@ -90,8 +90,8 @@ class SnapshotBuilder:
                     "since_start": equity - first if equity is not None and first is not None else None},
             "trades": (db.get("realized") or {}).get("trades"),
             "equity_curve": db.get("curve") or [],
-            "decisions": db.get("decisions") or [], "alerts": db.get("alerts") or [],
-            "events": db.get("events") or [], "metrics": db.get("metrics"),
+            "decisions": [decision_row(d) for d in db.get("decisions") or []], "alerts": db.get("alerts") or [],
+            "events": db.get("events") or [], "metrics": shown_metrics(db.get("metrics")),
             "gate": self._gate(db), "orders": db.get("orders") or {}, "errors": db.get("errors"),
             "server_time": int(time.time() * 1000),
         }
@@ -106,6 +106,29 @@ class SnapshotBuilder:
         ok, why = check_go_live(row, chash, datetime.now(UTC), self.settings.gate)
         return {"ok": ok, "why": why, "passed": row.get("passed") if row else None,
                 "created_at": row.get("created_at") if row else None, "config_hash": chash[:8]}
+
+
+# ratios that mean nothing before a trade closes (stored as 0.0 by the R1.3 conventions): the page shows "—"
+_TRADE_RATIOS = ("win_rate", "profit_factor", "sharpe", "sortino")
+
+
+def shown_metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The 15-minute metrics as the page shows them: with no closed trade the ratios are None (shown "—")."""
+    if not metrics or metrics.get("trades"):
+        return metrics
+    return {**metrics, **dict.fromkeys(_TRADE_RATIOS)}
+
+
+def decision_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A decision for the page: a refused one shows why it was refused (its code and the numbers that refused it,
+    e.g. ``CORRELATION_BLOCK: ETHUSDT~BTCUSDT rho=0.83>0.70``) as its reason; the signal's own reason stays as
+    ``signal``."""
+    out = {k: v for k, v in row.items() if k != "denied"}
+    if row.get("kind") == "denied":
+        why = str(row.get("denied") or "")
+        out["reason"] = f"{row.get('code')}: {why}" if why else str(row.get("code") or "")
+        out["signal"] = row.get("reason")
+    return out
 
 
 def live_view(view: SessionView) -> dict[str, Any]:
@@ -202,4 +225,4 @@ def fingerprint(snapshot: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in snapshot.items() if k not in VOLATILE}, sort_keys=True)
 
 
-__all__ = ["SnapshotBuilder", "fingerprint", "jsonable", "live_view", "saved_view"]
+__all__ = ["SnapshotBuilder", "decision_row", "fingerprint", "jsonable", "live_view", "saved_view", "shown_metrics"]

@@ -1,14 +1,16 @@
-"""The report of one paper-validation cycle (SPEC R1.3): JSON + CSV files and a terminal summary.
+"""The report of one paper-validation cycle or backtest (SPEC R1.3): JSON, CSV, an HTML page and a PDF, and the
+terminal summary.
 
-Every file is written atomically (temp file, fsync, ``os.replace``), CSVs first and ``report.json``
-last, so a crash leaves either the previous file or the new one, never half a file, and a present
-``report.json`` means its CSVs were written too.
+Every file is written atomically (temp file, fsync, ``os.replace``): CSVs first, then report.html and report.pdf,
+``report.json`` last, so a crash leaves either the previous file or the new one, never half a file, and a present
+``report.json`` means the other files were written too. The HTML page and the PDF render the JSON document itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -20,14 +22,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from core.fileio import atomic_write
 from core.gate import GateCheck, GateVerdict
 from core.metrics import Metrics
+from core.reporting.display import check_value, metric
+from core.reporting.html_report import render_html
+from core.reporting.pdf_report import write_report_pdf
+from core.reporting.pdfpage import check_fonts
 
 SCHEMA_VERSION = 1
 FILES = {"json": "report.json", "trades": "trades.csv", "metrics": "metrics.csv", "equity": "equity.csv",
          "blocked": "blocked.csv"}
+EXTRA_FILES = {"symbols": "symbols.csv", "html": "report.html", "pdf": "report.pdf"}
+log = logging.getLogger("rampart.reporting")
 BLOCKED_SCHEMA: dict[str, Any] = {"ts": pl.Datetime("ms", "UTC"), "symbol": pl.String, "code": pl.String,
                                   "detail": pl.String, "signal": pl.String, "signal_code": pl.String}
 
@@ -38,8 +46,6 @@ _LABELS = {
     "trades": "trades",
     "errors": "errors",
 }
-_PERCENT_CHECKS = frozenset({"win_rate", "max_drawdown"})
-_COUNT_CHECKS = frozenset({"trades", "errors"})
 
 
 def json_safe(value: Any) -> Any:
@@ -99,7 +105,9 @@ def _equity_frame(equity: pl.DataFrame) -> pl.DataFrame:
     return equity.select("ts", "equity")
 
 
-def _gate_section(verdict: GateVerdict) -> dict[str, Any]:
+def _gate_section(verdict: GateVerdict | None) -> dict[str, Any] | None:
+    if verdict is None:  # a backtest has no gate
+        return None
     return {
         "passed": verdict.passed,
         "config_hash": verdict.config_hash,
@@ -114,78 +122,103 @@ def write_paper_report(
     *,
     session: Mapping[str, Any],
     metrics: Metrics,
-    verdict: GateVerdict,
+    verdict: GateVerdict | None,
     trades: pl.DataFrame,
     equity: pl.DataFrame,
     errors: Sequence[str],
     blocked: pl.DataFrame | None = None,
     sizing: Mapping[str, Any] | None = None,
+    analysis: Mapping[str, Any] | None = None,
+    font_dir: Path | None = None,
+    kind: str = "paper",
 ) -> dict[str, Path]:
-    """Write report.json, trades.csv, metrics.csv, equity.csv and blocked.csv into ``out_dir`` (created if needed).
+    """Write report.json, trades.csv, metrics.csv, equity.csv, blocked.csv and report.html into ``out_dir`` (created
+    if needed); symbols.csv with an ``analysis``; report.pdf when ``font_dir`` holds the fonts (else a note says why
+    not).
 
     ``trades`` are the trades as live would make them; ``blocked`` the entries the risk controls refused (bar,
-    symbol, code, detail); ``sizing`` how entries were sized and the scale the metrics are shown at. Returns the
-    written paths keyed "json", "trades", "metrics", "equity", "blocked".
+    symbol, code, detail); ``sizing`` how entries were sized and the scale the metrics are shown at; ``analysis``
+    (``core.reporting.analysis.analyse``) the data window, per-symbol rows, buy-and-hold, curves and hints;
+    ``verdict`` None for a backtest. Returns the written paths keyed "json", "trades", "metrics", "equity",
+    "blocked", and "symbols", "html", "pdf" when written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {key: out_dir / name for key, name in FILES.items()}
     equity_out = _equity_frame(equity)
     blocked = blocked if blocked is not None else pl.DataFrame(schema=BLOCKED_SCHEMA)
+    extra = dict(analysis or {})
+    notes = list(extra.pop("hints", []))
+    pdf_problem = _pdf_problem(font_dir)
+    if pdf_problem:
+        notes.append(f"report.pdf not written: {pdf_problem}")
     atomic_write(paths["trades"], _csv_ready(trades).write_csv)
     atomic_write(paths["metrics"], _metrics_frame(metrics).write_csv)
     atomic_write(paths["equity"], _csv_ready(equity_out).write_csv)
     atomic_write(paths["blocked"], _csv_ready(blocked).write_csv)
-    document = {
+    if extra.get("symbols"):
+        paths["symbols"] = atomic_write(out_dir / EXTRA_FILES["symbols"],
+                                        _csv_ready(pl.DataFrame(extra["symbols"], infer_schema_length=None)).write_csv)
+    paths["html"] = out_dir / EXTRA_FILES["html"]
+    if font_dir is not None and not pdf_problem:
+        paths["pdf"] = out_dir / EXTRA_FILES["pdf"]
+    window = {**dict(session.get("window") or {}), **dict(extra.pop("window", None) or {})}
+    document = json_safe({
         "schema_version": SCHEMA_VERSION,
+        "kind": kind,
         "generated_at": datetime.now(UTC),
-        "session": dict(session),
+        "session": {**dict(session), **({"window": window} if window else {})},
         "sizing": dict(sizing or {}),
         "metrics": metrics.to_dict(),
         "gate": _gate_section(verdict),
         "errors": list(errors),
+        "notes": notes,
         "trades": trades.to_dicts(),
         "blocked": blocked.to_dicts(),
         "blocked_by_code": dict(sorted(blocked["code"].value_counts().iter_rows())) if blocked.height else {},
-        "files": {k: v for k, v in FILES.items() if k != "json"},
-    }
-    text = json.dumps(json_safe(document), indent=2, allow_nan=False)
+        **extra,
+        "files": {k: p.name for k, p in paths.items() if k != "json"},
+    })
+    html = render_html(document)
+    atomic_write(paths["html"], lambda p: _write_text(p, html))
+    if "pdf" in paths and font_dir is not None:
+        write_report_pdf(document, paths["pdf"], font_dir)
+    text = json.dumps(document, indent=2, allow_nan=False)
     atomic_write(paths["json"], lambda p: _write_text(p, text + "\n"))
     return paths
 
 
-def _fmt_check_value(name: str, value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if name in _PERCENT_CHECKS:
-        return f"{value * 100:.1f} %"
-    if name in _COUNT_CHECKS:
-        return f"{int(value)}"
-    return f"{value:.2f}"
+def _pdf_problem(font_dir: Path | None) -> str | None:
+    """Why the PDF cannot be written (its fonts are missing), or None. The report's other files never wait for it."""
+    if font_dir is None:
+        return None
+    try:
+        check_fonts(font_dir)
+    except ConfigError as exc:
+        log.warning("report.pdf not written: %s", exc)
+        return str(exc)
+    return None
 
 
-def _check_row(check: GateCheck) -> str:
+def _check_row(check: GateCheck, trades: int) -> str:
     label = _LABELS.get(check.name, check.name.replace("_", " "))
-    value = _fmt_check_value(check.name, check.value)
-    threshold = f"{check.op} {_fmt_check_value(check.name, check.threshold)}"
+    value = check_value(check.name, check.value, trades)
+    threshold = f"{check.op} {check_value(check.name, check.threshold)}"
     result = "ok" if check.passed else "FAIL"
     return f"  {label:<16} {value:>8}     {threshold:<11} {result}"
 
 
-def _fmt_ratio(value: float) -> str:
-    return "n/a" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.2f}"
-
-
 def _summary(metrics: Metrics, quote: str) -> str:
+    m = metrics.to_dict()
     exposure = "n/a" if math.isnan(metrics.exposure) else f"{metrics.exposure * 100:.0f} %"
     return " · ".join(
         (
             f"Trades {metrics.trades}",
             f"Net P&L {metrics.net_pnl:+,.2f} {quote} ({metrics.return_pct:+.1f} %)",
             f"Fees {metrics.fees:,.2f}",
-            f"Profit factor {_fmt_ratio(metrics.profit_factor)}",
-            f"Expectancy {metrics.expectancy:,.2f}",
-            f"Sortino {_fmt_ratio(metrics.sortino)}",
+            f"Profit factor {metric(m, 'profit_factor', 'ratio')}",
+            f"Expectancy {metric(m, 'expectancy', 'usd')}",
+            f"Sortino {metric(m, 'sortino', 'ratio')}",
             f"Exposure {exposure}",
         )
     )
@@ -214,7 +247,7 @@ def format_verdict(metrics: Metrics, verdict: GateVerdict, *, quote: str = "USDT
     lines = [
         f"Paper validation: {state}   (config {verdict.config_hash[:8]})",
         f"  {'check':<16} {'value':>8}     {'threshold':<11} result",
-        *(_check_row(c) for c in verdict.checks),
+        *(_check_row(c, metrics.trades) for c in verdict.checks),
         _summary(metrics, quote),
     ]
     if verdict.reasons:
@@ -225,11 +258,16 @@ def format_verdict(metrics: Metrics, verdict: GateVerdict, *, quote: str = "USDT
 
 def format_metrics(metrics: Metrics, *, quote: str = "USDT") -> str:
     """The R1.3 metric set for a backtest (no gate), one readable block for the terminal."""
+    m = metrics.to_dict()
     dd = "n/a" if math.isnan(metrics.max_drawdown) else f"{metrics.max_drawdown * 100:.1f} %"
-    win = "n/a" if math.isnan(metrics.win_rate) else f"{metrics.win_rate * 100:.1f} %"
     return "\n".join((
         "Backtest",
-        f"  win rate {win} · Sharpe {_fmt_ratio(metrics.sharpe)} ({metrics.period}, {metrics.periods} periods)"
-        f" · max drawdown {dd}",
+        f"  win rate {metric(m, 'win_rate', 'pct')} · Sharpe {metric(m, 'sharpe', 'ratio')} ({metrics.period}, "
+        f"{metrics.periods} periods) · max drawdown {dd}",
         _summary(metrics, quote),
     ))
+
+
+def format_notes(notes: Sequence[str]) -> str:
+    """The report's hints for the terminal, one 'Note:' line each ('' when there are none)."""
+    return "\n".join(f"Note: {n}" for n in notes)

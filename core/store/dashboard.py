@@ -55,7 +55,8 @@ def read_snapshot(path: Path, *, session_id: str | None = None, config_hash: str
                                     f"coalesce(sum(fees), 0.0) AS fees FROM trades WHERE {live}")[0],
             "curve": curve,
             "last": _last_equity(conn, live),
-            "decisions": _rows(conn, f"SELECT epoch_ms(ts) AS ts, symbol, kind, action, code, reason FROM decisions "
+            "decisions": _rows(conn, "SELECT epoch_ms(ts) AS ts, symbol, kind, action, code, reason, "
+                                     "json_extract_string(details, '$.denied') AS denied FROM decisions "
                                      f"WHERE {live} ORDER BY ts DESC, decision_id DESC LIMIT {RECENT}"),
             "alerts": _rows(conn, f"SELECT epoch_ms(ts) AS ts, rule, severity, code, reason FROM alerts "
                                   f"ORDER BY ts DESC LIMIT {RECENT}"),

@@ -74,6 +74,24 @@ def day_sessions(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     return store.query(_DAY_SESSIONS_SQL, [start, end, start, end, start, end, start])
 
 
+_SPAN_SQL = """
+SELECT s.*, b.first_bar, b.last_bar, coalesce(b.bars, 0) AS bars, CAST(NULL AS DOUBLE) AS prior_equity
+FROM sessions s
+LEFT JOIN (SELECT session_id, min(ts) AS first_bar, max(ts) AS last_bar, count(*) AS bars FROM equity
+           GROUP BY session_id) b ON b.session_id = s.id
+WHERE {where} ORDER BY s.started_at DESC, s.id LIMIT 10
+"""
+
+
+def session_spans(store: Store, id_prefix: str | None = None) -> pl.DataFrame:
+    """Sessions whose id starts with ``id_prefix`` (any mode), or the latest live-evidence session with bars when
+    None: every sessions column plus first_bar, last_bar, bars and prior_equity (NULL: a session's own report starts
+    from its own starting equity), newest first, at most 10 rows."""
+    if id_prefix is None:
+        return store.query(_SPAN_SQL.format(where=f"s.mode = 'live' AND {EVIDENCE.format(s='s')} AND b.bars > 0"))
+    return store.query(_SPAN_SQL.format(where="starts_with(s.id, ?)"), [id_prefix])
+
+
 def live_sessions(store: Store, session_id: str | None = None) -> pl.DataFrame:
     """id, starting_equity of every live session (or of live session ``session_id``), by started_at, id."""
     where, params = _live_scope(session_id)
@@ -272,5 +290,5 @@ __all__ = ["coded_live_events", "day_events", "day_sessions", "first_live_starti
            "latest_live_trades", "latest_passed_gate", "latest_passed_gate_costs", "live_equity",
            "live_equity_before", "live_equity_between", "live_sessions", "live_trades", "live_trades_before",
            "live_trades_between", "order_decisions", "rung_events", "running_live_session", "session_decisions",
-           "session_equity", "session_fills", "session_trades", "session_trades_closed", "trade_decision",
-           "wall_clock_events"]
+           "session_equity", "session_fills", "session_spans", "session_trades", "session_trades_closed",
+           "trade_decision", "wall_clock_events"]

@@ -72,6 +72,9 @@ class Strategy:
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[StrategyParams]] = StrategyParams
+    # The candle size the default parameters were chosen on (bar counts mean time only at one timeframe); reports
+    # say so when a run uses another. None: no particular timeframe.
+    tuned_timeframe: ClassVar[str | None] = None
 
     def __init__(self, params: StrategyParams | None = None) -> None:
         self.p: Any = params if params is not None else type(self).Params()

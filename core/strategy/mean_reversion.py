@@ -27,6 +27,7 @@ class MeanReversion(Strategy):
     """Buy when close < mean - entry_z x std and RSI < rsi_max; exit at the mean, on the stop, or after max_bars."""
 
     name = "mean_reversion"
+    tuned_timeframe = "1h"  # windows, RSI/ATR lengths and max_bars are counted in 1h bars
     Params = MeanReversionParams
 
     @property

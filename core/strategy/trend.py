@@ -30,6 +30,7 @@ class TrendFollower(Strategy):
     at the target set at entry (``target_atr``)."""
 
     name = "trend"
+    tuned_timeframe = "1h"  # the EMA and ATR lengths are counted in 1h bars
     Params = TrendParams
 
     @property

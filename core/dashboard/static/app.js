@@ -78,10 +78,13 @@ function render(s) {
   setText("gate", gate ? gate.why : "no gate record", gate ? (gate.ok ? "pos" : "neg") : null);
 
   const m = s.metrics;
-  setText("m-win-rate", m ? pct(m.win_rate, 1) : "-");
-  setText("m-profit-factor", m ? num(m.profit_factor) : "-");
+  // a ratio with no closed trade behind it (null) reads "—", never "0.0 %" or "0.00"; a profit factor with trades
+  // but no loss is infinite (stored as null too)
+  const ratio = (v, f, inf) => (v === null || v === undefined) ? (inf && m.trades ? "\u221e" : "\u2014") : f(v);
+  setText("m-win-rate", m ? ratio(m.win_rate, (v) => pct(v, 1)) : "-");
+  setText("m-profit-factor", m ? ratio(m.profit_factor, num, true) : "-");
   setText("m-drawdown", m ? pct(m.max_drawdown) : "-");
-  setText("m-sharpe", m ? num(m.sharpe) : "-");
+  setText("m-sharpe", m ? ratio(m.sharpe, num) : "-");
   setText("m-trades", m ? String(m.trades) : "-");
   setText("m-ts", m ? time(m.ts) : "not computed yet");
 
@@ -134,7 +137,8 @@ function renderDecisions(rows) {
     cell(tr, d.symbol || "-");
     cell(tr, `${d.kind || ""} ${d.action || ""}`.trim());
     cell(tr, d.code || "-");
-    cell(tr, d.reason || "");
+    const why = cell(tr, d.reason || "");  // a refusal: its code and numbers; the signal's reason on hover
+    if (d.signal) why.title = "signal: " + d.signal;
     body.appendChild(tr);
   }
 }

@@ -34,7 +34,7 @@ from core.reporting.daily.compare import (
     run_backtest_day,
     side_by_side,
 )
-from core.reporting.daily.data import DayData, load_day
+from core.reporting.daily.data import DayData, Period, load_day
 from core.reporting.daily.reasons import TradeContext, details, entry_text, exit_text
 from core.reporting.daily.risk import coverage, risk_section
 from core.reporting.daily.suggest import Evidence, suggest
@@ -68,16 +68,21 @@ class DailyReport:
 
 
 def build_daily_report(store: Store, settings: Settings, day: date, candles: CandleSource | None = None,
-                       *, generated_at: datetime | None = None) -> DailyReport:
-    """Read ``day`` from ``store`` and build its report; ``candles`` feeds the backtest (None: no backtest)."""
-    data = load_day(store, day)
+                       *, generated_at: datetime | None = None, period: Period | None = None) -> DailyReport:
+    """Read ``day`` (or ``period``: one session's span, or a day of it) from ``store`` and build its report;
+    ``candles`` feeds the backtest (None: no backtest)."""
+    period = period or Period.of_day(day)
+    day = period.day
+    data = load_day(store, day, period)
     eff, notes = effective_settings(settings, data)
+    if period.note:
+        notes.insert(0, period.note)
     params = build_params(eff.strategy.name, eff.strategy.params).model_dump()
     step = timeframe_ms(eff.market.timeframe)
     fills = _fill_costs(data)
     trades = _with_emergency_closes(data)
     status = DOWN if not data.sessions.height else TRADED if trades else NO_TRADES
-    notes += _status_notes(status, day)
+    notes += _status_notes(status, period)
     live = _key_numbers(_day_metrics(data, trades, settings), trades, fills, data.start, data.end)
     backtest, att = _compare_backtest(data, eff, candles, settings, trades)
     bt_numbers = _backtest_numbers(backtest) if backtest is not None and backtest.metrics is not None else None
@@ -90,7 +95,8 @@ def build_daily_report(store: Store, settings: Settings, day: date, candles: Can
     outcome = suggest(ev, eff, params)
     doc = {
         "$schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "kind": "rampart.daily-report",
-        "date": day.isoformat(), "generated_at": generated_at or datetime.now(UTC), "status": status,
+        "date": day.isoformat(), "period": period.to_dict(), "generated_at": generated_at or datetime.now(UTC),
+        "status": status,
         "notes": notes, "strategy": {"name": eff.strategy.name, "params": params,
                                      "timeframe": eff.market.timeframe, "symbols": list(eff.market.symbols),
                                      "config_hash": data.config_hash or config_hash(eff)},
@@ -103,7 +109,7 @@ def build_daily_report(store: Store, settings: Settings, day: date, candles: Can
         "trades": views, "risk": risk_section(data.events, data.decisions, data.start, data.end),
         "suggestions": outcome.to_dict(),
     }
-    doc["headline"] = _headline(day, status, live, att, outcome.recommendation)
+    doc["headline"] = _headline(period, status, live, att, outcome.recommendation)
     return DailyReport(day, json_safe(doc))
 
 
@@ -132,13 +138,17 @@ def effective_settings(settings: Settings, data: DayData) -> tuple[Settings, lis
     return eff, notes
 
 
-def _status_notes(status: str, day: date) -> list[str]:
+def _status_notes(status: str, period: Period) -> list[str]:
+    if status == DOWN and period.session_id is not None:
+        return [f"Session {period.session_id[:8]} marked no bar in {period.label}: no equity, no trades, no "
+                "comparison."]
     if status == DOWN:
-        return [f"No live session ran on {day.isoformat()} (the session was down all day): no equity, no trades, "
+        return [f"No live session ran on {period.label} (the session was down all day): no equity, no trades, "
                 "no comparison."]
     if status == NO_TRADES:
-        return [f"No trade closed on {day.isoformat()}: the live session ran but the strategy's signals did not lead "
-                "to a completed round trip."]
+        where = f"{'on' if period.is_day else 'in'} {period.label}"
+        return [f"No trade closed {where}: the live session ran but the strategy's signals did not lead to a "
+                "completed round trip."]
     return []
 
 
@@ -406,11 +416,11 @@ def _trade_views(trades: list[dict[str, Any]], data: DayData, eff: Settings, par
     return out
 
 
-def _headline(day: date, status: str, live: dict[str, Any] | None, att: Attribution | None, rec: str) -> str:
+def _headline(period: Period, status: str, live: dict[str, Any] | None, att: Attribution | None, rec: str) -> str:
     if status == DOWN:
-        return f"{day.isoformat()}: no live session ran (down all day)"
+        return f"{period.label}: no live session ran" + (" (down all day)" if period.is_day else "")
     m = live or {}
-    text = f"{day.isoformat()}: {m.get('trades', 0)} trade(s), net P&L {m.get('net_pnl') or 0:+,.2f} USDT"
+    text = f"{period.label}: {m.get('trades', 0)} trade(s), net P&L {m.get('net_pnl') or 0:+,.2f} USDT"
     if m.get("trades"):
         text += f", win rate {m.get('win_rate') or 0:.0%}"
     if att is not None and att.dominant:

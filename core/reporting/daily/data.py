@@ -5,6 +5,9 @@ Which rows belong to the day: equity points and events stamped inside it, trades
 session whose bars run on a replayed clock (the sandbox) but whose control events carry wall time (emergency
 stop, overrides) gets those events at its last bar, so the day they concern still shows them. The statements are
 in ``core.store.trading``.
+
+A ``Period`` can also be one session's own span (``rampart report daily --session ID``): its bars from first to
+last on whatever clock they ran (the sandbox's market time), that session's rows only, from its own starting equity.
 """
 
 from __future__ import annotations
@@ -20,7 +23,42 @@ from core.store import Store
 from core.store import trading as trading_repo
 
 DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TS = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class Period:
+    """What a report covers: [start, end) and the day it is filed under; ``session_id`` limits it to one session,
+    ``clock`` says whether its times are the wall clock or a replayed market clock (the sandbox's)."""
+
+    day: date
+    start: datetime
+    end: datetime
+    session_id: str | None = None
+    clock: str = "wall"
+    note: str | None = None  # why this period was chosen, when the operator did not name it
+
+    @classmethod
+    def of_day(cls, day: date) -> Period:
+        return cls(day, *day_bounds(day))
+
+    @property
+    def is_day(self) -> bool:
+        return self.session_id is None and (self.start, self.end) == day_bounds(self.day)
+
+    @property
+    def label(self) -> str:
+        """'2024-01-01' for a day; 'session 1a2b3c4d, 2024-01-01 23:50 – 2024-01-02 00:14 UTC (market time)'."""
+        if self.is_day:
+            return self.day.isoformat()
+        span = f"{self.start:%Y-%m-%d %H:%M} – {self.end:%Y-%m-%d %H:%M} UTC"
+        who = f"session {self.session_id[:8]}, " if self.session_id else ""
+        return f"{who}{span}" + (" (market time)" if self.clock == "market" else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "session_id": self.session_id, "clock": self.clock,
+                "label": self.label}
 
 
 @dataclass
@@ -43,6 +81,7 @@ class DayData:
     paper: dict[str, Any] | None = None  # latest passed gate for the config hash, with its session's trades
     config_hash: str | None = None
     settings_json: dict[str, Any] = field(default_factory=dict)  # the latest session's stored settings
+    period: Period | None = None  # None: the UTC day ``day``
 
     @property
     def session_ids(self) -> list[str]:
@@ -54,10 +93,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + DAY
 
 
-def load_day(store: Store, day: date) -> DayData:
-    """Read the day; an empty day (no live session) comes back with empty frames, never an error."""
-    start, end = day_bounds(day)
-    sessions = _sessions(store, start, end)
+def load_day(store: Store, day: date, period: Period | None = None) -> DayData:
+    """Read the day (or ``period``); an empty day (no live session) comes back with empty frames, never an error."""
+    period = period or Period.of_day(day)
+    day, start, end = period.day, period.start, period.end
+    sessions = _sessions(store, start, end) if period.session_id is None else _one_session(store, period)
     ids = [str(i) for i in sessions["id"].to_list()] if sessions.height else []
     equity = trading_repo.session_equity(store, ids, start, end)
     trades = trading_repo.session_trades_closed(store, ids, start, end)
@@ -68,9 +108,11 @@ def load_day(store: Store, day: date) -> DayData:
     decisions = trading_repo.session_decisions(store, ids, since - DAY, end)
     fills = _fills(store, ids, since - DAY, end, decisions)
     history_equity, history_trades, first_equity = _history(store, end)
+    events = _events(store, sessions, ids, start, end)
+    if period.session_id is not None and events.height:  # its own events and those of no session
+        events = events.filter(pl.col("session_id").is_null() | pl.col("session_id").is_in(ids))
     data = DayData(day, start, end, sessions, equity, _start_equity(sessions, equity), trades, fills,
-                   decisions, _events(store, sessions, ids, start, end), history_equity, history_trades,
-                   first_equity)
+                   decisions, events, history_equity, history_trades, first_equity, period=period)
     if sessions.height:
         latest = sessions.sort("started_at").row(-1, named=True)
         data.config_hash = latest["config_hash"]
@@ -83,6 +125,21 @@ def load_day(store: Store, day: date) -> DayData:
 def _sessions(store: Store, start: datetime, end: datetime) -> pl.DataFrame:
     """The day's live sessions with their bar span and the last live equity mark before the day (one query)."""
     return trading_repo.day_sessions(store, start, end)
+
+
+def _one_session(store: Store, period: Period) -> pl.DataFrame:
+    """The period's session when its bars reach into the period (as ``day_sessions`` shapes it), else empty."""
+    span = trading_repo.session_spans(store, period.session_id).filter(pl.col("id") == period.session_id)
+    if not span.height:
+        return span
+    row = span.row(0, named=True)
+    inside = row["first_bar"] is not None and row["first_bar"] < period.end and row["last_bar"] >= period.start
+    if not inside:
+        return span.clear()
+    before = trading_repo.session_equity(store, [str(row["id"])], EPOCH, period.start)
+    if before.height:  # a later day of the session starts from its own last mark before the day
+        span = span.with_columns(pl.lit(float(before["equity"][-1]), pl.Float64).alias("prior_equity"))
+    return span
 
 
 def _start_equity(sessions: pl.DataFrame, equity: pl.DataFrame) -> float | None:
@@ -188,4 +245,4 @@ def _json(value: Any) -> Any:
     return value if value is not None else {}
 
 
-__all__ = ["DAY", "DayData", "day_bounds", "link_trades", "load_day", "load_paper_baseline"]
+__all__ = ["DAY", "DayData", "Period", "day_bounds", "link_trades", "load_day", "load_paper_baseline"]

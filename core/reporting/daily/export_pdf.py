@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import math
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
-
-from core.errors import ConfigError
 from core.reporting.daily.builder import DailyReport
 from core.reporting.daily.files import atomic_write
+from core.reporting.pdfpage import FONT, FONT_FILES, MONO, ReportPdf, check_fonts
 
-FONT, MONO = "DejaVu", "DejaVuMono"
-FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "mono": "DejaVuSansMono.ttf"}
+_Pdf = ReportPdf
+
 INK, MUTED, LIVE, BACKTEST, LOSS, GRID = (20, 24, 33), (100, 106, 118), (22, 101, 192), (230, 126, 34), \
     (200, 40, 40), (225, 228, 233)
 MAX_POINTS = 800  # a chart line never needs more points than the page has dots across
@@ -29,17 +27,6 @@ MAX_POINTS = 800  # a chart line never needs more points than the page has dots 
 MONO_COLS = (("#", 5, "R"), ("symbol", 9, "L"), ("entry (UTC)", 13, "L"), ("exit (UTC)", 13, "L"),
              ("qty", 11, "R"), ("entry", 12, "R"), ("exit", 12, "R"), ("fees", 8, "R"), ("slippage", 9, "R"),
              ("net P&L", 10, "R"), ("exit kind", 11, "L"), ("bt net P&L", 11, "R"), ("backtest", 10, "L"))
-
-
-def check_fonts(font_dir: Path) -> dict[str, Path]:
-    """The TTF files to embed, or ConfigError saying how to get them."""
-    paths = {style: Path(font_dir) / name for style, name in FONT_FILES.items()}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise ConfigError(f"PDF font not found: {', '.join(missing)}. Install DejaVu with `make sysdeps` (Debian "
-                          "package fonts-dejavu-core) or set RAMPART_REPORTS__FONT_DIR to a folder holding "
-                          "DejaVuSans.ttf, DejaVuSans-Bold.ttf and DejaVuSansMono.ttf")
-    return paths
 
 
 def fmt(value: Any, unit: str = "num") -> str:
@@ -66,56 +53,20 @@ def _time(text: Any, with_date: bool = False) -> str:
     return moment.strftime("%m-%d %H:%M" if with_date else "%H:%M")
 
 
+def _down_to(text: str, day: str, dated: bool) -> str:
+    return _time(text, True) if dated else _until(text, day)
+
+
 def _until(text: str, day: str) -> str:
     """An end time, 24:00 when it is the next midnight."""
     return "24:00" if text[:10] != day and text[11:16] == "00:00" else _time(text)
-
-
-class _Pdf(FPDF):
-    def __init__(self, title: str, fonts: dict[str, Path]) -> None:
-        super().__init__(orientation="L", unit="mm", format="A4")
-        for style, path in fonts.items():
-            if style == "mono":
-                self.add_font(MONO, "", str(path))
-            else:
-                self.add_font(FONT, style, str(path))
-        self.title_text = title
-        self.set_auto_page_break(True, margin=12)
-        self.set_margins(12, 12, 12)
-
-    def footer(self) -> None:
-        self.set_y(-9)
-        self.set_font(FONT, "", 7)
-        self.set_text_color(*MUTED)
-        self.cell(0, 4, f"{self.title_text} · page {self.page_no()}", align="R")
-
-    def heading(self, text: str, size: float = 12) -> None:
-        self.set_font(FONT, "B", size)
-        self.set_text_color(*INK)
-        self.cell(0, size * 0.55, text, new_x="LMARGIN", new_y="NEXT")
-        self.ln(1)
-
-    def para(self, text: str, size: float = 8.5, color: tuple[int, int, int] = INK) -> None:
-        self.set_font(FONT, "", size)
-        self.set_text_color(*color)
-        self.multi_cell(0, size * 0.5, text, align="L", new_x="LMARGIN", new_y="NEXT")
-
-    def row(self, cells: list[tuple[str, float, str]], size: float = 7.5, bold: bool = False,
-            fill: tuple[int, int, int] | None = None) -> None:
-        self.set_font(FONT, "B" if bold else "", size)
-        self.set_text_color(*INK)
-        if fill:
-            self.set_fill_color(*fill)
-        for text, width, align in cells:
-            self.cell(width, size * 0.58, text, align=align, fill=fill is not None)
-        self.ln(size * 0.58)
 
 
 def write_pdf(report: DailyReport, path: Path, font_dir: Path) -> Path:
     """Render the report to ``path`` (atomically)."""
     fonts = check_fonts(font_dir)
     doc = report.doc
-    pdf = _Pdf(f"Rampart daily report {doc['date']}", fonts)
+    pdf = _Pdf(f"Rampart daily report {_label(doc)}", fonts)
     pdf.add_page()
     _summary(pdf, doc)
     _charts(pdf, doc)
@@ -126,13 +77,30 @@ def write_pdf(report: DailyReport, path: Path, font_dir: Path) -> Path:
 
 
 # --- sections ----------------------------------------------------------------------------------------------
+def _label(doc: dict[str, Any]) -> str:
+    """'2024-01-01 (UTC)' for a day; the period's label for one session's span."""
+    period = doc.get("period") or {}
+    return str(period["label"]) if period.get("session_id") else f"{doc['date']} (UTC)"
+
+
+def _multi_day(doc: dict[str, Any]) -> bool:
+    """The report spans more than one calendar day (a session's report): times need their date."""
+    period = doc.get("period") or {}
+    if not period:
+        return False
+    start, end = datetime.fromisoformat(period["start"]), datetime.fromisoformat(period["end"])
+    return start.date() != (end - timedelta(microseconds=1)).date()
+
+
 def _summary(pdf: _Pdf, doc: dict[str, Any]) -> None:
-    pdf.heading(f"Rampart daily report — {doc['date']} (UTC)", 16)
+    pdf.heading(f"Rampart daily report — {_label(doc)}", 16 if len(_label(doc)) < 40 else 13)
     pdf.para(doc["headline"], 10)
     s, cov = doc["strategy"], doc["coverage"]
+    dated = _multi_day(doc)
     pdf.para(f"Strategy {s['name']} {s['params']} on {', '.join(s['symbols'])} {s['timeframe']}, config "
              f"{s['config_hash'][:8]}. Live bars {cov['live_bars']:,} of {cov['day_bars']:,}; not running: "
-             + (", ".join(f"{_time(d['from'])}–{_until(d['to'], doc['date'])}" for d in cov["down"]) or "never")
+             + (", ".join(f"{_time(d['from'], dated)}–{_down_to(d['to'], doc['date'], dated)}" for d in cov["down"])
+                or "never")
              + ".",
              8, MUTED)
     for note in doc["notes"]:
@@ -141,7 +109,8 @@ def _summary(pdf: _Pdf, doc: dict[str, Any]) -> None:
     pdf.heading("Key metrics", 11)
     widths = (62, 40, 40, 40, 40)
     pdf.row([(h, w, "L" if i == 0 else "R") for i, (h, w) in enumerate(zip(
-        ("metric", "live (day)", "live (cumulative)", "backtest (same candles)", "paper validation"), widths,
+        ("metric", "live (session)" if (doc.get("period") or {}).get("session_id") else "live (day)",
+         "live (cumulative)", "backtest (same candles)", "paper validation"), widths,
         strict=True))], bold=True, fill=GRID)
     cum = doc["metrics"]["cumulative"] or {}
     for r in doc["comparison"]["side_by_side"]:
@@ -179,15 +148,16 @@ def _charts(pdf: _Pdf, doc: dict[str, Any]) -> None:
     if bt:
         lines.append((_series(bt, "equity"), BACKTEST, True, "backtest (paper fill model)"))
     top = pdf.get_y() + 8
-    _chart(pdf, 30, top, 250, 78, lines, "Equity (USDT)", "{:,.2f}")
+    xfmt = "%m-%d %H:%M" if _multi_day(doc) else "%H:%M"
+    _chart(pdf, 30, top, 250, 78, lines, "Equity (USDT)", "{:,.2f}", xfmt=xfmt)
     dd = _series(points, "drawdown")
     _chart(pdf, 30, top + 96, 250, 52, [((dd[0], [-v * 100 for v in dd[1]]), LOSS, False, "drawdown")],
-           "Drawdown from the running high (%)", "{:.3f}", fill=True)
+           "Drawdown from the running high (%)", "{:.3f}", fill=True, xfmt=xfmt)
 
 
 def _chart(pdf: _Pdf, x: float, y: float, w: float, h: float,
            lines: list[tuple[tuple[list[float], list[float]], tuple[int, int, int], bool, str]], title: str,
-           yfmt: str, fill: bool = False) -> None:
+           yfmt: str, fill: bool = False, xfmt: str = "%H:%M") -> None:
     """Axes, grid, labels and one polyline per series; ``fill`` shades from the zero line (drawdown)."""
     xs_all = [v for (xs, _), *_ in lines for v in xs]
     ys_all = [v for (_, ys), *_ in lines for v in ys] + ([0.0] if fill else [])
@@ -217,7 +187,8 @@ def _chart(pdf: _Pdf, x: float, y: float, w: float, h: float,
         pdf.text(x - 17, py(v) + 1, yfmt.format(v))
     for k in range(5):
         t = x0 + (x1 - x0) * k / 4
-        pdf.text(px(t) - 4, y + h + 4, datetime.fromtimestamp(t, UTC).strftime("%H:%M"))
+        label = datetime.fromtimestamp(t, UTC).strftime(xfmt)
+        pdf.text(px(t) - pdf.get_string_width(label) / 2, y + h + 4, label)
     pdf.set_draw_color(*MUTED)
     pdf.rect(x, y, w, h)
     for n, ((xs, ys), color, dashed, label) in enumerate(lines):
@@ -326,7 +297,7 @@ def _risk(pdf: _Pdf, doc: dict[str, Any]) -> None:
         pdf.para("No risk event: no state change, breaker, alert or refused entry.", 9)
     for e in risk["events"]:
         message = e["message"].removeprefix(f"{e['code']}: ")
-        pdf.para(f"{_time(e['ts'])}  [{e['category']}/{e['severity']}] {e['code']}: {message}", 8,
+        pdf.para(f"{_time(e['ts'], _multi_day(doc))}  [{e['category']}/{e['severity']}] {e['code']}: {message}", 8,
                  LOSS if e["severity"] == "critical" else INK)
     if risk["denials"]:
         pdf.ln(2)
@@ -338,4 +309,4 @@ def _risk(pdf: _Pdf, doc: dict[str, Any]) -> None:
                      (d["example"][:110], 160, "L")])
 
 
-__all__ = ["check_fonts", "fmt", "write_pdf"]
+__all__ = ["FONT", "FONT_FILES", "MONO", "check_fonts", "fmt", "write_pdf"]
