@@ -10,6 +10,7 @@ never read credentials (R1.1).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,8 +139,11 @@ def build_paper_engine(settings: Settings, mode: Mode, *, session_id: str | None
 
 
 def run_paper_session(candle_sets: list[CandleSet], settings: Settings, mode: Mode = Mode.PAPER,
-                      session_id: str | None = None, trade_from: int | None = None) -> SessionResult:
+                      session_id: str | None = None, trade_from: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> SessionResult:
     """Run the strategy over the candles on the paper broker; errors are recorded in the result (R1.5).
-    ``trade_from``: bars before it are history only (a comparison with a live session that started there)."""
+    ``trade_from``: bars before it are history only (a comparison with a live session that started there);
+    ``progress``: told (bars done, bars in all) as the run goes."""
     engine = build_paper_engine(settings, mode, session_id=session_id)
+    engine.progress = progress
     return engine.run(candle_sets, trade_from)

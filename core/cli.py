@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +46,30 @@ ParamOpt = Annotated[list[str] | None, typer.Option(
     "--param", help="strategy parameter override NAME=VALUE, repeatable (e.g. --param fast=10)")]
 DataDirOpt = Annotated[Path | None, typer.Option(help="where the database and reports go (default ./data)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as one JSON object instead of a table")]
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on the terminal (stderr) for a long step; nothing when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"{what}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                  transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -153,7 +179,8 @@ def paper(source: SourceOpt = ["synthetic"], symbols: SymbolsOpt = None,  # noqa
     if exchange is not None or sandbox_url is not None:
         raise _fail("--exchange and --sandbox-url go with --forward (paper on the live market)", EXIT_USAGE)
     src, settings = _run_inputs(source, days, symbols, strategy, timeframe, param, data_dir, seed)
-    out = run_paper_validation(settings, src, days=days, seed=seed)
+    with _progress("paper run") as progress:
+        out = run_paper_validation(settings, src, days=days, seed=seed, progress=progress)
     if as_json:
         typer.echo(json.dumps({"passed": out.verdict.passed, "session_id": out.session_id,
                                "config_hash": out.config_hash, "reasons": list(out.verdict.reasons),
@@ -351,15 +378,16 @@ def data_download(symbol: Annotated[str, typer.Option(help="exchange symbol, e.g
     settings = load_settings(**run_overrides(exchange=exchange, exchange_url=sandbox_url))
     folder = out or settings.data_dir / "candles"
     client = venue_for(settings.exchange).client()  # public data: no keys
-    result = download_candles(client, symbol, timeframe, start, folder, end)
+    with _progress(f"downloading {symbol} {timeframe}") as progress:
+        result = download_candles(client, symbol, timeframe, start, folder, end, progress=progress)
     typer.echo(f"{result.path}: {result.rows} candles ({result.new_rows} new), {result.first} -> {result.last}, "
                "data checks passed")
 
 
 def _register_commands() -> None:
-    from core.commands import dashboard, emergency, report, scaling, security, status, strategies
+    from core.commands import dashboard, emergency, gate, report, scaling, security, sql, status, strategies
 
-    for module in (emergency, dashboard, report, scaling, security, strategies, status):
+    for module in (emergency, dashboard, report, scaling, security, strategies, status, gate, sql):
         module.register(app)
 
 

@@ -45,6 +45,8 @@ from core.risk.breakers import BreakerTripped
 from core.risk.engine import EntryApproved, RiskEngine
 from core.strategy.base import Strategy
 
+PROGRESS_CHUNK = 50_000  # bars between two progress reports of a long run
+
 
 class Engine:
     """Runs strategies over aligned candles through a RiskEngine and a Broker, booking into a Portfolio."""
@@ -70,6 +72,7 @@ class Engine:
         # live: the exchange's bid/ask for a symbol, read when a signal is decided (R3.5 spread); None = no call
         self.quote: Callable[[str], dict[str, Any]] | None = None
         self._quote: dict[str, Any] = {}
+        self.progress: Callable[[int, int], None] | None = None  # (bars done, bars in all) during a long run
         self.result = SessionResult(session_id, mode, strategy_name, config_hash, tuple(strategies), timeframe,
                                     portfolio.starting_cash, datetime.now(UTC))
         self.result.trades = portfolio.trades  # the same list: a live session writes trades as they close
@@ -104,7 +107,13 @@ class Engine:
         for book in self.books:
             book.fast_forward(start)
         self.result.ts = self.books[0].ts[start:end] if self.books else []
-        self.step_range(start, end)
+        if self.progress is None:
+            self.step_range(start, end)
+            return
+        for lo in range(start, end, PROGRESS_CHUNK):  # in chunks: the terminal shows how far a long run is
+            hi = min(lo + PROGRESS_CHUNK, end)
+            self.step_range(lo, hi)
+            self.progress(hi - start, end - start)
 
     def advance(self, candle_sets: list[CandleSet]) -> int:
         """Live: closed candles newer than the last one join each Book (indicators computed again over the whole

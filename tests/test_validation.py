@@ -95,3 +95,15 @@ def test_changing_a_strategy_parameter_invalidates_the_gate(tmp_path: Path) -> N
     later = now + timedelta(days=base.gate.max_age_days + 1)
     ok, why = check_go_live(store.latest_gate(config_hash(base)), config_hash(base), later, base.gate)
     assert not ok and why.startswith("GATE_EXPIRED")
+
+
+@pytest.mark.req("R1.3")
+def test_a_long_paper_run_reports_its_progress_to_the_end(tmp_path: Path) -> None:
+    from core.engine import PROGRESS_CHUNK
+
+    seen: list[tuple[int, int]] = []
+    settings = load_settings(data_dir=tmp_path, market={"timeframe": "5m"})
+    out = run_paper_validation(settings, "synthetic", days=200, seed=3, progress=lambda d, t: seen.append((d, t)))
+    bars = out.result.ts if out.result is not None else []
+    assert len(seen) == -(-len(bars) // PROGRESS_CHUNK) >= 2  # a report every chunk of bars
+    assert seen[-1] == (len(bars), len(bars)) and all(a[0] < b[0] for a, b in zip(seen, seen[1:], strict=False))

@@ -7,6 +7,8 @@ download resumes from its last candle. The candle still forming at the end is ne
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +37,10 @@ def candle_path(out_dir: Path, symbol: str, timeframe: str) -> Path:
 
 
 def download_candles(client: Any, symbol: str, timeframe: str, since: datetime, out_dir: Path,
-                     until: datetime | None = None, page: int = PAGE) -> DownloadResult:
-    """Fetch [since, until) into the symbol's file, resuming after its last stored candle; then check it all."""
+                     until: datetime | None = None, page: int = PAGE,
+                     progress: Callable[[int, int], None] | None = None) -> DownloadResult:
+    """Fetch [since, until) into the symbol's file, resuming after its last stored candle; then check it all.
+    ``progress``: told (milliseconds of history fetched, milliseconds to fetch) after each page."""
     step = timeframe_ms(timeframe)
     path = candle_path(out_dir, symbol, timeframe)
     existing = pl.read_parquet(path) if path.exists() else None
@@ -44,6 +48,7 @@ def download_candles(client: Any, symbol: str, timeframe: str, since: datetime, 
     if existing is not None and existing.height:
         start = max(start, int(existing["ts"].max().timestamp() * 1000) + step)  # type: ignore[union-attr]
     end = int(until.timestamp() * 1000) if until else None
+    first = start
     new_rows = 0
     while end is None or start < end:
         rows = _fetch(client, symbol, timeframe, start, page)
@@ -56,6 +61,9 @@ def download_candles(client: Any, symbol: str, timeframe: str, since: datetime, 
         existing = _append(path, existing, rows)
         new_rows += len(rows)
         start = int(rows[-1][0]) + step
+        if progress is not None:
+            goal = end if end is not None else int(time.time() * 1000)
+            progress(start - first, max(goal - first, start - first))
         if not complete:
             break
     if existing is None or existing.height == 0:
