@@ -22,7 +22,7 @@ from core.config import Settings
 from core.domain import Mode, ms_to_dt
 from core.engine import SessionResult
 from core.errors import ConfigError, DataError, DataProblem
-from core.gate import GateVerdict, evaluate_gate
+from core.gate import Evidence, GateVerdict, candle_evidence, evaluate_gate
 from core.market import CandleSet, align, check_candles, generate, load_candles, resample_set
 from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
@@ -164,8 +164,10 @@ def session_frames(result: SessionResult) -> dict[str, pl.DataFrame]:
 
 
 def persist(store: Store, session_id: str, result: SessionResult | None, verdict: GateVerdict,
-            metrics: Metrics, settings: Settings, problems: Sequence[DataProblem], *, record_gate: bool = True) -> None:
-    """Close the session (one transaction with all its rows) and record the gate result (paper only)."""
+            metrics: Metrics, settings: Settings, problems: Sequence[DataProblem], *, record_gate: bool = True,
+            evidence: Evidence | None = None) -> None:
+    """Close the session (one transaction with all its rows) and record the gate result (paper only), naming the
+    data it was judged on (``evidence``, R1.7)."""
     errors = [f"DATA_QUALITY {p}" for p in problems] + (result.errors if result else [])
     frames = session_frames(result) if result is not None else {}
     store.finish_session(
@@ -174,7 +176,7 @@ def persist(store: Store, session_id: str, result: SessionResult | None, verdict
         error="; ".join(errors)[:4000] or None, frames=frames,
     )
     if record_gate:
-        store.record_gate(verdict.to_record(session_id, settings.strategy.name, metrics))
+        store.record_gate(verdict.to_record(session_id, settings.strategy.name, metrics, evidence))
         _notify_gate(store, session_id, verdict, metrics, settings)
 
 
@@ -209,7 +211,8 @@ def run_paper_validation(settings: Settings, source: str | Sequence[str | Path],
     for err in result.errors if result else []:
         log.error("paper session %s error: %s", session_id, err)
     metrics, verdict = evaluate(result, settings, problems, chash)
-    persist(store, session_id, result, verdict, metrics, settings, problems)
+    persist(store, session_id, result, verdict, metrics, settings, problems,
+            evidence=candle_evidence(sets, source, seed=seed, days=days))
     paths = write_report(settings, session_id, chash, result, metrics, verdict, problems, sets=sets,
                          source=source_text(source, days, seed))
     return ValidationOutcome(session_id, chash, metrics, verdict, problems, result, settings.db_path, paths)

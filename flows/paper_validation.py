@@ -11,6 +11,7 @@ from tasks.credentials import secure_run
 from tasks.paper import (
     begin_session_task,
     check_candles_task,
+    data_evidence_task,
     evaluate_gate_task,
     load_candles_task,
     load_settings_task,
@@ -36,7 +37,8 @@ def paper_validation(source: str | list[str] = "synthetic", symbols: str | None 
     problems = check_candles_task(sets)
     result = None if problems else run_session_task(sets, settings, session_id)
     metrics, verdict = evaluate_gate_task(result, settings, problems, chash)
-    store_results_task(settings, session_id, result, verdict, metrics, problems)
+    store_results_task(settings, session_id, result, verdict, metrics, problems,
+                       evidence=data_evidence_task(sets, source, seed, days))
     report = write_report_task(settings, session_id, chash, result, metrics, verdict, problems)
     publish_verdict_task(metrics, verdict, report)
     notify_task(verdict, session_id)

@@ -21,7 +21,7 @@ from core.config import Settings, load_settings
 from core.domain import Mode
 from core.engine import SessionResult
 from core.errors import DataProblem
-from core.gate import GateVerdict
+from core.gate import Evidence, GateVerdict, candle_evidence
 from core.market import CandleSet
 from core.metrics import Metrics
 from core.reporting.paper_report import format_verdict
@@ -39,6 +39,12 @@ def load_candles_task(source: str | Sequence[str], settings: Settings, days: flo
     sets = validation.load_market(source, settings, days=days, seed=seed)
     get_run_logger().info("loaded %s", ", ".join(f"{cs.symbol} {cs.timeframe} x{cs.frame.height}" for cs in sets))
     return sets
+
+
+@task(cache_policy=NO_CACHE)
+def data_evidence_task(sets: list[CandleSet], source: str | Sequence[str], seed: int, days: float | None) -> Evidence:
+    """What the gate is judged on (R1.7): synthetic or a replay of files, symbols, window, content hash."""
+    return candle_evidence(sets, source, seed=seed, days=days)
 
 
 @task(cache_policy=NO_CACHE)
@@ -73,9 +79,10 @@ def evaluate_gate_task(result: SessionResult | None, settings: Settings, problem
 
 @task(cache_policy=NO_CACHE)
 def store_results_task(settings: Settings, session_id: str, result: SessionResult | None, verdict: GateVerdict,
-                       metrics: Metrics, problems: list[DataProblem], record_gate: bool = True) -> None:
+                       metrics: Metrics, problems: list[DataProblem], record_gate: bool = True,
+                       evidence: Evidence | None = None) -> None:
     validation.persist(Store(settings.db_path), session_id, result, verdict, metrics, settings, problems,
-                       record_gate=record_gate)
+                       record_gate=record_gate, evidence=evidence)
 
 
 @task(cache_policy=NO_CACHE)

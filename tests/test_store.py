@@ -49,6 +49,8 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "gate_results": [
         "id", "session_id", "strategy", "passed", "win_rate", "sharpe", "sortino", "max_drawdown",
         "profit_factor", "trades", "thresholds", "reasons", "metrics", "config_hash", "created_at",
+        "evidence", "real_data", "data_source", "symbols", "window_start", "window_end", "days", "data_hash",
+        "venue", "errors", "data",
     ],
 }
 
@@ -147,7 +149,7 @@ def _holder(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
 @pytest.mark.req("R1.2")
 @pytest.mark.req("R1.4")
 def test_migrations_create_every_table_with_the_listed_columns(store: Store) -> None:
-    assert store.schema_version() == LATEST_VERSION == 6
+    assert store.schema_version() == LATEST_VERSION >= 7  # v7: gate evidence
     cols = store.query(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
@@ -185,7 +187,7 @@ def test_missing_migrations_are_applied_in_order(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "old.duckdb"))
     try:
         assert migrate(conn, MIGRATIONS[:1]) == [1]  # a database written by version-1 code
-        assert migrate(conn) == [2, 3, 4, 5, 6]
+        assert migrate(conn) == [m.version for m in MIGRATIONS[1:]]
         views = conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v_session_summary'")
         assert views.fetchall() == [(1,)]
     finally:

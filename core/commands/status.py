@@ -39,7 +39,7 @@ def status(data_dir: DataDirOpt = None, exchange: ExchangeOpt = None, sandbox_ur
 def collect(settings: Any) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data."""
     from core.build import config_hash
-    from core.gate import check_go_live
+    from core.gate import go_live
     from core.live.forward import forward_state_path
     from core.state.commands import running_session
     from core.state.live import load_state
@@ -55,8 +55,9 @@ def collect(settings: Any) -> dict[str, Any]:
     store = _read_store(settings.db_path)
     session = store.get("session") or {}
     chash = str(session.get("config_hash") or config_hash(settings))  # the gate of what runs, or of the settings
-    gate = _latest_gate(settings.db_path, chash) if store.get("store") == "read" else None
-    gate_ok, gate_why = check_go_live(gate, chash, now, settings.gate)
+    attempts = _gate_attempts(settings.db_path, chash) if store.get("store") == "read" else []
+    gate = go_live(attempts, chash, now, settings.gate, real_money=venue.real_money)  # as preflight judges it
+    gate_ok, gate_why = gate.ok, gate.why
     return {"running": running_session(settings.data_dir), "venue": venue.name, "config_hash": chash,
             "accounts": accounts, "gate": {"ok": gate_ok, "why": gate_why}, **store}
 
@@ -105,15 +106,15 @@ def _read_store(db_path: Path) -> dict[str, Any]:
         return {**empty, "store": f"busy ({exc})"[:200]}
 
 
-def _latest_gate(db_path: Path, chash: str) -> dict[str, Any] | None:
+def _gate_attempts(db_path: Path, chash: str) -> list[dict[str, Any]]:
     from core.errors import StoreError
     from core.store import Store
+    from core.store.gates import gate_attempts
 
     try:
-        gate: dict[str, Any] | None = Store(db_path).latest_gate(chash)
-        return gate
+        return gate_attempts(Store(db_path), chash)
     except StoreError:
-        return None
+        return []
 
 
 def render(r: dict[str, Any]) -> list[str]:

@@ -100,7 +100,7 @@ def candle_evidence(sets: Sequence[CandleSet], source: str | Sequence[str | Path
     span = (end - start).total_seconds() * 1000 / DAY_MS if start is not None and end is not None else 0.0
     digest = frame_digest(((f"{cs.symbol}/{cs.timeframe}", cs.frame) for cs in sets), CANDLE_COLUMNS)
     if isinstance(source, str) and source == "synthetic":
-        return Evidence("synthetic", False, f"synthetic seed {seed}", symbols, start, end, span, digest,
+        return Evidence("synthetic", False, f"seed {seed}", symbols, start, end, span, digest,
                         details={"seed": seed, "days": days, "timeframe": sets[0].timeframe if sets else None})
     paths = [source] if isinstance(source, str | Path) else list(source)
     names = ", ".join(Path(p).name for p in paths)

@@ -1,9 +1,11 @@
 """Preflight: every check a live session must pass before it may trade, all reported together (R1.5, R2.2, R2.5,
 R9.8).
 
-A recent passed gate for this exact config hash; no HALT flag; approved added symbols; credentials present and
-accepted by a signed read; the exchange answering with a clock within ``live.max_clock_skew_ms`` of ours (either
-way: Binance rejects a request 1,000 ms ahead of its time, and our candle and day boundaries are wall-clock ones);
+The gate for this exact config hash (``core.gate.go_live``: on a real-money venue, proven on real market data and
+passing at the thresholds in force, R1.7; with ``gate.require_forward``, a passed forward record too); no HALT flag;
+approved added symbols; credentials present and accepted by a signed read; the exchange answering with a clock
+within ``live.max_clock_skew_ms`` of ours (either way: Binance rejects a request 1,000 ms ahead of its time, and our
+candle and day boundaries are wall-clock ones);
 markets and filters loaded; the key allowed to trade and not to withdraw; the account's fees no higher than the
 gate assumed (``core.live.account_check``).
 """
@@ -19,12 +21,13 @@ from core.domain import Instrument
 from core.errors import AuthenticationError, ExchangeError, RampartError
 from core.events import AccountChecked
 from core.execution.ccxt_broker import CcxtBroker
-from core.gate import check_go_live
+from core.gate import go_live
 from core.live.account_check import check_account
 from core.scaling.symbols import unapproved_symbols
 from core.security.credentials import Credentials
 from core.state.halt import read_halt
 from core.store import Store
+from core.store.gates import gate_attempts
 from core.venue import Venue
 
 
@@ -49,9 +52,10 @@ def preflight(settings: Settings, venue: Venue, broker: CcxtBroker, store: Store
     if halt is not None:
         failures.append(f"HALTED: emergency stop by {halt.get('who')} ({halt.get('reason')}); an operator must "
                         "resume before live trading starts again")
-    ok, why = check_go_live(store.latest_gate(config_hash), config_hash, datetime.now(UTC), settings.gate)
-    if not ok:
-        failures.append(why)
+    gate = go_live(gate_attempts(store, config_hash), config_hash, datetime.now(UTC), settings.gate,
+                   real_money=venue.real_money)
+    if not gate.ok:
+        failures.extend(gate.reasons)
     unapproved = unapproved_symbols(store, settings)
     if unapproved:  # R2.5 / R5.3: the symbol list grows only by an approved scaling decision
         failures.append(f"SYMBOL_NOT_APPROVED: {', '.join(unapproved)} has no approved new-symbol decision; "

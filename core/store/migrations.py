@@ -319,6 +319,24 @@ LEFT JOIN (
 ) AS t ON t.session_id = s.id;
 """
 
+# v7: what each gate was judged on (R1.7): the evidence's kind ('synthetic' | 'replay' | 'forward'), whether it is
+# real market data, its source, symbols, window, days covered, a content hash, the venue (forward records), the
+# session errors it counted and its details (files, seed, sessions). Rows from before v7 have NULLs: no evidence
+# recorded, so they never count as real-money evidence (core.gate.golive).
+_V7_GATE_EVIDENCE = """
+ALTER TABLE gate_results ADD COLUMN evidence VARCHAR;
+ALTER TABLE gate_results ADD COLUMN real_data BOOLEAN;
+ALTER TABLE gate_results ADD COLUMN data_source VARCHAR;
+ALTER TABLE gate_results ADD COLUMN symbols VARCHAR[];
+ALTER TABLE gate_results ADD COLUMN window_start TIMESTAMPTZ;
+ALTER TABLE gate_results ADD COLUMN window_end TIMESTAMPTZ;
+ALTER TABLE gate_results ADD COLUMN days DOUBLE;
+ALTER TABLE gate_results ADD COLUMN data_hash VARCHAR;
+ALTER TABLE gate_results ADD COLUMN venue VARCHAR;
+ALTER TABLE gate_results ADD COLUMN errors INTEGER;
+ALTER TABLE gate_results ADD COLUMN data JSON;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _V1_CORE_TABLES),
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
@@ -326,6 +344,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "session venue and live evidence", _V4_SESSION_VENUE),
     Migration(5, "trade exit codes", _V5_TRADE_EXIT_CODE),
     Migration(6, "crashed sessions and session owners", _V6_SESSION_CRASHED),
+    Migration(7, "gate evidence", _V7_GATE_EVIDENCE),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -40,6 +40,7 @@ MODES = ("backtest", "paper", "live")
 FINAL_STATUSES = ("completed", "failed")
 CRASHED = "crashed"  # closed by a later start: its process ended without finishing it (core.store.liveness)
 SEVERITIES = ("info", "warning", "error", "critical")
+GATE_EVIDENCE = ("synthetic", "replay", "forward")  # what a gate was judged on (core.gate.evidence)
 # Tables finish_session fills, in insert order; append also accepts gate_results.
 SESSION_TABLES = ("orders", "fills", "trades", "equity", "decisions", "events")
 # Tables of issues 5-8 (outbox, alerts, snapshots, scaling, audit anchors): rows via append / insert_rows.
@@ -242,6 +243,8 @@ class Store:
             raise StoreError(f"gate result needs 'passed' as True/False, got {row.get('passed')!r}")
         if not row.get("config_hash"):
             raise StoreError("gate result needs a non-empty 'config_hash' (the strategy config it validates)")
+        if row.get("evidence") is not None:
+            _check_choice("evidence", row["evidence"], GATE_EVIDENCE)
         row.setdefault("id", uuid.uuid4().hex)
         row.setdefault("created_at", datetime.now(UTC))
         columns = self._table("gate_results")
