@@ -14,6 +14,7 @@ from core.config import load_settings
 from core.gate.forward import evaluate_forward
 from core.store import Store
 from core.venue import venue_for
+from tasks.artifacts import cell, table
 
 ARTIFACT_KEY = "forward-gate-verdict"
 
@@ -34,6 +35,13 @@ def forward_gate_task(overrides: dict[str, Any]) -> dict[str, Any]:
 
 @task(cache_policy=NO_CACHE)
 def publish_forward_gate_task(verdict: dict[str, Any]) -> None:
-    reasons = "\n".join(f"- {r}" for r in verdict["reasons"])
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=f"{verdict['message']}\n\n{reasons}".strip(),
+    """The verdict as a Markdown table (and the reasons as a list)."""
+    head = {"judged": "PASSED" if verdict["passed"] else "FAILED"}.get(verdict["status"], "not judged yet")
+    rows = [("status", verdict["status"]), ("verdict", verdict["message"]), ("venue", verdict["venue"]),
+            ("config", verdict["config_hash"][:8]), ("sessions", verdict["sessions"]),
+            ("days covered", f"{verdict['covered_days']:.1f} of {verdict['needed_days']:g} needed")]
+    lines = [f"# Forward gate: {head}", "", *table(("", "value"), rows)]
+    if verdict["reasons"]:
+        lines += ["", "## Why it failed", "", *(f"- {cell(r)}" for r in verdict["reasons"])]
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown="\n".join(lines) + "\n",
                              description="The forward paper record's gate verdict (R1.6)")

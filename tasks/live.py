@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from core.config import load_settings
 from core.live.session import LiveOptions, LiveSummary, summary_text
 from core.node import open_live
+from tasks.artifacts import live_summary_markdown
 
 
 @task(cache_policy=NO_CACHE, retries=0)
@@ -30,5 +31,8 @@ def run_live_session_task(overrides: dict[str, Any], duration_s: float | None, m
 
 @task(cache_policy=NO_CACHE)
 def publish_live_summary_task(summary: LiveSummary) -> None:
-    create_markdown_artifact(key="live-session-summary", markdown=summary_text(summary),
-                             description="Live session summary")
+    """The session's end as a table, with what stays open (and its stop)."""
+    paper = getattr(summary, "mode", "live") == "paper"
+    create_markdown_artifact(key="paper-forward-summary" if paper else "live-session-summary",
+                             markdown=live_summary_markdown(summary),
+                             description=summary_text(summary).splitlines()[0][:500])

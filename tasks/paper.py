@@ -24,8 +24,8 @@ from core.errors import DataProblem
 from core.gate import Evidence, GateVerdict, candle_evidence
 from core.market import CandleSet
 from core.metrics import Metrics
-from core.reporting.paper_report import format_verdict
 from core.store import Store
+from tasks.artifacts import verdict_markdown
 
 
 @task(cache_policy=NO_CACHE)
@@ -93,9 +93,10 @@ def write_report_task(settings: Settings, session_id: str, chash: str, result: S
 
 @task(cache_policy=NO_CACHE)
 def publish_verdict_task(metrics: Metrics, verdict: GateVerdict, report: dict[str, Path]) -> None:
-    table = format_verdict(metrics, verdict)
-    create_markdown_artifact(key="paper-gate-verdict", markdown=f"```\n{table}\n```\n\nReport: `{report.get('json')}`",
-                             description="Paper-validation gate verdict")
+    """The verdict as Markdown tables (checks, key numbers, reasons) with links to the report's files."""
+    state = "passed" if verdict.passed else "FAILED: " + "; ".join(verdict.reasons)
+    create_markdown_artifact(key="paper-gate-verdict", markdown=verdict_markdown(metrics, verdict, report),
+                             description=f"Paper gate {state}"[:500])
 
 
 @task(cache_policy=NO_CACHE)

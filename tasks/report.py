@@ -53,7 +53,8 @@ def write_report_task(report: DailyReport, settings: Settings, formats: tuple[st
 
 @task(cache_policy=NO_CACHE)
 def publish_artifact_task(report: DailyReport, paths: dict[str, Path]) -> None:
-    create_markdown_artifact(key=f"daily-report-{report.day.isoformat()}", markdown=markdown_summary(report, paths),
+    files = {kind: path.resolve() for kind, path in paths.items()}  # absolute: the UI has no working directory
+    create_markdown_artifact(key=f"daily-report-{report.day.isoformat()}", markdown=markdown_summary(report, files),
                              description=f"Rampart daily report {report.day.isoformat()}")
 
 

@@ -9,7 +9,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.config import load_settings
-from core.control.approval import Answer, conclude, how_to_answer, review_markdown
+from core.control.approval import Answer, conclude, how_to_answer, refuse_answer, review_markdown
+from core.control.auth import Refusal
 from core.scaling.decisions import Outcome, record_outcome
 from core.scaling.eligibility import Eligibility, evaluate
 from core.store import Store
@@ -45,3 +46,10 @@ def conclude_review_task(overrides: dict[str, Any], review: Eligibility, review_
     result = conclude(settings, review, review_id, Answer(approve, reviewer, comment), control_url=control_url)
     get_run_logger().info("scaling review %s: %s (%s)", review_id, result.outcome, result.detail)
     return result
+
+
+@task(cache_policy=NO_CACHE)
+def refuse_answer_task(overrides: dict[str, Any], review_id: str, refusal: Refusal, approve: bool) -> str:
+    """Record an answer refused for its proof (an event; never the token); returns the line for the run log."""
+    settings = load_settings(**overrides)
+    return refuse_answer(settings, review_id, refusal, approve, "the Prefect review form")

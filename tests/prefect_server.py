@@ -49,12 +49,14 @@ class PrefectServer:
             yield
 
 
-def start_prefect_server(tmp: Path, timeout_s: float = 120.0) -> PrefectServer:
+def start_prefect_server(tmp: Path, timeout_s: float = 120.0, ui: bool = False) -> PrefectServer:
+    """``ui``: serve the Prefect UI too, at the server's root (``url`` without ``/api``)."""
     port = free_port()
     home = tmp / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": "",
+           "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_API_URL": "",
+           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
            "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "5"}

@@ -15,8 +15,12 @@ def test_paper_validation_flow_records_the_verdict_and_publishes_it(prefect_harn
 
     from core.store import Store
     from flows.paper_validation import paper_validation
+    from tasks.artifacts import RunFailed
 
-    out = paper_validation(source="synthetic", days=30, seed=3, data_dir=str(tmp_path))
+    state = paper_validation(source="synthetic", days=30, seed=3, data_dir=str(tmp_path), return_state=True)
+    out = state.result(raise_on_failure=False)
+    out = out.outcome if isinstance(out, RunFailed) else out  # a failed gate ends the run Failed, same outcome
+    assert state.is_failed() is not out["passed"]
     assert set(out) >= {"passed", "reasons", "session_id", "config_hash", "metrics", "report"}
     assert Path(out["report"]).exists()
     gate = Store(tmp_path / "rampart.duckdb").latest_gate(out["config_hash"])
@@ -24,6 +28,18 @@ def test_paper_validation_flow_records_the_verdict_and_publishes_it(prefect_harn
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["paper-gate-verdict"])))
     assert arts and "Paper validation:" in str(arts[0].data)
+
+
+@pytest.mark.req("R1.4")
+def test_called_from_python_a_failed_gate_raises_with_the_outcome(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.paper_validation import paper_validation
+    from tasks.artifacts import RunFailed
+
+    with pytest.raises(RunFailed, match=r"^Gate failed: .*TOO_FEW_TRADES: ") as raised:
+        paper_validation(source="synthetic", days=2, seed=3, data_dir=str(tmp_path))
+    outcome = raised.value.outcome
+    assert outcome["passed"] is False and any(r.startswith("TOO_FEW_TRADES") for r in outcome["reasons"])
+    assert str(raised.value) == "Gate failed: " + "; ".join(outcome["reasons"]) and Path(outcome["report"]).exists()
 
 
 @pytest.mark.req("R1.1")
@@ -45,12 +61,15 @@ def test_the_paper_flow_takes_a_traders_strategy_file_as_the_cli_does(prefect_ha
     from core.config import load_settings
     from core.store import Store
     from flows.paper_validation import paper_validation
+    from tasks.artifacts import RunFailed
     from tests.test_strategy_api import write_strategy
 
     path = write_strategy(tmp_path / "mine")
     spec = f"{path}:Momentum"
-    out = paper_validation(source="synthetic", days=2, seed=3, data_dir=str(tmp_path / "d"), strategy=spec,
-                           timeframe="1m", params={"hold": 4})
+    state = paper_validation(source="synthetic", days=2, seed=3, data_dir=str(tmp_path / "d"), strategy=spec,
+                             timeframe="1m", params={"hold": 4}, return_state=True)
+    out = state.result(raise_on_failure=False)
+    out = out.outcome if isinstance(out, RunFailed) else out  # the gate's verdict is not the point here
     settings = load_settings(data_dir=tmp_path / "d", strategy={"name": spec, "params": {"hold": 4}},
                              market={"timeframe": "1m"})
     assert out["config_hash"] == config_hash(settings)

@@ -57,19 +57,39 @@ def finish(proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     return result
 
 
-def wait_paused(server: PrefectServer, data_dir: Path, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    """The scaling-review run of ``data_dir`` once it is paused for input."""
+def wait_paused(server: PrefectServer, data_dir: Path, proc: subprocess.Popen[bytes], log: Path,
+                after: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The scaling-review run of ``data_dir`` once it is paused for input (``after``: paused again, for a new
+    answer, after that pause)."""
+    before = after and after["state"]["state_details"]["run_input_keyset"]["response"]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
         runs = httpx.post(f"{server.url}/flow_runs/filter", json={
             "flows": {"name": {"any_": ["scaling-review"]}},
             "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}).json()
-        mine = [r for r in runs if r["parameters"].get("data_dir") == str(data_dir)]
+        mine = [r for r in runs if r["parameters"].get("data_dir") == str(data_dir)
+                and r["state"]["state_details"]["run_input_keyset"]["response"] != before]
         if mine:
             return dict(mine[0])
         time.sleep(0.5)
     raise AssertionError(f"the review never paused:\n{log.read_text()[-3000:]}")
+
+
+def resume(server: PrefectServer, run: dict[str, Any], **answer: str) -> dict[str, Any]:
+    """Resume a paused review as the Prefect UI's form does: POST /flow_runs/{id}/resume with the answer."""
+    resp = httpx.post(f"{server.url}/flow_runs/{run['id']}/resume", json={"run_input": answer}, timeout=30)
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def refusals(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
+    """The refused answers to review ``run_id``, oldest first."""
+    rows = Store(data_dir / "rampart.duckdb").query(
+        "select code, details from events where kind = 'scaling' and code like 'OVERRIDE_%' "
+        "and details->>'$.review_id' = ? order by ts",
+        [run_id])
+    return [{"code": r["code"], **json.loads(r["details"])} for r in rows.iter_rows(named=True)]
 
 
 def decisions(data_dir: Path, run_id: str) -> dict[str, dict[str, Any]]:
@@ -107,36 +127,62 @@ def test_an_approved_review_moves_the_live_session_to_rung_2_and_a_rejected_one_
         session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.05, control_port=0))
         assert limits(session) == (0.001, 0.02)
 
-        # 1. the review pauses with the proposal and its evidence in the input form; rejected from the "UI"
+        # 1. the review pauses with the proposal and its evidence in the input form; rejected from the terminal
         proc, log = start_review(prefect_server, data_dir, timeout_s=600)
         run = wait_paused(prefect_server, data_dir, proc, log)
         keys = run["state"]["state_details"]["run_input_keyset"]
         schema = json.loads(httpx.get(f"{prefect_server.url}/flow_runs/{run['id']}/input/{keys['schema']}").text)
-        assert {"approve", "reviewer", "comment"} <= set(schema["properties"])
-        assert schema["properties"]["approve"]["type"] == "boolean"
+        assert set(schema["required"]) == set(schema["properties"]) == {"decision", "operator_token", "comment"}
+        assert schema["properties"]["decision"]["enum"] == ["approve", "reject"]
+        assert "default" not in schema["properties"]["decision"]  # no side chosen for the reviewer
+        assert schema["properties"]["operator_token"]["format"] == "password"  # a masked input in the UI
         form = json.loads(httpx.get(f"{prefect_server.url}/flow_runs/{run['id']}/input/{keys['description']}").text)
         assert "step up from rung 1 to rung 2: risk 0.25% per trade, exposure cap 4%" in form
         assert "Daily live P&L" in form and "no risk breach in the window" in form and f"rampart approve {run['id']}" \
             in form
         assert main(["approvals", "list", "--data-dir", str(data_dir)]) == 0
         assert f"{run['id']}  paused" in capsys.readouterr().out
-        resumed = httpx.post(f"{prefect_server.url}/flow_runs/{run['id']}/resume", json={"run_input": {
-            "approve": False, "reviewer": "alice", "comment": "one more week first"}})
-        assert resumed.json()["status"] == "ACCEPT"
+        assert main(["approve", run["id"], "--reviewer", "alice", "--no", "--comment", "one more week first",
+                     "--data-dir", str(data_dir)]) == 0
         rejected = finish(proc, log)
         assert rejected["outcome"] == "rejected"
         session.step()  # the session's next poll: nothing to apply
         assert limits(session) == (0.001, 0.02)
         rows = decisions(data_dir, run["id"])
         assert set(rows) == {"proposed", "rejected"} and rows["rejected"]["comment"] == "one more week first"
+        assert rows["rejected"]["reviewer"] == "alice"
 
-        # 2. the next review is approved from the terminal; the running session moves to rung 2
+        # 2. the next review, answered as the Prefect UI does: without a valid operator token nothing happens
         proc, log = start_review(prefect_server, data_dir, timeout_s=600)
         run = wait_paused(prefect_server, data_dir, proc, log)
-        assert main(["approve", run["id"], "--reviewer", "alice", "--yes", "--comment", "8 green days, targets met",
-                     "--data-dir", str(data_dir)]) == 0
+        assert resume(prefect_server, run, decision="approve", comment="no token")["status"] == "REJECT"
+        answers = []  # where Prefect kept each answer (the token in it) until the review read it
+        for token, code in (("not-a-token", "OVERRIDE_BAD_TOKEN"), (TOKENS["viewer"], "OVERRIDE_FORBIDDEN")):
+            answers.append(run["state"]["state_details"]["run_input_keyset"]["response"])
+            answered = resume(prefect_server, run, decision="approve", operator_token=token, comment="trust me")
+            assert answered["status"] == "ACCEPT"  # Prefect takes any well-formed answer; the review checks it
+            run = wait_paused(prefect_server, data_dir, proc, log, after=run)
+            form = json.loads(httpx.get(f"{prefect_server.url}/flow_runs/{run['id']}/input/"
+                                        f"{run['state']['state_details']['run_input_keyset']['description']}").text)
+            assert "An answer was refused" in form and code in form
+            refused = refusals(data_dir, run["id"])
+            assert refused[-1]["code"] == code and len(refused) == (1 if code == "OVERRIDE_BAD_TOKEN" else 2)
+            session.step()
+            assert limits(session) == (0.001, 0.02)  # refused: nothing applied
+        assert set(decisions(data_dir, run["id"])) == {"proposed"}
+        answers.append(run["state"]["state_details"]["run_input_keyset"]["response"])
+        answered = resume(prefect_server, run, decision="approve", operator_token=TOKENS["operator"],
+                          comment="8 green days, targets met")
+        assert answered["status"] == "ACCEPT"
         approved = finish(proc, log)
         assert approved["outcome"] == "approved" and approved["detail"] == "applied to the running session"
+        assert [httpx.get(f"{prefect_server.url}/flow_runs/{run['id']}/input/{key}").status_code
+                for key in answers] == [404, 404, 404]  # every answer, and the token in it, deleted once read
+        logs = httpx.post(f"{prefect_server.url}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run["id"]]}}})
+        texts = [log.read_text(), logs.text, *(str(r) for r in Store(settings.db_path).query(
+            "select * from events").iter_rows()), *(str(r) for r in Store(settings.db_path).query(
+            "select * from scaling_decisions").iter_rows())]
+        assert "refused" in logs.text and not any(tok in t for t in texts for tok in (*TOKENS.values(), "not-a-token"))
         session.step()
         assert limits(session) == (0.0025, 0.04) and session.status()["rung"] == 2
         events = Store(settings.db_path).query("select code, details from events where session_id = ?",

@@ -3,6 +3,8 @@
 Both talk to the Prefect server's REST API (``PREFECT_API_URL``, default the local ``make serve`` server).
 ``approve`` needs the operator's own token (``RAMPART_OPERATOR_TOKEN`` or a hidden prompt; role operator or
 admin) and ``--reviewer`` must be that operator: the name recorded with the decision is the one the token proves.
+The token travels in the answer, as from the Prefect UI's form: the review run checks it against the hashed tokens
+itself and deletes the answer from the Prefect server once read.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ def approve(run_id: Annotated[str, typer.Argument(help="the paused scaling-revie
     if waiting_keyset(run) is None:
         state = (run.get("state") or {}).get("name")
         raise fail(f"flow run {run_id} is not waiting for an answer (state {state})")
-    ok, why = api.resume(run_id, {"approve": bool(yes), "reviewer": who.name, "comment": comment.strip()})
+    # the review checks the token again itself (an answer without one is refused) and deletes it once read
+    ok, why = api.resume(run_id, {"decision": "approve" if yes else "reject", "operator_token": token,
+                                  "comment": comment.strip()})
     if not ok:
         raise fail(f"Prefect did not accept the answer: {why}")
     answered = ScalingEvent(title=f"scaling review {run_id} {'approved' if yes else 'rejected'} by {who.name}: "

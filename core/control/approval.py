@@ -1,10 +1,13 @@
 """A reviewer's answer to a scaling review: the form's text, the checks on the answer, and applying a yes.
 
-The review form (Prefect's pause input) shows ``review_markdown``. An approval counts only with the reviewer's
-name — an operator or admin in ``RAMPART_OPERATORS`` (R6.3) — and a comment saying why (R2.5); otherwise it is
-recorded as rejected, with the reason. A valid approval is applied through the running session's control API
-(``POST /api/overrides/approve-scaling``, found from the session marker) with the review worker's operator
-token (``RAMPART_OPERATOR_TOKEN``); with no session running, through ``apply_override`` on the saved state.
+The review form (Prefect's pause input) shows ``review_markdown``. Every answer, from the Prefect UI or
+``rampart approve``, carries the operator's own token: ``prove_answer`` hashes it and compares it in constant time
+with the hashes in ``RAMPART_OPERATORS`` (role operator or admin, R6.3), and the name recorded is the one the token
+proves. An answer without that proof is refused and recorded (``refuse_answer``), and the review waits for another.
+An approval counts only with a comment saying why (R2.5); otherwise it is recorded as rejected, with the reason.
+A valid approval is applied through the running session's control API (``POST /api/overrides/approve-scaling``,
+found from the session marker) with the review worker's operator token (``RAMPART_OPERATOR_TOKEN``); with no
+session running, through ``apply_override`` on the saved state.
 Before applying, the evidence is computed again: a proposal that no longer holds (a breach while the review
 waited) is not applied.
 """
@@ -19,9 +22,9 @@ from typing import Any
 import httpx
 
 from core.config import Settings
-from core.control.auth import RANK
+from core.control.auth import RANK, Operator, Refusal, authorize
 from core.control.overrides import apply_override
-from core.events import Event, EventCode, ScalingEvent
+from core.events import Event, EventCode, OverrideOutcome, ScalingEvent
 from core.scaling.changes import change_refusal
 from core.scaling.decisions import Outcome, record_outcome
 from core.scaling.eligibility import Eligibility, evaluate
@@ -37,8 +40,8 @@ class Answer:
 
 
 def how_to_answer(review_id: str) -> str:
-    return (f"Answer in the Prefect UI (flow run {review_id}: Resume, then approve, your operator name and a "
-            f"comment) or run: rampart approve {review_id} --reviewer NAME --yes|--no --comment TEXT")
+    return (f"Answer in the Prefect UI (flow run {review_id}: Resume; choose approve or reject, enter your operator "
+            f"token and a comment) or run: rampart approve {review_id} --reviewer NAME --yes|--no --comment TEXT")
 
 
 def review_markdown(review: Eligibility, review_id: str) -> str:
@@ -54,9 +57,27 @@ def review_markdown(review: Eligibility, review_id: str) -> str:
         lines.append(f"| {d['day']} | {d['trades']} | {d['net_pnl']:+,.2f} | {close} |")
     breaches = review.evidence.get("breaches") or []
     lines += ["", f"Risk breaches in the window: {len(breaches) or 'none'}", "",
-              "**Approve** only if you agree; set `reviewer` to your operator name and say why in `comment`. "
-              "Leaving `approve` false rejects. " + how_to_answer(review_id)]
+              "Choose **approve** only if you agree, or **reject**. Your operator token proves who answers: it is "
+              "checked against the hashed tokens and removed from Prefect as soon as the review reads it; an "
+              "answer without a valid token is refused and recorded. Say why in the comment. "
+              + how_to_answer(review_id)]
     return "\n".join(lines)
+
+
+def prove_answer(settings: Settings, token: str | None) -> Operator | Refusal:
+    """Who answers a review, proven by their own token (hashed, compared in constant time with every configured
+    hash), or why not: no token, an unknown one, or a viewer's. The same proof ``rampart approve`` asks for."""
+    return authorize(token or None, settings.operators, "operator")
+
+
+def refuse_answer(settings: Settings, review_id: str, refusal: Refusal, approve: bool, via: str) -> str:
+    """Record an answer refused for its proof (never the token) as an event; returns the line to show."""
+    verdict = "approval" if approve else "rejection"
+    detail = f"scaling answer refused: {refusal.detail} ({verdict} of review {review_id} from {via})"
+    refused = OverrideOutcome(action="approve-scaling", accepted=False, detail=detail,
+                              extra={"review_id": review_id, "approve": approve, "via": via})
+    Store(settings.db_path).record(Event.of(refusal.code, refused), kind="scaling")
+    return f"{refusal.code}: {detail}"
 
 
 def answer_problem(settings: Settings, answer: Answer) -> str | None:

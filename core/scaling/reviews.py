@@ -2,8 +2,9 @@
 
 A review waits as a paused ``scaling-review`` flow run whose state names the input keys (``run_input_keyset``:
 the form's schema and description). Resuming is ``POST /api/flow_runs/{id}/resume`` with the answer as
-``run_input``; the server checks it against the schema. The API URL is ``PREFECT_API_URL`` (as for every
-Prefect client), by default the local server ``make serve`` starts.
+``run_input`` (``decision`` approve|reject, the operator's ``operator_token``, ``comment``); the server checks
+it against the schema, and the review checks the token and deletes the answer once read. The API URL is
+``PREFECT_API_URL`` (as for every Prefect client), by default the local server ``make serve`` starts.
 """
 
 from __future__ import annotations
