@@ -13,24 +13,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Settings
-from core.dashboard.hub import DashboardHub
-from core.dashboard.server import serve_with_dashboard
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.execution.limits import RequestBudget, budget_path
-from core.live.forward import ForwardSession
 from core.live.session import LiveOptions, LiveSession
 from core.monitoring.decision_log import DecisionLog
 from core.monitoring.monitor import AlertMonitor
 from core.notify.session import NotifyObserver
-from core.security.audit_session import attach_audit
 from core.security.credentials import KeyHolder
-from core.security.rotation import KeyRotator
-from core.security.suspicious import SuspiciousActivityDetector
 from core.venue import Venue, venue_for
 from core.view import SessionView
+
+if TYPE_CHECKING:  # imported where used: a node loads the dashboard only when it serves it (issue 19)
+    from core.dashboard.hub import DashboardHub
+    from core.live.forward import ForwardSession
 
 
 def open_live(settings: Settings, venue: Venue | None = None, options: LiveOptions | None = None,
@@ -70,6 +68,8 @@ def open_forward(settings: Settings, venue: Venue | None = None, options: LiveOp
                  state_path: Path | None = None) -> ForwardSession:
     """Start a forward paper session on ``venue``'s public market data (R1.6): a client without keys, no credential
     read, simulated fills; the same observers as a live session but those about keys and the account."""
+    from core.live.forward import ForwardSession
+
     venue = venue or venue_for(settings.exchange)
     ex = settings.exchange
     budget = RequestBudget(ex.weight_limit, ex.max_weight_share, budget_path(settings.data_dir))
@@ -94,9 +94,15 @@ def attach(session: LiveSession, *, account: bool = True) -> Servers:
     broker.listeners += [decisions.on_call, alerts.on_call]
     hub = None
     if session.options.control_port is not None:
+        from core.dashboard.hub import DashboardHub
+
         hub = DashboardHub(settings, view, state_path=session.state_path)
         observers.append(hub)
     if account:
+        from core.security.audit_session import attach_audit
+        from core.security.rotation import KeyRotator
+        from core.security.suspicious import SuspiciousActivityDetector
+
         # the detector before the journal: the journal then also records the calls the detector makes in a flush
         detector = SuspiciousActivityDetector(view, inbox, broker, store, settings.audit)
         broker.listeners.append(detector.on_call)
@@ -122,6 +128,8 @@ class Servers:
     def start(self) -> None:
         s = self.session
         if self.hub is not None and s.options.control_port is not None:
+            from core.dashboard.server import serve_with_dashboard
+
             s.control = serve_with_dashboard(s.settings, s.view, s.inbox, self.hub, s.options.control_port,
                                              s.state_path)
         marker = s.marker_path

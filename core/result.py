@@ -1,15 +1,21 @@
 """``SessionResult``: everything a session produced — equity curve, orders, fills, trades, decisions, events —
-ready for the metrics, the gate and the store."""
+ready for the metrics, the gate and the store (``session_row``, ``session_frames``: the rows every mode stores, here
+so that a live node need not import paper validation and its reports)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from core.domain import Mode, Order, OrderFilled, Position, Trade
+from core.domain import Mode, Order, OrderFilled, Position, Trade, ms_to_dt
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.venue import Venue
 
 
 @dataclass
@@ -80,3 +86,39 @@ TRADE_SCHEMA: dict[str, Any] = {
     "fees": pl.Float64, "gross_pnl": pl.Float64, "net_pnl": pl.Float64, "return_pct": pl.Float64,
     "entry_reason": pl.String, "exit_reason": pl.String, "exit_kind": pl.String, "exit_code": pl.String,
 }
+
+
+def session_row(session_id: str, mode: Mode, settings: Settings, chash: str, started_at: datetime,
+                venue: Venue | None = None) -> dict[str, Any]:
+    """The ``sessions`` row of a new session; ``venue`` for sessions that trade on an exchange."""
+    return {
+        "id": session_id, "mode": mode.value, "started_at": started_at, "strategy": settings.strategy.name,
+        "config_hash": chash, "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
+        "starting_equity": settings.paper.starting_cash,
+        "settings": json.loads(settings.model_dump_json(include={"strategy", "market", "paper", "sizing", "gate"})),
+        **({"venue": venue.name, "live_evidence": venue.live_evidence} if venue is not None else {}),
+    }
+
+
+def session_frames(result: SessionResult) -> dict[str, pl.DataFrame]:
+    """The session's rows as frames for the store (orders, fills, trades, equity, decisions, events)."""
+    frames: dict[str, pl.DataFrame] = {
+        "equity": result.equity_frame(),
+        "trades": result.trades_frame(),
+    }
+    if result.orders:
+        frames["orders"] = pl.DataFrame([o.to_row() for o in result.orders], infer_schema_length=None)
+    if result.fills:
+        frames["fills"] = pl.DataFrame([f.to_row() for f in result.fills], infer_schema_length=None)
+    if result.decisions:
+        frames["decisions"] = pl.DataFrame([
+            {**d, "ts": ms_to_dt(d["ts"]), "details": json.dumps(d["details"], default=str)}
+            for d in result.decisions
+        ], infer_schema_length=None)
+    if result.events:
+        frames["events"] = pl.DataFrame([
+            {**e, "event_id": f"{result.session_id[:8]}-ev{n}", "ts": ms_to_dt(e["ts"]),
+             "details": json.dumps(e["details"], default=str)}
+            for n, e in enumerate(result.events, 1)
+        ], infer_schema_length=None)
+    return frames

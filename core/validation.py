@@ -7,7 +7,6 @@ the session, its rows and the gate record are written in one transaction each, s
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,8 @@ from core.market.candles import timeframe_ms
 from core.metrics import Metrics, compute_metrics
 from core.reporting.analysis import analyse, hints, source_text
 from core.reporting.paper_report import blocked_frame, write_paper_report
+from core.result import session_frames, session_row  # here for the callers of this module
 from core.store import Store
-from core.venue import Venue
 
 log = logging.getLogger("rampart.validation")
 
@@ -125,42 +124,6 @@ def evaluate(result: SessionResult | None, settings: Settings, problems: Sequenc
         metrics = compute_metrics(equity, trades, starting_equity=result.starting_equity, fees=fees,
                                   period=settings.gate.period)
     return metrics, evaluate_gate(metrics, errors, settings.gate, chash)
-
-
-def session_row(session_id: str, mode: Mode, settings: Settings, chash: str, started_at: datetime,
-                venue: Venue | None = None) -> dict[str, Any]:
-    """The ``sessions`` row of a new session; ``venue`` for sessions that trade on an exchange."""
-    return {
-        "id": session_id, "mode": mode.value, "started_at": started_at, "strategy": settings.strategy.name,
-        "config_hash": chash, "symbols": list(settings.market.symbols), "timeframe": settings.market.timeframe,
-        "starting_equity": settings.paper.starting_cash,
-        "settings": json.loads(settings.model_dump_json(include={"strategy", "market", "paper", "sizing", "gate"})),
-        **({"venue": venue.name, "live_evidence": venue.live_evidence} if venue is not None else {}),
-    }
-
-
-def session_frames(result: SessionResult) -> dict[str, pl.DataFrame]:
-    """The session's rows as frames for the store (orders, fills, trades, equity, decisions, events)."""
-    frames: dict[str, pl.DataFrame] = {
-        "equity": result.equity_frame(),
-        "trades": result.trades_frame(),
-    }
-    if result.orders:
-        frames["orders"] = pl.DataFrame([o.to_row() for o in result.orders], infer_schema_length=None)
-    if result.fills:
-        frames["fills"] = pl.DataFrame([f.to_row() for f in result.fills], infer_schema_length=None)
-    if result.decisions:
-        frames["decisions"] = pl.DataFrame([
-            {**d, "ts": ms_to_dt(d["ts"]), "details": json.dumps(d["details"], default=str)}
-            for d in result.decisions
-        ], infer_schema_length=None)
-    if result.events:
-        frames["events"] = pl.DataFrame([
-            {**e, "event_id": f"{result.session_id[:8]}-ev{n}", "ts": ms_to_dt(e["ts"]),
-             "details": json.dumps(e["details"], default=str)}
-            for n, e in enumerate(result.events, 1)
-        ], infer_schema_length=None)
-    return frames
 
 
 def persist(store: Store, session_id: str, result: SessionResult | None, verdict: GateVerdict,

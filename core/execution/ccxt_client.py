@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import ConfigError
+from core.execution.ccxt_lean import lean_ccxt
 
 SPOT_ONLY_OPTIONS: dict[str, Any] = {
     "defaultType": "spot",
@@ -52,7 +53,7 @@ def make_binance(*, base_url: str | None = None, api_key: str | None = None, sec
 
     ``kw`` goes to the ccxt constructor (e.g. ``enableRateLimit=False``); ``options`` in it are merged over
     SPOT_ONLY_OPTIONS. Verbose mode prints every request with its headers: refused with keys (R8.2)."""
-    import ccxt
+    ccxt = lean_ccxt()  # Binance without ccxt's other ~110 exchanges (core.execution.ccxt_lean)
 
     if kw.pop("verbose", False) and (api_key or secret):
         raise ConfigError("ccxt verbose mode would print the API key: it is refused for a client with credentials")

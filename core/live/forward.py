@@ -33,10 +33,10 @@ from core.live.preflight import PreflightFailed
 from core.live.session import STARTUP_WAIT_S, LiveOptions, LiveSession
 from core.market.candles import symbol_to_ccxt, timeframe_ms
 from core.portfolio import Portfolio
+from core.result import session_row
 from core.security.credentials import KeyHolder
 from core.state.live import load_state
 from core.store import Store
-from core.validation import session_row
 from core.venue import Venue
 
 log = logging.getLogger("rampart.forward")

@@ -17,9 +17,9 @@ from core.engine import Engine
 from core.errors import TradingHalted
 from core.execution.broker import Broker
 from core.execution.ccxt_broker import CcxtBroker
+from core.result import session_frames
 from core.state.live import LiveState, save_state
 from core.store import Store
-from core.validation import session_frames
 
 INCREMENTAL_TABLES = ("fills", "trades", "decisions", "events", "equity")
 

@@ -37,13 +37,13 @@ from core.live.recorder import Recorder
 from core.live.view import LiveView
 from core.market.candles import base_asset
 from core.portfolio import Portfolio
+from core.result import session_row
 from core.scaling.symbols import half_risk_until
 from core.security.credentials import Credentials, KeyHolder
 from core.state.commands import session_marker
 from core.state.halt import read_halt
 from core.state.live import LiveState, load_state
 from core.store import Store
-from core.validation import session_row
 from core.venue import Venue
 from core.view import call_observers
 
