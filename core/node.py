@@ -23,6 +23,7 @@ from core.monitoring.decision_log import DecisionLog
 from core.monitoring.monitor import AlertMonitor
 from core.notify.session import NotifyObserver
 from core.security.credentials import KeyHolder
+from core.store.replica_publisher import ReplicaPublisher
 from core.venue import Venue, venue_for
 from core.view import SessionView
 
@@ -111,6 +112,7 @@ def attach(session: LiveSession, *, account: bool = True) -> Servers:
         if audit is not None:
             observers.append(audit)
         observers.append(KeyRotator.for_session(settings, session.keys, broker, inbox, store))
+    observers.append(ReplicaPublisher(store.path))  # the replica operators query while it trades
     observers.append(NotifyObserver(settings, store))
     servers = Servers(session, hub)
     observers.append(servers)  # the last to stop

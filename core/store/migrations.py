@@ -337,6 +337,145 @@ ALTER TABLE gate_results ADD COLUMN errors INTEGER;
 ALTER TABLE gate_results ADD COLUMN data JSON;
 """
 
+# v8: views for the questions operators ask in SQL (docs/data.md), each view and column described in the catalog
+# (duckdb_views(), duckdb_columns(): `rampart sql` shows them with .views and .schema). Views only: nothing is
+# rewritten, and the replica operators query (core.store.replica) copies them.
+_V8_OPERATOR_VIEWS = """
+CREATE VIEW v_trades AS
+SELECT t.session_id, t.trade_id, coalesce(t.mode, s.mode) AS mode, s.venue, s.strategy, t.symbol,
+       t.entry_time, t.exit_time, date_diff('second', t.entry_time, t.exit_time) / 60.0 AS minutes_held,
+       t.qty, t.entry_price, t.exit_price, t.qty * t.entry_price AS entry_value,
+       t.gross_pnl, t.fees, t.net_pnl, t.return_pct, t.net_pnl > 0 AS won,
+       t.entry_reason, t.exit_reason, t.exit_kind, t.exit_code
+FROM trades AS t
+LEFT JOIN sessions AS s ON s.id = t.session_id;
+COMMENT ON VIEW v_trades IS 'Closed trades with their entry and exit reasons, the session''s venue and strategy';
+COMMENT ON COLUMN v_trades.minutes_held IS 'exit_time - entry_time in minutes';
+COMMENT ON COLUMN v_trades.entry_value IS 'qty * entry_price (quote currency)';
+COMMENT ON COLUMN v_trades.won IS 'net_pnl > 0 (after fees), as the win rate counts it (R1.3)';
+COMMENT ON COLUMN v_trades.exit_kind IS 'signal | stop | target | emergency | end';
+COMMENT ON COLUMN v_trades.exit_code IS 'the exit''s reason code (EXIT, STOP, TAKE_PROFIT, TIME_EXIT, PROTECT...)';
+
+CREATE VIEW v_daily_pnl AS
+SELECT CAST(timezone('UTC', t.exit_time) AS DATE) AS day, coalesce(t.mode, s.mode) AS mode,
+       count(DISTINCT t.session_id) AS sessions, count(*) AS trades,
+       count(*) FILTER (WHERE t.net_pnl > 0) AS wins,
+       count(*) FILTER (WHERE t.net_pnl > 0) / count(*) AS win_rate,
+       sum(t.gross_pnl) AS gross_pnl, sum(t.fees) AS fees, sum(t.net_pnl) AS net_pnl,
+       max(t.net_pnl) AS best_trade, min(t.net_pnl) AS worst_trade
+FROM trades AS t
+LEFT JOIN sessions AS s ON s.id = t.session_id
+WHERE t.exit_time IS NOT NULL
+GROUP BY ALL;
+COMMENT ON VIEW v_daily_pnl IS 'Realized P&L of closed trades per UTC day (the day they closed) and mode';
+COMMENT ON COLUMN v_daily_pnl.day IS 'UTC date of exit_time (market time for backtests and sandbox sessions)';
+COMMENT ON COLUMN v_daily_pnl.win_rate IS 'wins / trades (R1.3)';
+
+-- A remainder worth under 5 (Binance's minimum order value, so it cannot be sold) is dust, not a position.
+CREATE VIEW v_open_positions AS
+WITH f AS (
+    SELECT s.mode, s.venue, f.symbol, f.ts, f.fill_id, f.side, f.qty, f.price,
+           -- fee is valued in quote at the fill's price; charged in the coin, it took fee / price of it (R9.1)
+           CASE WHEN f.side = 'buy' THEN f.qty - CASE WHEN starts_with(f.symbol, coalesce(f.fee_asset, '~'))
+                                                      THEN coalesce(f.fee, 0.0) / f.price ELSE 0.0 END
+                ELSE -f.qty END AS delta
+    FROM fills AS f
+    JOIN sessions AS s ON s.id = f.session_id
+    WHERE s.venue IS NOT NULL
+), held AS (
+    SELECT *, sum(delta) OVER w AS held_after
+    FROM f
+    WINDOW w AS (PARTITION BY mode, venue, symbol ORDER BY ts, fill_id ROWS UNBOUNDED PRECEDING)
+), lots AS (
+    SELECT *, sum(CASE WHEN side = 'buy' AND (held_after - delta) * price < 5 THEN 1 ELSE 0 END) OVER w AS lot
+    FROM held
+    WINDOW w AS (PARTITION BY mode, venue, symbol ORDER BY ts, fill_id ROWS UNBOUNDED PRECEDING)
+), positions AS (
+    SELECT mode, venue, symbol, sum(delta) AS qty, max(ts) AS last_fill_at,
+           arg_max(price, epoch_us(ts)) AS last_fill_price, max(lot) AS lot
+    FROM lots
+    GROUP BY ALL
+), entries AS (
+    SELECT l.mode, l.venue, l.symbol, min(l.ts) AS opened_at, sum(l.qty * l.price) / sum(l.qty) AS avg_entry_price
+    FROM lots AS l
+    JOIN positions AS p ON p.mode = l.mode AND p.venue = l.venue AND p.symbol = l.symbol AND p.lot = l.lot
+    WHERE l.side = 'buy'
+    GROUP BY ALL
+), latest AS (
+    SELECT mode, venue, arg_max(id, started_at) AS session_id, arg_max(status, started_at) AS session_status
+    FROM sessions
+    WHERE venue IS NOT NULL
+    GROUP BY ALL
+), stops AS (
+    SELECT session_id, symbol, arg_max(stop_price, updated_at) AS stop_price
+    FROM orders
+    WHERE tag = 'stop' AND status IN ('submitted', 'accepted', 'partially_filled')
+    GROUP BY ALL
+)
+SELECT p.mode, p.venue, p.symbol, p.qty, e.avg_entry_price, p.qty * e.avg_entry_price AS entry_value, e.opened_at,
+       p.last_fill_at, p.last_fill_price, st.stop_price, l.session_id, l.session_status
+FROM positions AS p
+JOIN entries AS e ON e.mode = p.mode AND e.venue = p.venue AND e.symbol = p.symbol
+LEFT JOIN latest AS l ON l.mode = p.mode AND l.venue = p.venue
+LEFT JOIN stops AS st ON st.session_id = l.session_id AND st.symbol = p.symbol
+WHERE p.qty * e.avg_entry_price >= 5;
+COMMENT ON VIEW v_open_positions IS 'What Rampart holds per exchange account by its fills, with the working stop';
+COMMENT ON COLUMN v_open_positions.qty IS 'base units: buys (less fees paid in the coin) minus sells, all sessions';
+COMMENT ON COLUMN v_open_positions.avg_entry_price IS 'average price of the buys since the position was last flat';
+COMMENT ON COLUMN v_open_positions.opened_at IS 'the first buy since the position was last flat';
+COMMENT ON COLUMN v_open_positions.stop_price IS 'the working protective stop of the venue''s latest session';
+COMMENT ON COLUMN v_open_positions.session_id IS 'the latest session on this venue and mode';
+
+CREATE VIEW v_decisions AS
+SELECT d.session_id, s.mode, d.decision_id, d.ts, d.symbol, d.kind, d.action, d.code, d.reason,
+       json_extract_string(d.details, '$.denied') AS denied_because,
+       json_extract_string(d.details, '$.signal_code') AS signal_code,
+       json_extract_string(d.details, '$.state') AS trading_state,
+       TRY_CAST(json_extract_string(d.details, '$.market.price') AS DOUBLE) AS price,
+       TRY_CAST(json_extract_string(d.details, '$.market.spread_bps') AS DOUBLE) AS spread_bps,
+       TRY_CAST(json_extract_string(d.details, '$.stop') AS DOUBLE) AS stop,
+       TRY_CAST(json_extract_string(d.details, '$.sizing.qty') AS DOUBLE) AS sized_qty,
+       json_extract_string(d.details, '$.sizing.binding') AS sizing_binding,
+       CAST(coalesce(json_array_length(d.details, '$.checks'), 0) AS INTEGER) AS checks,
+       coalesce((SELECT list(c.value ->> 'check' ORDER BY TRY_CAST(c.key AS INTEGER))
+                 FROM json_each(d.details, '$.checks') AS c WHERE c.value ->> 'result' = 'fail'),
+                CAST([] AS VARCHAR[])) AS failed_checks,
+       d.details
+FROM decisions AS d
+LEFT JOIN sessions AS s ON s.id = d.session_id;
+COMMENT ON VIEW v_decisions IS 'Every decision (signals sent or refused, automatic actions, fills, trades), key facts';
+COMMENT ON COLUMN v_decisions.kind IS 'order (sent) | denied (refused) | action (automatic) | execution | fill | trade';
+COMMENT ON COLUMN v_decisions.denied_because IS 'why a refused signal was refused';
+COMMENT ON COLUMN v_decisions.trading_state IS 'ACTIVE | SAFE_MODE | HALTED when it was decided';
+COMMENT ON COLUMN v_decisions.price IS 'the close the signal was decided on';
+COMMENT ON COLUMN v_decisions.spread_bps IS 'the spread at decision time (live)';
+COMMENT ON COLUMN v_decisions.sized_qty IS 'the quantity sizing gave (sent orders)';
+COMMENT ON COLUMN v_decisions.sizing_binding IS 'which limit set the size (risk, exposure_cap, cash...)';
+COMMENT ON COLUMN v_decisions.checks IS 'risk checks run (see v_decision_checks)';
+COMMENT ON COLUMN v_decisions.failed_checks IS 'names of the checks that failed, in order';
+
+CREATE VIEW v_decision_checks AS
+SELECT d.session_id, s.mode, d.decision_id, d.ts, d.symbol, d.kind, d.action, d.code, d.reason,
+       TRY_CAST(c.key AS INTEGER) + 1 AS check_no, c.value ->> 'check' AS check_name, c.value ->> 'result' AS result,
+       c.value AS check_details
+FROM decisions AS d
+LEFT JOIN sessions AS s ON s.id = d.session_id,
+     json_each(d.details, '$.checks') AS c;
+COMMENT ON VIEW v_decision_checks IS 'One row per risk check of a decision (R3.5), check_no in the order they ran';
+COMMENT ON COLUMN v_decision_checks.result IS 'pass | fail | off';
+COMMENT ON COLUMN v_decision_checks.check_details IS 'the check''s inputs and limits (JSON)';
+
+CREATE VIEW v_alerts AS
+SELECT a.alert_id, a.ts, a.session_id, s.mode, s.venue, s.strategy, a.rule, a.severity, a.code, a.reason, a.evidence,
+       n.status AS notification_status, n.delivered_at
+FROM alerts AS a
+LEFT JOIN sessions AS s ON s.id = a.session_id
+LEFT JOIN notifications AS n ON n.notification_id = 'alert:' || a.alert_id;
+COMMENT ON VIEW v_alerts IS 'Alerts (R3.4) with their session and their notification';
+COMMENT ON VIEW v_session_summary IS 'One row per session: mode, strategy, status, trades, net P&L, win rate';
+COMMENT ON COLUMN v_alerts.notification_status IS 'pending | delivered | logged | failed (NULL: shared another''s)';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _V1_CORE_TABLES),
     Migration(2, "indexes and session summary view", _V2_INDEXES_AND_SUMMARY),
@@ -345,6 +484,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "trade exit codes", _V5_TRADE_EXIT_CODE),
     Migration(6, "crashed sessions and session owners", _V6_SESSION_CRASHED),
     Migration(7, "gate evidence", _V7_GATE_EVIDENCE),
+    Migration(8, "operator views", _V8_OPERATOR_VIEWS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

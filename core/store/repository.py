@@ -32,7 +32,7 @@ import polars as pl
 
 from core.errors import StoreError
 from core.events import Event
-from core.store.db import DEFAULT_LOCK_TIMEOUT_S, connect, unit_of_work
+from core.store.db import DEFAULT_LOCK_TIMEOUT_S, close, connect, unit_of_work
 from core.store.liveness import owner_alive, owner_token
 from core.store.migrations import current_version, migrate
 
@@ -309,7 +309,7 @@ class Store:
             migrate(conn)
             self._schema = _read_schema(conn)
         finally:
-            conn.close()
+            close(conn)
         self._ready = True
 
     def _columns(self) -> _Schema:
