@@ -18,9 +18,9 @@ from pathlib import Path
 from core.config import Settings, load_settings
 from core.config.security import OperatorConfig
 from core.control.auth import hash_token
+from core.live.forward import forward_state_path
 from core.live.session import LiveOptions, LiveSession, summary_text
 from core.market.candles import base_asset, symbol_to_ccxt
-from core.live.forward import forward_state_path
 from core.node import open_forward, open_live
 from core.redact import install_log_redaction, register_secret
 from core.reporting.paper_report import format_verdict

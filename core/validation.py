@@ -8,7 +8,7 @@ the session, its rows and the gate record are written in one transaction each, s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,10 +100,10 @@ def check_market(sets: list[CandleSet]) -> list[DataProblem]:
 
 
 def run_session(sets: list[CandleSet], settings: Settings, mode: Mode = Mode.PAPER,
-                session_id: str | None = None) -> SessionResult:
+                session_id: str | None = None, progress: Callable[[int, int], None] | None = None) -> SessionResult:
     """Align the symbols on one timeline and run the paper session."""
     aligned = align(sets) if len(sets) > 1 else sets
-    return run_paper_session(aligned, settings, mode, session_id)
+    return run_paper_session(aligned, settings, mode, session_id, progress=progress)
 
 
 def evaluate(result: SessionResult | None, settings: Settings, problems: Sequence[DataProblem],
@@ -159,8 +159,10 @@ def _notify_gate(store: Store, session_id: str, verdict: GateVerdict, metrics: M
 
 
 def run_paper_validation(settings: Settings, source: str | Sequence[str | Path], *, days: float | None = None,
-                         seed: int = 7, store: Store | None = None) -> ValidationOutcome:
-    """The whole cycle for the CLI (the flow runs the same steps as tasks). Raises only on bad input."""
+                         seed: int = 7, store: Store | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> ValidationOutcome:
+    """The whole cycle for the CLI (the flow runs the same steps as tasks). Raises only on bad input.
+    ``progress``: told (bars done, bars in all) while the session runs."""
     store = store or Store(settings.db_path)
     chash = config_hash(settings)
     sets = load_market(source, settings, days=days, seed=seed)
@@ -170,7 +172,7 @@ def run_paper_validation(settings: Settings, source: str | Sequence[str | Path],
     problems = check_market(sets)
     for p in problems:
         log.error("data-quality problem, session %s: %s", session_id, p)
-    result = None if problems else run_session(sets, settings, Mode.PAPER, session_id)
+    result = None if problems else run_session(sets, settings, Mode.PAPER, session_id, progress)
     for err in result.errors if result else []:
         log.error("paper session %s error: %s", session_id, err)
     metrics, verdict = evaluate(result, settings, problems, chash)
