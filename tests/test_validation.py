@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,4 +107,4 @@ def test_a_long_paper_run_reports_its_progress_to_the_end(tmp_path: Path) -> Non
     out = run_paper_validation(settings, "synthetic", days=200, seed=3, progress=lambda d, t: seen.append((d, t)))
     bars = out.result.ts if out.result is not None else []
     assert len(seen) == -(-len(bars) // PROGRESS_CHUNK) >= 2  # a report every chunk of bars
-    assert seen[-1] == (len(bars), len(bars)) and all(a[0] < b[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] == (len(bars), len(bars)) and all(a[0] < b[0] for a, b in itertools.pairwise(seen))
