@@ -44,6 +44,7 @@ def open_live(settings: Settings, venue: Venue | None = None, options: LiveOptio
     ex = settings.exchange
     budget = RequestBudget(ex.weight_limit, ex.max_weight_share, budget_path(settings.data_dir))  # R9.5
     broker = CcxtBroker(client, budget=budget, unknown_outcome_s=ex.unknown_outcome_s)
+    broker.entry_limit_bps = ex.entry_limit_bps
     session = LiveSession(settings, venue, broker, keys, options, state_path=state_path)
     # Preflight before the observers exist: a refused start writes nothing (no database, no audit key, no log).
     # Its exchange calls are kept and shown to the observers once attached, so the audit journal still records

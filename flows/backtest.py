@@ -1,7 +1,5 @@
 """Backtest flow: the same engine and steps as paper validation, without the gate (mode=backtest)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

@@ -2,8 +2,6 @@
 backtest's candles from DATA_DIR/candles, then the exchange's public klines), write JSON/CSV/PDF under
 data/reports/YYYY-MM-DD/, publish it as an artifact and announce it."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 from prefect import flow

@@ -5,8 +5,6 @@ that leaves the account flat ends the run Completed; one that could not (within 
 named "Not flat", with what is left as the message: run it again (always safe) or act on the exchange.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

@@ -5,8 +5,6 @@
 A judged record that fails the gate ends the run Failed ("Gate failed", the reasons as the message); a record too
 short to judge yet ends Completed with status ``short`` (or ``none``)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

@@ -1,7 +1,5 @@
 """Live session flow (SPEC R2): preflight → reconcile → trade at the first rung until stopped → summary."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

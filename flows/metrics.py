@@ -2,8 +2,6 @@
 
 Scheduled every 900 s by the ``metrics`` deployment in prefect.yaml."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

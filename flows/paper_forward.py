@@ -1,7 +1,5 @@
 """Forward paper flow (R1.6): the live loop on the exchange's public data with simulated fills, until stopped."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

@@ -6,8 +6,6 @@ Called from Python, a failed gate raises ``tasks.artifacts.RunFailed`` carrying 
 ``return_state=True`` to get the state instead.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from prefect import flow

@@ -12,8 +12,6 @@ stored by Rampart). An answer without a valid token is refused, recorded as an e
 for another answer, with the refusal shown above the form.
 """
 
-from __future__ import annotations
-
 import itertools
 import math
 import time

@@ -126,7 +126,7 @@ def test_each_rule_is_quiet_in_normal_trading(normal: Rig, code: str) -> None:
 def test_slippage_far_above_the_model_alerts_once_per_episode(tmp_path: Path, creds: None) -> None:
     btc = [BTC, BTC * 1.01, BTC * 1.01, BTC * 1.01, BTC * 1.02, BTC * 1.02, BTC * 1.02]
     settings = settings_for(tmp_path, breakers=CALM_BREAKERS)
-    with sandbox(btc, [ETH] * 7) as server:
+    with sandbox(btc, [ETH] * 7, order_lists=False) as server:  # a market entry (no IOC limit)
         rig = Rig(server, settings)
         rig.bar(BTCUSDT=enter(0.10))  # decided at 40,000; the market order fills at the next candle, 40,400
         rig.bar()

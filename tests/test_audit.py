@@ -103,7 +103,8 @@ def test_a_live_session_journals_each_credential_use_order_fill_and_state_change
     uses = [r["data"] for r in recs if r["kind"] == "credential_use"]
     assert {u["key_id"] for u in uses} == {"…" + DEMO_API_KEY[-4:]}
     endpoints = {u["endpoint"] for u in uses}
-    assert {"fetch_balance", "create_order", "fetch_open_orders", "cancel_order"} <= endpoints
+    assert {"fetch_balance", "fetch_open_orders"} <= endpoints
+    assert endpoints & {"create_order", "create_order_list"} and endpoints & {"cancel_order", "cancel_replace"}
     assert not endpoints & {"fetch_ohlcv", "fetch_time", "load_markets"}  # public calls use no key
     store = Store(settings.db_path)
     sid = next(r["data"]["session_id"] for r in recs if r["kind"] == "session_end")

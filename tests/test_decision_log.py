@@ -17,9 +17,11 @@ import pytest
 
 from core.domain import Signal
 from core.monitoring.decision_log import decision_log_path, explain_trade
+from core.sandbox.config import DEMO_API_KEY, DEMO_API_SECRET
 from core.store import Store
 from tests.sandbox_rig import BTC, ETH, Cue, Rig, enter, leave, sandbox, settings_for
 
+DEMO = (DEMO_API_KEY, DEMO_API_SECRET)
 CHECKS = ["allow_list", "trading_state", "breakers", "latency", "correlation", "stop", "volatility", "exposure_cap",
           "cash", "lot_step", "min_notional"]
 
@@ -47,7 +49,7 @@ def the_trade(rig: Rig) -> dict[str, Any]:
 def test_one_trade_is_explained_by_its_rows_from_signal_to_exit(tmp_path: Path, creds: None) -> None:
     settings = settings_for(tmp_path)
     btc = [BTC, BTC, BTC * 1.01, BTC * 1.01, BTC * 1.01]
-    with sandbox(btc, [ETH] * 5) as server:
+    with sandbox(btc, [ETH] * 5, order_lists=False) as server:  # single orders: one request each
         rig = Rig(server, settings)
         rig.bar(BTCUSDT=sma_entry(40_010.5, 39_990.25), ETHUSDT=enter(0.04, "no room left"))
         rig.bar()
@@ -140,7 +142,7 @@ def test_one_trade_is_explained_by_its_rows_from_signal_to_exit(tmp_path: Path, 
 def test_a_protective_stop_exit_is_measured_against_its_trigger(tmp_path: Path, creds: None) -> None:
     btc = [BTC, BTC, BTC, BTC * 0.9575, BTC * 0.9575, BTC * 0.9575]  # through the 38,400 stop, above its limit
     settings = settings_for(tmp_path)
-    with sandbox(btc, [ETH] * 6) as server:
+    with sandbox(btc, [ETH] * 6, order_lists=False) as server:
         rig = Rig(server, settings)
         rig.bar(BTCUSDT=enter(0.04))
         rig.bar()  # booked; the stop goes on the exchange
@@ -161,3 +163,54 @@ def test_a_protective_stop_exit_is_measured_against_its_trigger(tmp_path: Path, 
     assert closed["code"] == "EXIT_STOP" and closed["details"]["exit_reason"] == trade["exit_reason"]
     assert "protective stop 38400.00 hit" in closed["reason"]
     assert closed["details"]["exit_client_order_id"] == f["client_order_id"] == params["newClientOrderId"]
+
+
+@pytest.mark.req("R3.5")
+@pytest.mark.req("R9.3")
+def test_with_order_lists_the_log_shows_the_entry_list_and_the_exit_replacing_the_stop(
+        tmp_path: Path, creds: None) -> None:
+    settings = settings_for(tmp_path)
+    btc = [BTC, BTC, BTC * 1.001, BTC * 1.001, BTC * 1.001]
+    with sandbox(btc, [ETH] * 5) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar()
+        rig.bar(BTCUSDT=leave("done"))
+        rig.bar()
+        rig.stop()
+    trade = the_trade(rig)
+    story = explain_trade(Store(settings.db_path), rig.session.session_id, trade["trade_id"])
+    assert [(r["kind"], r["action"]) for r in story] == [
+        ("order", "enter"), ("execution", "create_order_list"), ("fill", "buy"),
+        ("order", "exit"), ("execution", "cancel_replace"), ("fill", "sell"), ("trade", "close")]
+    _, listed, _, exit_signal, replaced, _, _ = story
+    entry_cid = listed["details"]["client_order_id"]
+    params = listed["details"]["request"]["params"]
+    assert params["workingType"] == "LIMIT" and params["workingTimeInForce"] == "IOC"
+    assert params["pendingType"] == "STOP_LOSS_LIMIT" and float(params["pendingStopPrice"]) == 38_400.0
+    reports = {o["clientOrderId"]: o for o in listed["details"]["response"]["orders"]}
+    assert reports[entry_cid]["status"] == "FILLED" and reports[params["pendingClientOrderId"]]["status"] in (
+        "PENDING_NEW", "NEW")
+    exit_cid = exit_signal["details"]["order"]["client_order_id"]
+    request = replaced["details"]["request"]["params"]
+    assert request["newClientOrderId"] == exit_cid and request["cancelOrigClientOrderId"] == params[
+        "pendingClientOrderId"] and request["cancelReplaceMode"] == "STOP_ON_FAILURE"
+    assert {o["status"] for o in replaced["details"]["response"]["orders"]} == {"CANCELED", "FILLED"}
+
+
+@pytest.mark.req("R9.3")
+def test_an_entry_list_whose_price_ran_away_does_not_fill_and_leaves_nothing_open(tmp_path: Path,
+                                                                                  creds: None) -> None:
+    """The working buy is a limit IOC at most 0.5 % above the decision close: a market 1 % away is not chased."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC, BTC * 1.01, BTC * 1.01], [ETH] * 3) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))  # decided at 40,000; the market opens the next candle at 40,400
+        rig.bar()
+        held = server.client(*DEMO).fetch_balance()["total"].get("BTC", 0.0)
+        open_orders = server.client(*DEMO).fetch_open_orders("BTC/USDT")
+        rig.stop()
+    assert held == 0.0 and open_orders == [] and rig.engine.portfolio.positions == {}
+    orders = Store(settings.db_path).query("select tag, status from orders where session_id = ?",
+                                           [rig.session.session_id]).rows()
+    assert sorted(orders) == [("entry", "expired"), ("stop", "expired")]

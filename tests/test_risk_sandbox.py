@@ -112,7 +112,8 @@ def test_daily_loss_limit_on_the_sandbox_sets_safe_mode_exits_still_fill_and_a_r
     started = by_code(second.events(), "SESSION_STARTED")["message"][0]
     assert "state SAFE_MODE" in started
     assert_logged(second)
-    assert [o["side"] for o in orders if o["type"] == "market"] == ["buy", "sell"]  # no ETH, no second BTC buy
+    # the entry (a limit IOC in an order list) and the exit: no ETH, no second BTC buy
+    assert [o["side"] for o in orders if o["info"]["type"] in ("MARKET", "LIMIT")] == ["buy", "sell"]
     state = json.loads((settings.data_dir / "live" / "state.json").read_text())
     assert state["trading_state"] == "SAFE_MODE"
 
@@ -390,7 +391,7 @@ def test_correlation_0_8_with_btc_held_blocks_an_eth_entry_on_the_sandbox_while_
         # the correlated paths move ~0.5 % a bar and a market order fills at the next candle's price: that is
         # slippage against the decision close, which must not trip the slippage breaker in this scenario
         settings = settings_for(tmp_path / str(rho), risk={"corr_window": corr_window},
-                                breakers={"slippage_bps": 1000})
+                                breakers={"slippage_bps": 1000}, exchange={"entry_limit_bps": 500})
         with scripted_sandbox(btc, eth, history - 1) as server:
             rig = Rig(server, settings)
             rig.bar(BTCUSDT=enter(0.20))  # 20 % stops: 50 USDT each, both well inside the 200 USDT cap

@@ -28,5 +28,8 @@ class ExchangeConfig(BaseModel):
                                     "exchange's request weight per minute (orders and cancels may use the rest)")
     weight_limit: int = Field(6_000, ge=10, le=1_000_000, description="the exchange's request weight per minute "
                               "(Binance spot: 6,000)")
+    entry_limit_bps: float = Field(50.0, ge=1, le=1_000, description="R9.3: where an entry carries its stop in an "
+                                   "order list, its buy is a limit IOC at most this far above the decision close: "
+                                   "a market that ran further is not chased (the entry expires, nothing opens)")
     unknown_outcome_s: float = Field(60.0, ge=1, le=3_600, description="R9.4: how long an order whose outcome is "
                                      "unknown is asked for before it counts as never arrived (nothing is re-sent)")

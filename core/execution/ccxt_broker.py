@@ -129,6 +129,7 @@ class CcxtBroker:
         self._prices: dict[str, tuple[float, float]] = {}  # fee asset -> (USDT price, when read)
         self.support: dict[str, ListSupport] = {}  # symbol -> the order lists its market takes (R9.3)
         self.taker_rate = 0.001  # the account's taker commission (an OTO stop's quantity leaves room for it)
+        self.entry_limit_bps = order_lists.ENTRY_LIMIT_BPS  # an entry list's IOC limit above the decision close
         self._pending: dict[str, Order] = {}  # entry client id -> its stop, pending on the exchange
         self._lock = threading.Lock()  # one request at a time: credentials change only between requests (R8.3)
 
@@ -307,7 +308,7 @@ class CcxtBroker:
         is asked for by the entry's client id, as ``send`` does."""
         support = self.support.get(entry.symbol, ListSupport())
         params = order_lists.entry_params(entry, stop, inst, self._refs.get(entry.client_order_id, 0.0), support,
-                                          self.taker_rate)
+                                          self.taker_rate, self.entry_limit_bps)
         place = self.client.privatePostOrderListOpo if support.opo else self.client.privatePostOrderListOto
         try:
             response: dict[str, Any] = self.call("create_order_list", place, params)

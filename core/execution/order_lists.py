@@ -28,7 +28,7 @@ from core.market.candles import symbol_to_ccxt
 if TYPE_CHECKING:
     from core.execution.book import Book
 
-ENTRY_LIMIT_BPS = 50.0  # the entry's IOC limit sits this far above the decision close
+ENTRY_LIMIT_BPS = 50.0  # the entry's IOC limit sits this far above the decision close (exchange.entry_limit_bps)
 STOP_LIMIT_OFFSET = 0.005  # a stop's limit price sits 0.5 % under its trigger so a fast market still fills it
 OPEN_STATUSES = ("open", "NEW", "PENDING_NEW", "PARTIALLY_FILLED")
 
@@ -70,9 +70,9 @@ def ceil_to(value: float, step: float) -> float:
 
 
 def entry_params(entry: Order, stop: Order, inst: Instrument, decision_close: float, support: ListSupport,
-                 taker_rate: float) -> dict[str, Any]:
+                 taker_rate: float, limit_bps: float = ENTRY_LIMIT_BPS) -> dict[str, Any]:
     """The order-list request for ``entry`` (a buy) with ``stop`` (its protective stop) pending on it."""
-    limit = ceil_to(decision_close * (1 + ENTRY_LIMIT_BPS / 10_000), inst.tick_size)
+    limit = ceil_to(decision_close * (1 + limit_bps / 10_000), inst.tick_size)
     trigger = stop.stop_price or 0.0
     params: dict[str, Any] = {
         "symbol": entry.symbol, "listClientOrderId": f"{entry.client_order_id}L"[-36:], "newOrderRespType": "FULL",

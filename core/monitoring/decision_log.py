@@ -48,7 +48,8 @@ from core.store import trading as trading_repo
 if TYPE_CHECKING:
     from core.view import SessionView
 
-LOGGED_CALLS = ("create_order", "cancel_order")
+LOGGED_CALLS = ("create_order", "cancel_order", "create_order_list", "cancel_replace")
+ORDER_CALLS = ("create_order", "create_order_list", "cancel_replace")  # calls that place an order
 BOOK_DEPTH = 5  # Binance's lightest order-book request
 DECISION_SCHEMA: dict[str, Any] = {
     "session_id": pl.String, "decision_id": pl.String, "ts": pl.Datetime("us", "UTC"), "symbol": pl.String,
@@ -133,8 +134,12 @@ class DecisionLog:
     def _execution(self, rec: CallRecord) -> dict[str, Any]:
         """An order sent or cancelled: request, response (or error), latency."""
         params = next((a for a in rec.args if isinstance(a, dict)), {}) | rec.kwargs.get("params", {})
-        cid = params.get("newClientOrderId") or params.get("origClientOrderId")
-        if rec.what == "create_order":
+        cid = (params.get("newClientOrderId") or params.get("workingClientOrderId")
+               or params.get("origClientOrderId"))
+        if rec.what in ("create_order_list", "cancel_replace"):  # Binance's own parameters, as sent
+            request = {"symbol": params.get("symbol"), "params": dict(params)}
+            symbol = str(params.get("symbol") or "")
+        elif rec.what == "create_order":
             names = ("symbol", "type", "side", "amount", "price")
             request = {n: v for n, v in zip(names, rec.args, strict=False) if not isinstance(v, dict)}
             symbol = str(request.get("symbol") or "")
@@ -145,11 +150,15 @@ class DecisionLog:
         request["params"] = params
         response = _response(rec.result) if rec.error is None else None
         ok = rec.error is None
-        verb = "order" if rec.what == "create_order" else "cancel"
+        verb = "order" if rec.what in ORDER_CALLS else "cancel"
         code = {("order", True): "ORDER_SENT", ("order", False): "ORDER_FAILED", ("cancel", True): "ORDER_CANCELED",
                 ("cancel", False): "CANCEL_FAILED"}[(verb, ok)]
-        outcome = (f"{response.get('status')}, filled {response.get('filled')} at {response.get('average')}"
-                   if response else f"failed: {rec.error}")
+        if response and "orders" in response:
+            outcome = "; ".join(f"{o.get('clientOrderId')} {o.get('type')} {o.get('status')} filled "
+                                f"{o.get('executedQty')}" for o in response["orders"])
+        else:
+            outcome = (f"{response.get('status')}, filled {response.get('filled')} at {response.get('average')}"
+                       if response else f"failed: {rec.error}")
         reason = f"{rec.what} {cid}: {outcome} in {rec.latency_s * 1000:.0f} ms"
         details = {"client_order_id": cid, "request": request, "response": response, "error": rec.error,
                    "latency_s": round(rec.latency_s, 6),
@@ -216,9 +225,17 @@ def _engine_rows(decisions: pl.DataFrame | None) -> list[dict[str, Any]]:
 
 
 def _response(result: Any) -> dict[str, Any] | None:
-    """The parts of ccxt's parsed order that explain an execution."""
+    """The parts of ccxt's parsed order that explain an execution (an order list's or a cancel-replace's raw
+    Binance answer: each order's report)."""
     if not isinstance(result, dict):
         return None
+    if "orderReports" in result or "newOrderResponse" in result:
+        reports = result.get("orderReports") or [r for r in (result.get("cancelResponse"),
+                                                              result.get("newOrderResponse")) if r]
+        keys: tuple[str, ...] = ("clientOrderId", "orderId", "status", "type", "side", "origQty", "executedQty",
+                                 "price", "stopPrice", "cummulativeQuoteQty")
+        return {"orders": [{k: r.get(k) for k in keys if r.get(k) is not None} for r in reports
+                           if isinstance(r, dict)], "listStatusType": result.get("listStatusType")}
     keys = ("id", "clientOrderId", "status", "type", "side", "amount", "filled", "remaining", "average", "price",
             "cost", "fee", "fees", "timestamp", "stopPrice")
     out = {k: result.get(k) for k in keys if result.get(k) is not None}
