@@ -20,7 +20,7 @@ from core.config import Settings
 from core.domain import Instrument
 from core.errors import AuthenticationError, ExchangeError, RampartError
 from core.events import AccountChecked
-from core.execution.ccxt_broker import CcxtBroker
+from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.gate import go_live
 from core.live.account_check import check_account
 from core.scaling.symbols import unapproved_symbols
@@ -87,11 +87,21 @@ def preflight(settings: Settings, venue: Venue, broker: CcxtBroker, store: Store
 
 
 def clock_skew_ms(broker: CcxtBroker) -> int:
-    """The exchange's clock minus ours, in ms, measured against the middle of the request."""
-    before = time.time()
-    server = broker.read("fetch_time", broker.client.fetch_time)
-    after = time.time()
-    return int(server) - int((before + after) / 2 * 1000)
+    """The exchange's clock minus ours, in ms, measured against the middle of the request that answered — not of
+    the whole read, which may have waited out a back-off or retried first."""
+    answered: list[CallRecord] = []
+
+    def note(record: CallRecord) -> None:
+        if record.what == "fetch_time" and record.error is None:
+            answered.append(record)
+
+    broker.listeners.append(note)
+    try:
+        server = broker.read("fetch_time", broker.client.fetch_time)
+    finally:
+        broker.listeners.remove(note)
+    middle = answered[-1].started + answered[-1].latency_s / 2 if answered else time.time()
+    return int(server) - int(middle * 1000)
 
 
 def skew_problem(skew: int, limit: int) -> str:

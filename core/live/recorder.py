@@ -35,6 +35,7 @@ class Recorder:
         self.mode = Mode.LIVE  # what its trades are tagged; forward paper: PAPER
         self.keeps_cash = False  # forward paper: the simulated cash lives in the state file
         self._written: dict[str, int] = {}
+        self._restarted = True  # until the first flush after a restart: fills a dead session stored are not re-written
         self._order_marks: dict[str, tuple[str, float]] = {}
 
     def journal(self, order: Order) -> None:
@@ -67,9 +68,32 @@ class Recorder:
             self._order_marks.update({o.client_order_id: (o.status, o.filled_qty) for o in changed})
         if "trades" in new:
             new["trades"] = new["trades"].with_columns(pl.lit(self.mode.value).alias("mode"))
+        if self._restarted and ("fills" in new or "trades" in new):
+            self._drop_stored(new)
         self.store.append_many(new)
         self.save(engine)
         return new
+
+    def _drop_stored(self, new: dict[str, pl.DataFrame]) -> None:
+        """A session killed between writing its rows and saving its state leaves fills the restart books again
+        (reconciliation finds them filled): they are the same fills (same fill ids), and the trades they closed the
+        same trades; stored once, not twice."""
+        self._restarted = False
+        fills = new.get("fills")
+        if fills is not None and fills.height:
+            ids = fills["fill_id"].to_list()
+            marks = ", ".join("?" * len(ids))
+            stored = set(self.store.query(f"select fill_id from fills where fill_id in ({marks})", ids)["fill_id"])
+            if stored:
+                new["fills"] = fills.filter(~pl.col("fill_id").is_in(list(stored)))
+        trades = new.get("trades")
+        if trades is not None and trades.height:
+            keys = self.store.query("select symbol, exit_time, qty from trades where exit_time >= ?",
+                                    [trades["exit_time"].min()])
+            known = {(r[0], r[1], round(float(r[2]), 10)) for r in keys.iter_rows()}
+            keep = [(r["symbol"], r["exit_time"], round(float(r["qty"]), 10)) not in known
+                    for r in trades.iter_rows(named=True)]
+            new["trades"] = trades.filter(pl.Series(keep, dtype=pl.Boolean))
 
     def save(self, engine: Engine) -> None:
         """The state file from the engine: trading state, risk state, positions, working orders."""

@@ -23,10 +23,19 @@ from typing import Any
 from core.build import Sizing, build_engine, config_hash, history_bars, new_session_id
 from core.config import Settings
 from core.config.ladder import rung
-from core.domain import Instrument, Mode, OrderTag, TradingState
+from core.domain import Instrument, Mode, OrderTag, Side, TradingState
 from core.engine import Engine
 from core.errors import ExchangeError, RampartError, RateLimited, TradingHalted
-from core.events import AccountChecked, ClockResynced, Event, EventCode, Problem, SessionStarted, SessionStopped
+from core.events import (
+    AccountChecked,
+    ClockResynced,
+    Event,
+    EventCode,
+    Problem,
+    Reconciled,
+    SessionStarted,
+    SessionStopped,
+)
 from core.execution.ccxt_broker import CallRecord, CcxtBroker
 from core.live.feed import ExchangeFeed
 from core.live.inbox import Inbox
@@ -205,7 +214,8 @@ class LiveSession:
         for sym in self.symbols:
             engine.restore(report.positions.get(sym), report.orders.get(sym, []), sym,
                            known=[o for o, _ in report.fills.get(sym, [])])
-            fills = [f for _, f in report.fills.get(sym, [])]
+            # in the order they happened, a buy before a sell at the same time: an entry's fill, then its stop's
+            fills = sorted((f for _, f in report.fills.get(sym, [])), key=lambda f: (f.ts, f.side is not Side.BUY))
             if fills:
                 engine.book(sym, fills)
             if sym in report.repairs:
@@ -380,7 +390,14 @@ class LiveSession:
         if self.engine is not None:
             self.engine.collect_fills()
             self.recorder.save(self.engine)
-        report = reconcile(self.broker, self.state, self.symbols)
+        try:
+            report = reconcile(self.broker, self.state, self.symbols)
+        except ExchangeError as exc:  # a back-off or a failing exchange: compared again at the next occasion
+            self._reconciled -= 1
+            if self.engine is not None:
+                self.engine.emit(Event.of(EventCode.RECONCILE_INCOMPLETE, Reconciled(
+                    order=None, symbol=None, extra={"error": str(exc)[:300]})))
+            return
         for ev in report.events:
             if self.engine is not None and ev.code is not EventCode.ORDER_NEVER_SENT:
                 self.engine.emit(ev)
