@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -106,7 +107,7 @@ class Engine:
         """Bars [0, start) are history the strategies see but do not decide on; bars [start, end) are traded."""
         for book in self.books:
             book.fast_forward(start)
-        self.result.ts = self.books[0].ts[start:end] if self.books else []
+        self.result.ts = self.books[0].ts[start:end] if self.books else array("q")
         if self.progress is None:
             self.step_range(start, end)
             return
@@ -146,7 +147,7 @@ class Engine:
         n = len(self.books[0].ts) if self.books else 0
         for book in self.books:
             book.fast_forward(n)
-        self.result.ts = []
+        self.result.ts = array("q")
         self._start_ts = self.books[0].ts[-1] if n else None
 
     def restore(self, position: Position | None, orders: list[Order], symbol: str,

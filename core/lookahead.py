@@ -11,6 +11,7 @@ This is freqtrade's lookahead-analysis, on Rampart's engine.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,7 @@ def check_lookahead(settings: Settings, sets: list[CandleSet], checkpoints: int 
         return report
     decisions = _decisions(result.decisions)
     report.decisions = len(decisions)
-    ts = full.books[0].ts if full.books else []
+    ts: Sequence[int] = full.books[0].ts if full.books else []
     for k in _checkpoints(ts, decisions, full, checkpoints):
         cut = [CandleSet(cs.symbol, cs.timeframe, cs.frame.head(k + 1)) for cs in aligned]
         part, part_result = _run(settings, cut)
@@ -98,7 +99,7 @@ def _decisions(rows: list[dict[str, Any]]) -> list[tuple[int, str, str, str, str
             for d in rows if d["kind"] in ("order", "denied")]
 
 
-def _checkpoints(ts: list[int], decisions: list[tuple[int, str, str, str, str]], engine: Engine,
+def _checkpoints(ts: Sequence[int], decisions: list[tuple[int, str, str, str, str]], engine: Engine,
                  n: int) -> list[int]:
     """Bar indices to cut at: where decisions were taken (the first ones, then spread), and bars spread over the
     run after the warm-up; ascending, at most ``n``."""

@@ -5,6 +5,7 @@ so that a live node need not import paper validation and its reports)."""
 from __future__ import annotations
 
 import json
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,10 @@ class SessionResult:
     started_at: datetime
     ended_at: datetime | None = None
     final_equity: float = 0.0
-    ts: list[int] = field(default_factory=list)
-    equity: list[float] = field(default_factory=list)
-    cash: list[float] = field(default_factory=list)
+    # one value per bar, packed (a long replay holds millions)
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    equity: array[float] = field(default_factory=lambda: array("d"))
+    cash: array[float] = field(default_factory=lambda: array("d"))
     orders: list[Order] = field(default_factory=list)
     fills: list[OrderFilled] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)

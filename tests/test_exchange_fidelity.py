@@ -8,6 +8,7 @@ own Retry-After, in seconds, is waited in real time (and then only "nothing befo
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -152,6 +153,55 @@ def test_after_a_crash_between_the_fill_and_its_stop_the_restart_places_the_stop
             "SELECT tag FROM orders WHERE session_id = ? ORDER BY created_at", [second.session.session_id])
         assert sent["tag"].to_list()[:1] == ["stop"]
         second.stop()
+
+
+# --- R9.3: a session that stops leaves no position without its stop ----------------------------------------------
+@pytest.mark.req("R9.3")
+def test_a_stopping_session_places_a_missing_stop_before_it_exits(tmp_path: Path, creds: None) -> None:
+    """Every stop of the last bar was refused (-1008 twice: the placement and the protector's retry); the operator
+    stops the session before the next poll. It places the stop before it exits: the position is left protected."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=False) as server:
+        rig = Rig(server, settings)
+        inject(server, "busy", count=2, match={"type": "STOP_LOSS_LIMIT"})
+        rig.bar(BTCUSDT=enter(0.04))
+        assert stop_orders(server) == [] and held(server, "BTC") > 0  # unprotected when the stop arrives
+        assert rig.stop() == "ACTIVE"
+        (stop,) = stop_orders(server)
+        assert float(stop["amount"]) == pytest.approx(0.00499)
+    seen = codes(rig)
+    assert seen.index("PROTECTION_RESTORED") > seen.index("UNPROTECTED")
+    assert seen.index("PROTECTION_RESTORED") < seen.index("SESSION_STOPPED")
+
+
+@pytest.mark.req("R9.3")
+def test_a_stop_the_exchange_keeps_refusing_at_exit_is_an_alert_and_the_next_start_places_it(
+    tmp_path: Path, creds: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange refuses every stop until the session has gone: the session says so (UNPROTECTED, cause EXIT, an
+    alert; its summary shows NO STOP WORKING) and the next start places the stop before anything else."""
+    monkeypatch.setattr("core.live.session.EXIT_PROTECT_S", 1.0)
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=False) as server:
+        rig = Rig(server, settings)
+        inject(server, "busy", count=1000, match={"type": "STOP_LOSS_LIMIT"})
+        rig.bar(BTCUSDT=enter(0.04))
+        stopped = threading.Event()
+        stopped.set()
+        summary = rig.session.run(stopped)
+        assert stop_orders(server) == []
+        assert any("NO STOP WORKING" in line for line in summary.open_positions), summary.open_positions
+        httpx.delete(f"{server.url}/sandbox/inject").raise_for_status()
+        second = Rig(server, settings)
+        assert len(stop_orders(server)) == 1
+        second.stop()
+    events = Store(settings.db_path).query("SELECT code, details FROM events WHERE session_id = ?",
+                                           [rig.session.session_id])
+    exits = [json.loads(d) for c, d in events.rows() if c == "UNPROTECTED" and json.loads(d).get("cause") == "EXIT"]
+    assert [e["symbol"] for e in exits] == ["BTCUSDT"]
+    alerts = Store(settings.db_path).query("SELECT rule, code FROM alerts WHERE session_id = ?",
+                                           [rig.session.session_id]).rows()
+    assert ("protection", "UNPROTECTED") in alerts
 
 
 # --- R9.3: with order lists the stop rides on the entry; a crash cannot fall between them ------------------------

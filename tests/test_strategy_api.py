@@ -340,3 +340,47 @@ def test_a_poll_that_brings_several_closed_bars_decides_each_with_only_the_bars_
     assert [s[2] for s in seen if s[0] == "BTCUSDT"] == [history + 1, history + 2, history + 3]
     for symbol, ts, _, close, high in seen:  # the last value of every series is the bar being decided
         assert (close, high) == candle[(symbol, ts)]
+
+
+SERIES_READER = '''"""Reads its series the ways docs/strategies.md promises: slices, numpy, sum(), len()."""
+
+import numpy as np
+
+from core.strategy import Bar, Params, Signal, Strategy, sma
+
+
+class Reader(Strategy):
+    warmup = 20
+
+    def init(self) -> None:
+        self.mean = self.indicator(sma("close", 20), "sma20")
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        window = bar.close[-20:]
+        by_hand = sum(window) / len(window)
+        by_numpy = float(np.asarray(window).mean())
+        if abs(by_hand - self.mean[-1]) > 1e-6 * by_hand or abs(by_numpy - by_hand) > 1e-6 * by_hand:
+            raise ValueError(f"series disagree: {by_hand} {by_numpy} {self.mean[-1]}")
+        if len(bar.close) != len(self.mean):
+            raise ValueError("series of different lengths")
+        if bar.position is None and bar.close[-1] > by_hand:
+            return Signal.enter(bar.symbol, stop=min(bar.low[-5:]) * 0.99, reason="close above its mean")
+        if bar.position is not None and bar.close[-1] < by_hand:
+            return Signal.exit(bar.symbol, reason="close below its mean")
+        return None
+'''
+
+
+@pytest.mark.req("R10.1")
+@pytest.mark.req("R10.4")
+def test_series_read_like_lists_and_numpy_arrays_and_end_at_the_bar(tmp_path: Path) -> None:
+    """A strategy's series are packed arrays: slicing, sum(), len() and numpy give the indicator's own value on
+    every bar, and both grow in step, so a strategy written against lists runs unchanged."""
+    path = tmp_path / "strategies" / "reader.py"
+    path.parent.mkdir()
+    path.write_text(SERIES_READER)
+    settings = load_settings(data_dir=tmp_path, strategy={"name": "Reader", "folder": path.parent},
+                             market={"timeframe": "1h"})
+    bt = run_backtest(settings, "synthetic", days=30, seed=3)
+    assert bt.errors == []
+    assert len(bt.result.trades) >= 5

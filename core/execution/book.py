@@ -8,6 +8,7 @@ series the engine feeds one value per bar (``feeds``), so they end at the bar be
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 
@@ -15,10 +16,11 @@ import polars as pl
 
 from core.domain import Instrument, Order, Position
 from core.errors import LookAheadError
+from core.packed import floats, ints
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy
 
-Feed = tuple[Callable[[float], None], list[float]]  # (the series' append, the full column it is fed from)
+Feed = tuple[Callable[[float], None], "array[float]"]  # (the series' append, the full column it is fed from)
 _REPAINT_TOL = 1e-9
 
 
@@ -64,21 +66,23 @@ class Book:
         self.fast_forward(upto)
 
     def _columns(self, frame: pl.DataFrame) -> None:
-        self.ts: list[int] = frame["ts"].dt.epoch("ms").to_list()
-        self.open: list[float] = frame["open"].to_list()
-        self.high: list[float] = frame["high"].to_list()
-        self.low: list[float] = frame["low"].to_list()
-        self.close: list[float] = frame["close"].to_list()
-        self.volume: list[float] = frame["volume"].to_list()
+        # Packed arrays, not lists of float objects: a fifth of the memory, copied from polars' buffers in one
+        # go, and nothing for the garbage collector to walk.
+        self.ts: array[int] = ints(frame["ts"].dt.epoch("ms"))
+        self.open: array[float] = floats(frame["open"])
+        self.high: array[float] = floats(frame["high"])
+        self.low: array[float] = floats(frame["low"])
+        self.close: array[float] = floats(frame["close"])
+        self.volume: array[float] = floats(frame["volume"])
 
     def set_position(self, position: Position | None) -> None:
         """The engine's position for this symbol, seen by the strategy too."""
         self.position = self.bar.position = position
 
-    def follow(self, column: str) -> list[float]:
+    def follow(self, column: str) -> array[float]:
         """The strategy read ``bar.<column>`` for the first time: a series filled up to the bar being decided,
         fed one value per bar from now on."""
-        source: list[float] = getattr(self, column)
+        source: array[float] = getattr(self, column)
         upto = bisect_right(self.ts, self.bar.ts)
         series = source[:upto]
         self.feeds.append((series.append, source))
@@ -102,9 +106,9 @@ class Book:
         if new.height == 0:
             return 0
         self.frame = pl.concat([self.frame, new.select(self.frame.columns)], how="vertical")
-        self.ts.extend(new["ts"].dt.epoch("ms").to_list())
+        self.ts.extend(ints(new["ts"].dt.epoch("ms")))
         for column in ("open", "high", "low", "close", "volume"):
-            getattr(self, column).extend(new[column].to_list())
+            getattr(self, column).extend(floats(new[column]))
         values = self.strategy.compute(self.frame)
         names = [name for name, _ in self.strategy.declared()]
         for name, old, fresh in zip(names, self.indicators, values, strict=True):

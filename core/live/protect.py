@@ -51,6 +51,29 @@ class Protector:
             except ExchangeError as exc:  # the next poll tries again; the deadline still runs
                 log.warning("protection of %s: %s", bar.symbol, exc)
 
+    def uncovered(self) -> list[str]:
+        """Symbols whose sellable position is not fully covered by working stops known to be on the exchange."""
+        out = []
+        for bar in self.engine.books:
+            pos, inst = bar.position, bar.instrument
+            sellable = inst.round_qty(pos.qty) if pos is not None else 0.0
+            price = bar.close[-1] if bar.close else 0.0
+            if pos is None or sellable <= 0 or sellable * (price or pos.avg_price) < inst.min_notional:
+                continue
+            covered = sum(o.remaining for o in bar.working if o.tag is OrderTag.STOP and o.is_open
+                          and not self.broker.outcome_unknown(o))
+            if covered < sellable * (1 - 1e-9):
+                out.append(bar.symbol)
+        return out
+
+    def report_uncovered(self, why: str) -> None:
+        """An ``UNPROTECTED`` event (an alert) for every symbol still without its full stop."""
+        for bar in self.engine.books:
+            if bar.symbol in self.uncovered() and bar.position is not None:
+                sellable = bar.instrument.round_qty(bar.position.qty)
+                covered = sum(o.remaining for o in bar.working if o.tag is OrderTag.STOP and o.is_open)
+                self.engine.emit(self._event(EventCode.UNPROTECTED, bar, sellable, covered, why, cause="EXIT"))
+
     def _check(self, bar: Bar) -> None:
         pos = bar.position
         inst = bar.instrument

@@ -60,6 +60,8 @@ log = logging.getLogger("rampart.live")
 beat = logging.getLogger("rampart.heartbeat")  # one INFO line per bar; the CLI shows it on the terminal
 
 STARTUP_WAIT_S = 65.0  # preflight and start wait out a 429's Retry-After (a weight window is a minute)
+EXIT_PROTECT_S = 15.0  # a stopping session places missing stops again for this long
+EXIT_PROTECT_POLL_S = 0.5
 CLOCK_NEWS_MS = 250  # a resynchronisation that moves the offset this much or more is recorded
 
 
@@ -414,6 +416,7 @@ class LiveSession:
                 engine.collect_fills()  # the last bar's orders may have filled since the last poll
             except RampartError as exc:
                 engine.emit(Event.of(EventCode.FINAL_SYNC_FAILED, Problem(error=str(exc))))
+            self._cover_before_exit()
             self.inbox.apply_requests(engine)  # a halt asked for at the very end (e.g. the auth error) persists
         engine.emit(Event.of(EventCode.SESSION_STOPPED, SessionStopped(reason=reason, mode=self.mode.value)))
         res = engine.finish()
@@ -426,6 +429,35 @@ class LiveSession:
         net = sum(t.net_pnl for t in res.trades)
         return LiveSummary(self.session_id, self.bars, len(res.trades), net, res.final_equity,
                            engine.risk.state.value, reason, self.mode.value, self.open_lines())
+
+    def _cover_before_exit(self) -> None:
+        """R9.3 holds after the session too: every position it leaves has its stop on the exchange. A stop refused
+        or unanswered under exchange faults (a 429, a 5xx, a lost response) is asked for and placed again, for up
+        to ``EXIT_PROTECT_S``; what is still uncovered then is a critical event and shows in the summary."""
+        engine, protector = self.engine, self.protector
+        if engine is None or protector is None or self._check_halt():
+            return
+        deadline = time.monotonic() + EXIT_PROTECT_S  # wall time: tests may hold the session's own clock
+        while True:
+            try:
+                protector.check()
+                if any(o.tag is not OrderTag.STOP for b in engine.books for o in b.working):
+                    engine.collect_fills()  # a market sell the invariant sent
+            except RampartError as exc:
+                log.warning("protection before exit: %s", exc)
+            uncovered = protector.uncovered()
+            if not uncovered:
+                protector.check()  # records PROTECTION_RESTORED for a stop placed just now (no request)
+                return
+            if time.monotonic() >= deadline:
+                protector.report_uncovered(f"stopping without a stop known to be on the exchange after "
+                                           f"{EXIT_PROTECT_S:g} s; the next start places it first")
+                return
+            time.sleep(EXIT_PROTECT_POLL_S)
+            try:
+                engine.collect_fills()  # answers for stops whose outcome was unknown
+            except RampartError as exc:
+                log.warning("protection before exit: %s", exc)
 
     # --- durability ----------------------------------------------------------------------------------------
     def _on_latency(self, what: str, seconds: float) -> None:

@@ -9,10 +9,12 @@ do automatically comes back as typed ``Event``s (``core.events``) that the engin
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from core.config.ladder import NEW_SYMBOL_RISK_MULTIPLIER, Rung, capped
@@ -29,6 +31,7 @@ from core.events import (
     StopsTightened,
     UnrealizedRecovered,
 )
+from core.packed import floats
 from core.risk.sizing import SizeRefused, SizingInputs, size_all_in, size_by_risk
 
 DAY_MS = 86_400_000
@@ -94,9 +97,9 @@ class RiskEngine:
         self.daily_floor = -math.inf
         self.hwm = -math.inf
         self.dd_floor = -math.inf
-        self.vol_mult: dict[str, list[float]] = {}
-        self.vol_ratio: dict[str, list[float]] = {}
-        self.corr: dict[tuple[str, str], list[float]] = {}
+        self.vol_mult: dict[str, array[float]] = {}
+        self.vol_ratio: dict[str, array[float]] = {}
+        self.corr: dict[tuple[str, str], array[float]] = {}
         self.breakers: Any = None  # CircuitBreakers when configured
         self.new_symbols: dict[str, int] = {}  # R5.3: symbol -> epoch ms until which it trades at half risk
 
@@ -115,26 +118,26 @@ class RiskEngine:
                         "critical" if new in (_T.SAFE_MODE, _T.HALTED) else "warning", ts)
 
     # --- indicators for the checks -------------------------------------------------------------------------
-    def prepare(self, closes: dict[str, list[float]]) -> None:
+    def prepare(self, closes: dict[str, array[float]]) -> None:
         """Rolling volatility ratio and pairwise return correlation per bar, computed once per batch."""
         if not self.controls:
             return
         lim = self.limits
-        frame = pl.DataFrame(closes)
+        frame = pl.DataFrame({sym: np.array(values, dtype=np.float64) for sym, values in closes.items()})
         rets = frame.select((pl.col(s) / pl.col(s).shift(1)).log().alias(s) for s in closes)
         for sym in closes:
             ratio = (rets[sym].rolling_std(lim.vol_short_window) / rets[sym].rolling_std(lim.vol_long_window))
             ratio = ratio.fill_null(1.0).fill_nan(1.0)
             mult = pl.select(pl.when(ratio >= lim.vol_ratio_high).then(lim.vol_mult_high)
                              .when(ratio >= lim.vol_ratio_mid).then(lim.vol_mult_mid).otherwise(1.0)).to_series()
-            self.vol_ratio[sym] = ratio.to_list()
-            self.vol_mult[sym] = mult.to_list()
+            self.vol_ratio[sym] = floats(ratio)
+            self.vol_mult[sym] = floats(mult)
         symbols = list(closes)
         for a in symbols:
             for b in symbols:
                 if a < b:
                     rho = rets.select(pl.rolling_corr(a, b, window_size=lim.corr_window)).to_series()
-                    values = rho.fill_null(0.0).fill_nan(0.0).to_list()
+                    values = floats(rho.fill_null(0.0).fill_nan(0.0))
                     self.corr[(a, b)] = self.corr[(b, a)] = values
 
     def size_multiplier(self, symbol: str, i: int) -> float:

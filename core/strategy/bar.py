@@ -2,8 +2,9 @@
 and the open position. Nothing after the bar exists in it, in any mode.
 
 The engine keeps one per symbol and moves it along bar by bar (``core.execution.book.Book``). The candle series
-(``bar.open``, ``bar.high``, ``bar.low``, ``bar.close``, ``bar.volume``) are plain lists that end at the bar being
-decided: ``bar.close[-1]`` is its close, ``bar.close[-2]`` the one before; reading ``bar.close[i + 1]`` raises.
+(``bar.open``, ``bar.high``, ``bar.low``, ``bar.close``, ``bar.volume``) are packed float arrays (read them as you
+would lists) that end at the bar being decided: ``bar.close[-1]`` is its close, ``bar.close[-2]`` the one before;
+reading ``bar.close[i + 1]`` raises.
 A series is filled from the first time the strategy reads it, so a strategy pays only for what it uses.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from core.domain import Instrument, Position
 
 if TYPE_CHECKING:
+    from array import array
     from collections.abc import Callable
 
 CANDLE_SERIES = ("open", "high", "low", "close", "volume")
@@ -28,7 +30,7 @@ class Bar:
                  "ts", "volume")
 
     def __init__(self, symbol: str, instrument: Instrument, timeframe_ms: int,
-                 follow: Callable[[str], list[float]]) -> None:
+                 follow: Callable[[str], array[float]]) -> None:
         self.symbol = symbol
         self.instrument = instrument
         self.timeframe_ms = timeframe_ms
@@ -36,7 +38,7 @@ class Bar:
         self.position: Position | None = None
         self._follow = follow  # the engine's: a candle series that ends at this bar, kept up to date from now on
 
-    def __getattr__(self, name: str) -> list[float]:
+    def __getattr__(self, name: str) -> array[float]:
         """A candle series read for the first time: the engine fills it up to this bar and keeps it growing."""
         if name in CANDLE_SERIES:
             series = self._follow(name)

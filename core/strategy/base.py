@@ -35,8 +35,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from array import array
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
 import polars as pl
@@ -48,8 +49,12 @@ from core.errors import StrategyError
 if TYPE_CHECKING:
     from core.strategy.bar import Bar
 
-Series = list[float]
-"""A series a strategy reads: it ends at the bar being decided (``[-1]``)."""
+if TYPE_CHECKING:
+    Series: TypeAlias = array[float]
+else:
+    Series = array  # of float64 ("d")
+"""A series a strategy reads: it ends at the bar being decided (``[-1]``). A packed ``array('d')``: index it,
+slice it, ``len()`` it, iterate it, or hand it to numpy (``np.asarray(series)``) as you would a list."""
 
 IndicatorSource = pl.Expr | Callable[[pl.DataFrame], Any]
 
@@ -97,7 +102,7 @@ class Strategy:
         if not isinstance(source, pl.Expr) and not callable(source):
             raise StrategyError(f"{type(self).__name__}.indicator() takes a polars expression or a function of the "
                                 f"candle frame, not {type(source).__name__}")
-        series: Series = []
+        series: Series = array("d")
         self._sources.append((name or _describe(source, len(self._sources)), source))
         self._series.append(series)
         return series
@@ -112,25 +117,31 @@ class Strategy:
         """The declared indicators, by name, with the series the engine fills."""
         return [(name, series) for (name, _), series in zip(self._sources, self._series, strict=True)]
 
-    def compute(self, frame: pl.DataFrame) -> list[list[float]]:
+    def compute(self, frame: pl.DataFrame) -> list[Series]:
         """Every declared indicator over ``frame`` (ts, open, high, low, close, volume), one float per row
         (null → NaN)."""
         exprs = [(k, src) for k, (_, src) in enumerate(self._sources) if isinstance(src, pl.Expr)]
-        values: list[list[float]] = [[] for _ in self._sources]
+        values: list[Series] = [array("d") for _ in self._sources]
         if exprs:
             try:
                 out = frame.select([src.cast(pl.Float64).fill_null(math.nan).alias(f"_{k}") for k, src in exprs])
             except Exception as exc:  # a malformed expression: the strategy's to fix
                 raise StrategyError(f"{type(self).__name__}: an indicator expression failed: {exc}") from exc
             for k, _ in exprs:
-                values[k] = out[f"_{k}"].to_list()
+                values[k] = _packed(out[f"_{k}"].to_numpy())
         for k, (name, src) in enumerate(self._sources):
             if not isinstance(src, pl.Expr):
                 values[k] = _as_floats(src(frame), frame.height, f"{type(self).__name__} indicator {name}")
         return values
 
 
-def _as_floats(value: Any, n: int, what: str) -> list[float]:
+def _packed(values: np.ndarray) -> Series:
+    out = array("d")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return out
+
+
+def _as_floats(value: Any, n: int, what: str) -> Series:
     if isinstance(value, pl.Expr):
         raise StrategyError(f"{what} returned an expression; pass the expression itself to self.indicator()")
     try:
@@ -140,8 +151,7 @@ def _as_floats(value: Any, n: int, what: str) -> list[float]:
     if arr.shape != (n,):
         raise StrategyError(f"{what} returned {arr.shape[0] if arr.ndim else 0} values for {n} candles; return one "
                             "value per candle")
-    values: list[float] = arr.tolist()
-    return values
+    return _packed(arr)
 
 
 def _describe(source: IndicatorSource, k: int) -> str:
