@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from core.domain import (
     Instrument,
     Mode,
@@ -116,14 +118,17 @@ class Engine:
             self.step_range(lo, hi)
             self.progress(hi - start, end - start)
 
-    def advance(self, candle_sets: list[CandleSet]) -> int:
+    def advance(self, candle_sets: list[CandleSet], limit: int | None = None) -> int:
         """Live: closed candles newer than the last one join each Book (indicators computed again over the whole
         history), then each new bar is run, in order: a loop that fell behind never skips a bar, and a bar is
-        decided with only the bars up to it visible. Returns how many bars were run."""
-        by_symbol = {cs.symbol: cs for cs in candle_sets}
+        decided with only the bars up to it visible. ``limit``: join and run at most this many (a session with a
+        bar budget stops exactly at it). Returns how many bars were run."""
+        by_symbol = {cs.symbol: cs.frame for cs in candle_sets}
         before = len(self.books[0].ts) if self.books else 0
+        if limit is not None and self.books and self.books[0].ts:
+            by_symbol = _first_new(by_symbol, self.books[0].symbol, self.books[0].ts[-1], max(limit, 0))
         for book in self.books:
-            book.extend(by_symbol[book.symbol].frame)
+            book.extend(by_symbol[book.symbol])
         lengths = {len(b.ts) for b in self.books}
         if len(lengths) > 1:
             raise ValueError(f"live candles are not aligned across symbols (lengths {sorted(lengths)})")
@@ -543,6 +548,16 @@ class Engine:
         res.open_positions = dict(self.portfolio.positions)
         res.ended_at = datetime.now(UTC)
         return res
+
+
+def _first_new(frames: dict[str, pl.DataFrame], lead: str, last: int, n: int) -> dict[str, pl.DataFrame]:
+    """The frames cut after the ``n``-th candle newer than ``last`` (epoch ms) of the ``lead`` symbol."""
+    ms = pl.col("ts").dt.epoch("ms")
+    fresh = frames[lead].filter(ms > last)["ts"].dt.epoch("ms")
+    if fresh.len() <= n:
+        return frames
+    cutoff = last if n == 0 else int(fresh[n - 1])
+    return {sym: frame.filter(ms <= cutoff) for sym, frame in frames.items()}
 
 
 def _read_beyond(book: Book, i: int, exc: IndexError) -> LookAheadError:

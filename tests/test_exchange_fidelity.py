@@ -336,3 +336,21 @@ def test_nothing_reaches_the_exchange_before_a_retry_after_expires_and_an_ip_ban
     assert report.flat, report.text()
     assert any("IP ban" in w or "Retry-After" in w for w in report.waits), report.text()
     assert "waited:" in report.text()
+
+
+@pytest.mark.req("R1.6")
+def test_a_session_with_a_bar_budget_runs_exactly_that_many_bars_when_one_poll_brings_more(
+    tmp_path: Path, creds: None
+) -> None:
+    """--max-bars 2, and the first poll finds three closed bars (a loop that fell behind, a loaded machine): the
+    session runs two and stops; the third is left for the next start."""
+    from core.live.session import LiveOptions
+    from core.node import open_live
+
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        session = open_live(settings, sandbox_at(server.url), LiveOptions(poll_interval_s=0.01, max_bars=2))
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 3 * 60_000}).raise_for_status()
+        summary = session.run()
+    assert summary.bars == 2 and summary.stopped_because == "max bars reached"
+    assert session.engine is not None and len(session.engine.result.ts) == 2

@@ -279,7 +279,8 @@ class LiveSession:
             return False
         self._bar_at = time.time()
         try:
-            self.bars += self.engine.advance(sets)
+            budget = None if self.options.max_bars is None else self.options.max_bars - self.bars
+            self.bars += self.engine.advance(sets, budget)
             if any(o.tag is not OrderTag.STOP for b in self.engine.books for o in b.working):
                 self.engine.collect_fills()  # book this bar's market fills now: the protective stop goes on at once
             self._protect()
