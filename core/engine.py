@@ -37,7 +37,7 @@ from core.domain import (
     dt_to_ms,
     ms_to_dt,
 )
-from core.errors import LookAheadError, TradingHalted
+from core.errors import LookAheadError, StrategyError, TradingHalted
 from core.events import DustLeft, Event, EventCode, SessionError
 from core.execution.book import Book
 from core.execution.broker import Broker, client_order_id
@@ -180,59 +180,66 @@ class Engine:
         port = self.portfolio
         risk = self.risk
         on_bar = self.broker.on_bar
-        eq_append = self.result.equity.append
-        cash_append = self.result.cash.append
+        res = self.result
         ts_list = books[0].ts if books else []
         # the monitors' thresholds as locals: a bar pays a few comparisons unless one is crossed
         day_end, daily_floor, dd_floor, hwm = risk.day_end, risk.daily_floor, risk.dd_floor, risk.hwm
         ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
         tightened = risk.tightened
-        prev_equity = self.result.equity[-1] if self.result.equity else None
+        prev_equity = res.equity[-1] if res.equity else None
+        eq_append, cash_append = res.equity.append, res.cash.append
         # per symbol, looked up once: its view, its strategy's on_bar, the feeds of its series, its first bar
         deciders = [(book, book.bar, book.strategy.on_bar, book.feeds, book.warm) for book in books]
         self._i = start
-        for i in range(start, end):
-            self._i = i
-            for book in books:
-                if book.working and (book.n_market or book.low[i] <= book.wake_low or book.high[i] >= book.wake_high):
-                    fills = on_bar(book, i)
-                    while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
-                        self._book_fills(book, fills)
+        try:
+            for i in range(start, end):
+                self._i = i
+                for book in books:
+                    if book.working and (book.n_market or book.low[i] <= book.wake_low
+                                         or book.high[i] >= book.wake_high):
                         fills = on_bar(book, i)
-            equity = port.cash
-            unrealized = 0.0
-            for book in books:
-                pos = book.position
-                if pos is not None:
-                    close = book.close[i]
-                    equity += pos.qty * close
-                    unrealized += pos.qty * (close - pos.avg_price)
-                elif book.dust:
-                    equity += book.dust * book.close[i]
-            eq_append(equity)
-            cash_append(port.cash)
-            ts = ts_list[i]
-            if (ts >= day_end or equity <= daily_floor or equity <= dd_floor
-                    or (unrealized < ul_limit * equity) is not tightened):
-                self._monitor(i, ts, equity, unrealized, prev_equity)
-                day_end, daily_floor, dd_floor = risk.day_end, risk.daily_floor, risk.dd_floor
-                tightened = risk.tightened
-            if equity > hwm:
-                hwm = equity
-                risk.new_high(equity)
-                dd_floor = risk.dd_floor
-            prev_equity = equity
-            for book, bar, decide, feeds, warm in deciders:
-                for append, source in feeds:  # the strategy's series now end at this bar
-                    append(source[i])
-                if i >= warm:
-                    bar.ts = ts
-                    try:
-                        signal = decide(bar)
-                    except IndexError as exc:
-                        raise _read_beyond(book, i, exc) from exc
-                    if signal is not None:
-                        self._on_signal(book, signal, i, equity)
+                        while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
+                            self._book_fills(book, fills)
+                            fills = on_bar(book, i)
+                equity = port.cash
+                unrealized = 0.0
+                for book in books:
+                    pos = book.position
+                    if pos is not None:
+                        close = book.close[i]
+                        equity += pos.qty * close
+                        unrealized += pos.qty * (close - pos.avg_price)
+                    elif book.dust:
+                        equity += book.dust * book.close[i]
+                eq_append(equity)
+                cash_append(port.cash)
+                ts = ts_list[i]
+                if (ts >= day_end or equity <= daily_floor or equity <= dd_floor
+                        or (unrealized < ul_limit * equity) is not tightened):
+                    self._monitor(i, ts, equity, unrealized, prev_equity)
+                    day_end, daily_floor, dd_floor = risk.day_end, risk.daily_floor, risk.dd_floor
+                    tightened = risk.tightened
+                if equity > hwm:
+                    hwm = equity
+                    risk.new_high(equity)
+                    dd_floor = risk.dd_floor
+                prev_equity = equity
+                for book, bar, decide, feeds, warm in deciders:
+                    for append, source in feeds:  # the strategy's series now end at this bar
+                        append(source[i])
+                    if i >= warm:
+                        bar.ts = ts
+                        try:
+                            signal = decide(bar)
+                        except IndexError as exc:
+                            raise _read_beyond(book, i, exc) from exc
+                        if signal is not None:
+                            self._on_signal(book, signal, i, equity)
+        except BufferError as exc:  # a series could not grow: something holds a numpy view of the whole of it
+            raise StrategyError(
+                f"a strategy series could not grow by the bar at {ms_to_dt(ts_list[self._i]).isoformat()}: the "
+                "strategy keeps a numpy view of a whole series (np.asarray(bar.close) stored in an attribute); keep "
+                "a copy (np.array(...)) or a slice (bar.close[-50:]) instead") from exc
 
     def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
         """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""

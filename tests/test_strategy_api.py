@@ -384,3 +384,31 @@ def test_series_read_like_lists_and_numpy_arrays_and_end_at_the_bar(tmp_path: Pa
     bt = run_backtest(settings, "synthetic", days=30, seed=3)
     assert bt.errors == []
     assert len(bt.result.trades) >= 5
+
+
+PINNING = '''import numpy as np
+
+from core.strategy import Bar, Signal, Strategy
+
+
+class Pinning(Strategy):
+    warmup = 5
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        self.closes = np.asarray(bar.close)  # a view of the whole series, kept
+        return None
+'''
+
+
+@pytest.mark.req("R10.1")
+def test_a_strategy_that_keeps_a_numpy_view_of_a_whole_series_gets_an_error_that_says_what_to_change(
+    tmp_path: Path
+) -> None:
+    path = tmp_path / "strategies" / "pinning.py"
+    path.parent.mkdir()
+    path.write_text(PINNING)
+    settings = load_settings(data_dir=tmp_path, strategy={"name": "Pinning", "folder": path.parent},
+                             market={"timeframe": "1h"})
+    bt = run_backtest(settings, "synthetic", days=5, seed=3)
+    (error,) = bt.errors
+    assert "StrategyError" in error and "numpy view of a whole series" in error and "np.array" in error

@@ -41,7 +41,7 @@ def analyse(result: SessionResult, settings: Settings, sets: Sequence[CandleSet]
     hold = _buy_and_hold(closes, result.starting_equity, settings.paper.taker_fee)
     hold_curve = hold.pop("curve", None)
     start = result.starting_equity
-    as_traded_curve = np.asarray(result.equity, dtype=np.float64)
+    as_traded_curve = np.array(result.equity, dtype=np.float64)  # a copy: a view would pin the array
     scaled_curve = equity["equity"].to_numpy().astype(np.float64) if equity.height else np.asarray([], np.float64)
     return {
         "window": window(result.ts, step, result.timeframe, closes, source),

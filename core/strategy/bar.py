@@ -11,6 +11,7 @@ A series is filled from the first time the strategy reads it, so a strategy pays
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.domain import Instrument, Position
@@ -19,15 +20,14 @@ if TYPE_CHECKING:
     from array import array
     from collections.abc import Callable
 
-CANDLE_SERIES = ("open", "high", "low", "close", "volume")
 
 
 class Bar:
     """One symbol at a decision: ``symbol``, ``ts`` (the bar's open time, epoch ms UTC: its identity in every mode
     and across restarts), the candle series, ``position`` (None when flat) and ``bars_held``."""
 
-    __slots__ = ("_follow", "close", "high", "instrument", "low", "open", "position", "symbol", "timeframe_ms",
-                 "ts", "volume")
+    # No __slots__ and no __getattr__: a class with __getattr__ sends every attribute read (``bar.position`` on
+    # every bar) through a slow path; the series are cached properties instead, filled on first read.
 
     def __init__(self, symbol: str, instrument: Instrument, timeframe_ms: int,
                  follow: Callable[[str], array[float]]) -> None:
@@ -38,14 +38,30 @@ class Bar:
         self.position: Position | None = None
         self._follow = follow  # the engine's: a candle series that ends at this bar, kept up to date from now on
 
-    def __getattr__(self, name: str) -> array[float]:
-        """A candle series read for the first time: the engine fills it up to this bar and keeps it growing."""
-        if name in CANDLE_SERIES:
-            series = self._follow(name)
-            setattr(self, name, series)
-            return series
-        raise AttributeError(f"Bar has no attribute {name!r}; a strategy reads symbol, ts, time, open, high, low, "
-                             "close, volume, position and bars_held")
+    @cached_property
+    def open(self) -> array[float]:
+        """Opens up to this bar (``[-1]``); filled on first read, then grown by the engine bar by bar."""
+        return self._follow("open")
+
+    @cached_property
+    def high(self) -> array[float]:
+        """Highs up to this bar."""
+        return self._follow("high")
+
+    @cached_property
+    def low(self) -> array[float]:
+        """Lows up to this bar."""
+        return self._follow("low")
+
+    @cached_property
+    def close(self) -> array[float]:
+        """Closes up to this bar: ``bar.close[-1]`` is the close of the bar being decided."""
+        return self._follow("close")
+
+    @cached_property
+    def volume(self) -> array[float]:
+        """Volumes up to this bar."""
+        return self._follow("volume")
 
     @property
     def time(self) -> datetime:

@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 else:
     Series = array  # of float64 ("d")
 """A series a strategy reads: it ends at the bar being decided (``[-1]``). A packed ``array('d')``: index it,
-slice it, ``len()`` it, iterate it, or hand it to numpy (``np.asarray(series)``) as you would a list."""
+slice it, ``len()`` it, iterate it, or hand a slice to numpy (``np.asarray(series[-50:])``) as you would a list.
+Do not keep a numpy view of a whole series in an attribute: the series could not grow (the session stops, saying
+so)."""
 
 IndicatorSource = pl.Expr | Callable[[pl.DataFrame], Any]
 
