@@ -204,6 +204,32 @@ def test_a_stop_the_exchange_keeps_refusing_at_exit_is_an_alert_and_the_next_sta
     assert ("protection", "UNPROTECTED") in alerts
 
 
+@pytest.mark.req("R9.3")
+def test_a_stop_that_covers_too_little_is_replaced_in_one_request_never_cancelled_first(
+    tmp_path: Path, creds: None
+) -> None:
+    """The books find the working stop covering less than the position (here: the stop order's quantity as
+    recorded is cut). The replacement for the whole quantity goes in one order/cancelReplace, so there is no moment
+    between a cancel and a new stop, whatever the exchange answers meanwhile."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        (first,) = stop_orders(server)
+        (working,) = [o for o in rig.engine.books[0].working if o.tag.value == "stop"]
+        working.qty = 0.002  # what the books believe the stop covers
+        before = len(server.stats()["api_requests"])
+        rig.bar()
+        (stop,) = stop_orders(server)
+        assert stop["clientOrderId"] != first["clientOrderId"] and float(stop["amount"]) == pytest.approx(0.00499)
+        rig.stop()
+    sent = [(r["method"], r["path"]) for r in server.stats()["api_requests"][before:]]
+    assert ("POST", "/api/v3/order/cancelReplace") in sent
+    assert ("DELETE", "/api/v3/order") not in sent
+    seen = codes(rig)
+    assert seen.index("PROTECTION_RESTORED") > seen.index("UNPROTECTED")
+
+
 # --- R9.3: with order lists the stop rides on the entry; a crash cannot fall between them ------------------------
 @pytest.mark.req("R9.3")
 @pytest.mark.req("R6.4")

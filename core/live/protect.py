@@ -103,11 +103,11 @@ class Protector:
             return
         if pending or pos.stop is None:
             return  # a stop whose outcome is being asked for; or no stop price: the deadline sells
-        for order in stops:  # a stop for too little: replaced by one for the whole quantity
-            self.broker.cancel(order, bar, now)
         self._attempts[bar.symbol] = self._attempts.get(bar.symbol, 0) + 1
         if self._holding_short(bar):
             return  # the books took the account's quantity: the next poll places for that
+        for order in stops[1:]:  # a stop for too little is replaced by one for the whole quantity: extra ones go,
+            self.broker.cancel(order, bar, now)  # the last is swapped in one request where the venue can (R9.3)
         self.engine.place_stop(bar.symbol, pos.stop, seq=10 + self._attempts[bar.symbol])
 
     def _holding_short(self, bar: Bar) -> bool:
