@@ -261,6 +261,36 @@ def test_with_order_lists_the_stop_is_on_the_exchange_from_the_fill_and_the_rest
 
 @pytest.mark.req("R9.4")
 @pytest.mark.req("R9.3")
+@pytest.mark.parametrize("path", ["/api/v3/orderList/opo", "/api/v3/order"])
+def test_a_lost_answer_whose_look_up_is_refused_too_stays_unknown_and_is_booked_when_seen(
+    tmp_path: Path, creds: None, path: str
+) -> None:
+    """The order (an OPO list, or a plain order on a venue without lists) is booked, its answer lost (503 -1007),
+    and the look-up by client id meets -1008 four times. That says nothing about the order: its outcome stays
+    unknown, it stays in the journal and the polls find it. (Found by the chaos bench: taken for "not sent", such
+    orders and their fills were dropped from the books, the journal and the store.)"""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8, order_lists=path != "/api/v3/order") as server:
+        rig = Rig(server, settings)
+        inject(server, "lost", path=path)
+        inject(server, "busy", count=4, method="GET", path="/api/v3/order")
+        rig.bar(BTCUSDT=enter(0.04))
+        assert rig.session.state.orders, "the order left the journal"
+        rig.bar()
+        rig.bar()
+        buys = [o for o in exchange(server).fetch_orders("BTC/USDT") if o["side"] == "buy"]
+        assert len(buys) == 1 and buys[0]["status"] == "closed"
+        assert rig.engine.portfolio.positions["BTCUSDT"].qty == pytest.approx(held(server, "BTC"))
+        assert len(stop_orders(server)) == 1
+        rig.stop()
+    stored = Store(settings.db_path).query("SELECT client_order_id, status FROM orders WHERE session_id = ?",
+                                           [rig.session.session_id]).rows()
+    assert (buys[0]["clientOrderId"], "filled") in stored
+    assert "ORDER_NOT_SENT" not in codes(rig)
+
+
+@pytest.mark.req("R9.4")
+@pytest.mark.req("R9.3")
 def test_an_order_list_whose_answer_is_lost_makes_exactly_one_position_with_one_stop(tmp_path: Path,
                                                                                     creds: None) -> None:
     """The list is booked, the answer is a 503 -1007: the entry is asked for by its client id, never re-sent."""

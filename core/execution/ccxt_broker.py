@@ -315,15 +315,22 @@ class CcxtBroker:
         except (RateLimited, ExchangeBusy):
             raise
         except ExchangeUnavailable as exc:
-            try:
-                return self.fetch(entry)
-            except OrderNotFound:
-                raise ExchangeUnavailable(f"{entry.client_order_id}: outcome unknown ({exc}); not sent again until "
-                                          "the exchange shows it or the unknown-outcome window passes") from exc
+            return self._look_up_unknown(entry, exc)
         report = order_lists.report_for(response, entry.client_order_id)
-        if report is None:
-            return self.fetch(entry)
+        if report is None:  # booked, the entry's report missing: asked for, and unknown until seen
+            return self._look_up_unknown(entry, ExchangeUnavailable("the list's answer has no report of the entry"))
         return order_lists.parse(self.client, report, entry.symbol)
+
+    def _look_up_unknown(self, order: Order, exc: ExchangeError) -> dict[str, Any]:
+        """After an answer that leaves the outcome unknown: the exchange's view of ``order``, or a plain
+        ``ExchangeUnavailable`` (outcome unknown). A look-up refused in turn (-1008, a 429, the clock) says nothing
+        about the order: it must not read as "not sent", or an order the exchange booked leaves the journal."""
+        try:
+            return self.fetch(order)
+        except ExchangeError as lookup:
+            seen = "not shown yet" if isinstance(lookup, OrderNotFound) else f"look-up failed: {lookup}"
+            raise ExchangeUnavailable(f"{order.client_order_id}: outcome unknown ({exc}; {seen}); not sent again "
+                                      "until the exchange shows it or the unknown-outcome window passes") from exc
 
     def arm(self, stop: Order, bar: Bar, ts: int) -> bool:
         """The entry that carried ``stop`` has filled: adopt the stop the exchange placed (True), or say it is not
@@ -500,13 +507,7 @@ class CcxtBroker:
         except (RateLimited, ExchangeBusy):
             raise  # not sent at all, or refused before processing (-1008: try again later)
         except ExchangeUnavailable as exc:
-            try:
-                return self.fetch(order)
-            except OrderNotFound:
-                raise ExchangeUnavailable(f"{order.client_order_id}: outcome unknown ({exc}); not sent again until "
-                                          "the exchange shows it or the unknown-outcome window passes") from exc
-            except ExchangeUnavailable:
-                raise exc from None
+            return self._look_up_unknown(order, exc)
 
     def _order_args(self, order: Order, inst: Instrument) -> tuple[Any, ...]:
         symbol = symbol_to_ccxt(order.symbol)
