@@ -342,6 +342,16 @@ def test_a_poll_that_brings_several_closed_bars_decides_each_with_only_the_bars_
         assert (close, high) == candle[(symbol, ts)]
 
 
+def backtest_file(tmp_path: Path, name: str, text: str, days: float) -> Any:
+    """A backtest of strategy class ``name``, written as ``text`` into a strategies folder, on 1h synthetic bars."""
+    path = tmp_path / "strategies" / f"{name.lower()}.py"
+    path.parent.mkdir()
+    path.write_text(text)
+    settings = load_settings(data_dir=tmp_path, strategy={"name": name, "folder": path.parent},
+                             market={"timeframe": "1h"})
+    return run_backtest(settings, "synthetic", days=days, seed=3)
+
+
 SERIES_READER = '''"""Reads its series the ways docs/strategies.md promises: slices, numpy, sum(), len()."""
 
 import numpy as np
@@ -376,12 +386,7 @@ class Reader(Strategy):
 def test_series_read_like_lists_and_numpy_arrays_and_end_at_the_bar(tmp_path: Path) -> None:
     """A strategy's series are packed arrays: slicing, sum(), len() and numpy give the indicator's own value on
     every bar, and both grow in step, so a strategy written against lists runs unchanged."""
-    path = tmp_path / "strategies" / "reader.py"
-    path.parent.mkdir()
-    path.write_text(SERIES_READER)
-    settings = load_settings(data_dir=tmp_path, strategy={"name": "Reader", "folder": path.parent},
-                             market={"timeframe": "1h"})
-    bt = run_backtest(settings, "synthetic", days=30, seed=3)
+    bt = backtest_file(tmp_path, "Reader", SERIES_READER, days=30)
     assert bt.errors == []
     assert len(bt.result.trades) >= 5
 
@@ -404,11 +409,6 @@ class Pinning(Strategy):
 def test_a_strategy_that_keeps_a_numpy_view_of_a_whole_series_gets_an_error_that_says_what_to_change(
     tmp_path: Path
 ) -> None:
-    path = tmp_path / "strategies" / "pinning.py"
-    path.parent.mkdir()
-    path.write_text(PINNING)
-    settings = load_settings(data_dir=tmp_path, strategy={"name": "Pinning", "folder": path.parent},
-                             market={"timeframe": "1h"})
-    bt = run_backtest(settings, "synthetic", days=5, seed=3)
+    bt = backtest_file(tmp_path, "Pinning", PINNING, days=5)
     (error,) = bt.errors
     assert "StrategyError" in error and "numpy view of a whole series" in error and "np.array" in error
