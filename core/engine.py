@@ -158,7 +158,8 @@ class Engine:
     def restore(self, position: Position | None, orders: list[Order], symbol: str,
                 known: list[Order] | None = None) -> None:
         """After a restart: put a reconciled position and its working orders back on the symbol's book;
-        ``known`` are orders that filled while away (their fills are booked with ``book``)."""
+        ``known`` are orders that ended while away — filled (their fills are booked with ``book``), cancelled,
+        expired or rejected — recorded with this session's orders."""
         book = self._book(symbol)
         if position is not None:
             self.portfolio.positions[symbol] = position

@@ -230,6 +230,30 @@ def test_a_stop_that_covers_too_little_is_replaced_in_one_request_never_cancelle
     assert seen.index("PROTECTION_RESTORED") > seen.index("UNPROTECTED")
 
 
+@pytest.mark.req("R6.4")
+@pytest.mark.req("R9.4")
+def test_an_order_that_ended_while_away_is_recorded_by_the_restart_even_if_its_sender_never_stored_it(
+    tmp_path: Path, creds: None
+) -> None:
+    """A session journals its stop, then dies before its rows reach the store; meanwhile the stop is cancelled on
+    the exchange. The restart finds it in the journal, ended: it records it, so every order Rampart ever sent is in
+    the store (the chaos bench counted such orders as unknown), and places a new stop."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 8, [ETH] * 8) as server:
+        first = Rig(server, settings)
+        first.bar(BTCUSDT=enter(0.04))
+        (stop,) = stop_orders(server)
+        exchange(server).cancel_order(stop["id"], "BTC/USDT")
+        store = Store(settings.db_path)
+        store.execute("DELETE FROM orders WHERE client_order_id = ?", [stop["clientOrderId"]])  # never stored
+        second = Rig(server, settings)  # the restart
+        assert len(stop_orders(server)) == 1
+        second.stop()
+    rows = store.query("SELECT session_id, status FROM orders WHERE client_order_id = ?",
+                       [stop["clientOrderId"]]).rows()
+    assert rows == [(second.session.session_id, "canceled")]
+
+
 # --- R9.3: with order lists the stop rides on the entry; a crash cannot fall between them ------------------------
 @pytest.mark.req("R9.3")
 @pytest.mark.req("R6.4")

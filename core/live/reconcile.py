@@ -27,6 +27,9 @@ from core.state.live import LiveState
 class ReconcileReport:
     orders: dict[str, list[Order]] = field(default_factory=dict)  # symbol -> our working orders
     fills: dict[str, list[tuple[Order, OrderFilled]]] = field(default_factory=dict)  # filled while away
+    # journalled orders that ended while away without a new fill (cancelled, expired, rejected): recorded by the
+    # session that finds them, so every order Rampart sent is in the store even when its sender died unflushed
+    ended: dict[str, list[Order]] = field(default_factory=dict)
     positions: dict[str, Position | None] = field(default_factory=dict)
     cash: float = 0.0
     repairs: dict[str, float] = field(default_factory=dict)  # symbol -> managed qty to set after booking fills
@@ -42,6 +45,7 @@ def reconcile(broker: CcxtBroker, state: LiveState, symbols: list[str], quote: s
     for sym in symbols:
         report.orders[sym] = []
         report.fills[sym] = []
+        report.ended[sym] = []
         report.positions[sym] = state.position(sym)
     _journalled_orders(broker, state, report)
     _open_orders(broker, state, symbols, report)
@@ -80,6 +84,8 @@ def _journalled_orders(broker: CcxtBroker, state: LiveState, report: ReconcileRe
         if order.is_open:
             report.orders[order.symbol].append(order)
         else:
+            if order.filled_qty <= was_filled:
+                report.ended[order.symbol].append(order)
             del state.orders[cid]
 
 

@@ -215,7 +215,7 @@ class LiveSession:
             book.dust = engine.portfolio.dust.get(book.symbol, 0.0)
         for sym in self.symbols:
             engine.restore(report.positions.get(sym), report.orders.get(sym, []), sym,
-                           known=[o for o, _ in report.fills.get(sym, [])])
+                           known=[*(o for o, _ in report.fills.get(sym, [])), *report.ended.get(sym, [])])
             # in the order they happened, a buy before a sell at the same time: an entry's fill, then its stop's
             fills = sorted((f for _, f in report.fills.get(sym, [])), key=lambda f: (f.ts, f.side is not Side.BUY))
             if fills:
