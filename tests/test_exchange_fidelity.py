@@ -434,3 +434,41 @@ def test_a_session_with_a_bar_budget_runs_exactly_that_many_bars_when_one_poll_b
         summary = session.run()
     assert summary.bars == 2 and summary.stopped_because == "max bars reached"
     assert session.engine is not None and len(session.engine.result.ts) == 2
+
+
+@pytest.mark.req("R6.4")
+@pytest.mark.req("R9.4")
+def test_the_state_file_forgets_an_order_only_once_its_rows_are_in_the_store(
+    tmp_path: Path, creds: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every save of the state file is checked: an order that leaves the journal (it ended) must already be in the
+    store, so a kill between the two writes loses nothing. Periodic reconciliation every bar, an entry and an exit
+    that fill within their bars."""
+    import core.live.recorder as recorder
+    from core.live.session import LiveOptions
+    from core.state.live import load_state
+
+    settings = settings_for(tmp_path)
+    forgotten_unstored: list[str] = []
+    real_save = recorder.save_state
+
+    def checked_save(path: Path, state: Any) -> None:
+        before = set(load_state(path).orders) if path.exists() else set()
+        gone = before - set(state.orders)
+        if gone and settings.db_path.exists():
+            marks = ", ".join("?" * len(gone))
+            rows = Store(settings.db_path).query(
+                f"SELECT client_order_id FROM orders WHERE client_order_id IN ({marks})", list(gone))
+            stored = set(rows["client_order_id"])
+            forgotten_unstored.extend(sorted(gone - stored))
+        real_save(path, state)
+
+    monkeypatch.setattr(recorder, "save_state", checked_save)
+    with sandbox([BTC] * 10, [ETH] * 10, order_lists=False) as server:
+        rig = Rig(server, settings)
+        rig.session.options = LiveOptions(poll_interval_s=0.05, reconcile_every=1)
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar(BTCUSDT=leave())
+        rig.bar()
+        rig.stop()
+    assert forgotten_unstored == []

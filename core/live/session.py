@@ -183,6 +183,7 @@ class LiveSession:
         engine.risk.new_symbols = half_risk_until(self.state, self.symbols, self.settings.market.added_symbols,
                                                   engine.now(), self.settings.scaling.new_symbol_days)  # R5.3
         self._restore(report)
+        self._flush()  # what ended while away is stored before an order of this session journals a state without it
         self.protector = Protector(engine, self.broker, self.state, self.settings.risk.protect_within_s)
         self.protector.check()  # R9.3: a restart covers every position with its stop before anything else
         for ev in report.events:
@@ -388,11 +389,13 @@ class LiveSession:
             self.connectivity.update(last_error_at=record.started + record.latency_s, last_error=record.error[:300])
 
     def _check_reconcile(self) -> None:
-        """Compare with the exchange. The books and the state file are brought up to date first: fills of orders
-        sent this bar are booked and saved, so a fresh fill is not mistaken for a mismatch (nor swallowed)."""
+        """Compare with the exchange. The books, the store and the state file are brought up to date first: fills
+        of orders sent this bar are booked and stored, so a fresh fill is not mistaken for a mismatch (nor
+        swallowed). Rows before the state file, always: the state file forgets an order that ended, so a kill
+        between the two must find it in the store (the chaos bench lost a step's orders and fills there)."""
         if self.engine is not None:
             self.engine.collect_fills()
-            self.recorder.save(self.engine)
+            self._flush()
         try:
             report = reconcile(self.broker, self.state, self.symbols)
         except ExchangeError as exc:  # a back-off or a failing exchange: compared again at the next occasion
