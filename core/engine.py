@@ -12,6 +12,7 @@ in backtest and paper, a history that grows by each closed candle live — and t
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import traceback
@@ -86,6 +87,7 @@ class Engine:
         ``trade_from`` (epoch ms): the bars before it are history only — the strategy's series hold them, nothing
         is decided or marked — as a live session's window is (a comparison run starts where live started)."""
         t0 = time.perf_counter()
+        gc.freeze()  # what exists now (imports, settings, candles) is not walked again by every collection of the run
         try:
             self.load(candle_sets)
             ts = self.books[0].ts if self.books else []
@@ -93,6 +95,8 @@ class Engine:
             self.play(start, len(ts))
         except Exception as exc:  # R1.5: any error fails the session, with its context, never silently
             self.record_error(exc)
+        finally:
+            gc.unfreeze()
         self.result.loop_seconds = time.perf_counter() - t0
         return self.finish()
 
