@@ -68,8 +68,9 @@ class Protector:
 
     def report_uncovered(self, why: str) -> None:
         """An ``UNPROTECTED`` event (an alert) for every symbol still without its full stop."""
+        uncovered = set(self.uncovered())
         for bar in self.engine.books:
-            if bar.symbol in self.uncovered() and bar.position is not None:
+            if bar.symbol in uncovered and bar.position is not None:
                 sellable = bar.instrument.round_qty(bar.position.qty)
                 covered = sum(o.remaining for o in bar.working if o.tag is OrderTag.STOP and o.is_open)
                 self.engine.emit(self._event(EventCode.UNPROTECTED, bar, sellable, covered, why, cause="EXIT"))
