@@ -5,7 +5,8 @@ on 127.0.0.1, recording every request and message, with switches to misbehave li
 ``slack.api_url`` as ``base_url``. Switches: ``down()`` / ``up()`` (connection refused, then back on the same
 port), ``fail(503)`` (every call answers 5xx until ``recover()``), ``rate_limit(retry_after, times)`` (429 with
 Retry-After), ``lose_responses(times)`` (the message is posted but the connection closes without an answer),
-``refuse_blocks(times)`` (``invalid_blocks`` for messages with blocks), ``refuse_key(key)`` (that message, always).
+``refuse_blocks(times)`` (``invalid_blocks`` for messages with blocks), ``refuse_key(key)`` (that message, always),
+``hold_posts()`` / ``release_posts()`` (a post waits, unanswered, until released: a send in progress).
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class SlackServer:
     _lose: int = 0
     _refuse_blocks: int = 0
     _refused_keys: dict[str, str] = field(default_factory=dict)
+    _waiting: int = 0
     _ts: int = 0
+    _gate: threading.Event = field(default_factory=lambda: _open_event())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> SlackServer:
@@ -62,6 +65,7 @@ class SlackServer:
         return self
 
     def stop(self) -> None:
+        self._gate.set()  # a held post is answered, not left hanging
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -114,6 +118,17 @@ class SlackServer:
         """Refuse every post of the message with this metadata key (a message Slack never takes)."""
         self._refused_keys[key] = error
 
+    def hold_posts(self) -> None:
+        """Every post from now on waits, unanswered, until ``release_posts()``."""
+        self._gate.clear()
+
+    def release_posts(self) -> None:
+        self._gate.set()
+
+    def posts_waiting(self) -> int:
+        with self._lock:
+            return self._waiting
+
     # --- what arrived ------------------------------------------------------------------------------------------
     def posted_keys(self) -> list[str]:
         """The metadata keys of the posted messages, in the order they were posted."""
@@ -156,6 +171,12 @@ class SlackServer:
         return 200, {"ok": False, "error": "unknown_method"}, {}
 
     def _post(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not self._gate.is_set():
+            with self._lock:
+                self._waiting += 1
+            self._gate.wait()
+            with self._lock:
+                self._waiting -= 1
         with self._lock:
             if self._rate_limits:
                 wait = self._rate_limits.pop(0)
@@ -191,6 +212,12 @@ class SlackServer:
             found = [m for m in reversed(self.messages) if float(m["ts"].split(".")[0]) >= int(oldest)]
         out = [{k: v for k, v in m.items() if k != "received_at" and (with_meta or k != "metadata")} for m in found]
         return 200, {"ok": True, "messages": out, "has_more": False}, {}
+
+
+def _open_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
 
 
 def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:

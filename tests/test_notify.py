@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from core.control.emergency import emergency_stop
 from core.control.overrides import apply_override
 from core.market import generate
 from core.notify import Notification, Notifier, deliver_now, deliver_pending, enqueue, notify
+from core.notify.handoff import Handoff
 from core.notify.outbox import rows as outbox_rows
 from core.redact import register_secret
 from core.sandbox.config import SandboxConfig
@@ -277,6 +279,40 @@ def test_an_urgent_notification_skips_the_batching_of_a_running_notifier(tmp_pat
     finally:
         notifier.stop(flush=False)
     assert slack.posted_keys() == ["routine", "halt"]  # the pass it triggered sent what was waiting, in order
+
+
+@pytest.mark.req("R3.2")
+def test_a_send_in_progress_when_the_session_stops_is_recorded_as_delivered(tmp_path: Path, slack: SlackServer) -> None:
+    """The live session's notifier hands its outbox writes to the trading thread. Stopping while a post is on the
+    wire must let that pass record it: otherwise the row stays claimed, undelivered, although Slack has it."""
+    settings = with_slack(tmp_path, slack, flush_s=30.0)
+    store = Store(settings.db_path)
+    handoff = Handoff()
+    notifier = Notifier(settings, store, handoff=handoff).start()
+    slack.hold_posts()
+
+    def wait_draining(check: Callable[[], bool], what: str) -> None:
+        def drained() -> bool:
+            handoff.drain()  # this test thread plays the trading thread
+            return check()
+        wait_until(drained, what=what)
+
+    notify(store, note("on the wire"))
+    wait_draining(lambda: slack.posts_waiting() == 1, "the post to reach Slack")
+
+    def release_once_stopping() -> None:
+        deadline = time.monotonic() + 20
+        while notifier.alive and not notifier.stopping and time.monotonic() < deadline:
+            time.sleep(0.01)
+        slack.release_posts()
+
+    releaser = threading.Thread(target=release_once_stopping, daemon=True)
+    releaser.start()
+    notifier.stop(flush=True)
+    releaser.join(timeout=5)
+    assert slack.posted_keys() == ["on the wire"]
+    row = outbox(settings)["on the wire"]
+    assert row["status"] == "delivered" and row["attempts"] == 1, row
 
 
 # --- dedupe, refusals, overrides, redaction ---------------------------------------------------------------------

@@ -202,6 +202,10 @@ class Notifier:
             return list(cls._running)
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -234,10 +238,9 @@ class Notifier:
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        self._finish_pass()
         if self.handoff is not None:
-            self.handoff.close()  # a pass waiting for the outbox gives up at once
-        if self._thread is not None:
-            self._thread.join(timeout=self.cfg.flush_s)
+            self.handoff.close()  # a pass still waiting for the outbox gives up at once
         if not flush or not self.cfg.slack_configured:
             return None
         try:
@@ -248,6 +251,19 @@ class Notifier:
         except RampartError as exc:
             log.warning("last delivery before stopping failed (notifications stay in the outbox): %s", exc)
             return None
+
+    def _finish_pass(self) -> None:
+        """Let a pass in progress end within ``flush_s``, running its outbox work here meanwhile: closing the
+        hand-off under it would leave the rows it posted claimed but not marked delivered."""
+        if self._thread is None:
+            return
+        until = time.monotonic() + self.cfg.flush_s
+        while self._thread.is_alive() and time.monotonic() < until:
+            if self.handoff is not None:
+                self.handoff.drain()
+            self._thread.join(timeout=0.02)
+        if self.handoff is not None:
+            self.handoff.drain()
 
     def _stored(self, notes: Sequence[Notification]) -> None:
         self.wake(urgent=any(n.urgent for n in notes))
