@@ -57,12 +57,23 @@ def read_exchange(client: Any, symbols: list[str]) -> Snapshot:
         info = {f["filterType"]: f for f in markets[ccxt_symbol(sym)]["info"].get("filters", [])}
         notional = info.get("NOTIONAL") or info.get("MIN_NOTIONAL") or {}
         filters[sym] = (float(info["LOT_SIZE"]["stepSize"]), float(notional.get("minNotional", 5.0)))
-    totals = client.fetch_balance()["total"]
+
+    def trades() -> list[dict[str, Any]]:
+        return [t for s in symbols for t in client.fetch_my_trades(ccxt_symbol(s), limit=1000)]
+
+    # the market goes on while we read: a stop that fills between the balance and the trades would show in the
+    # trades and not in the balance. Read until the trades before and after the balance are the same.
+    for _ in range(50):
+        before = trades()
+        totals = client.fetch_balance()["total"]
+        orders = [o for s in symbols for o in client.fetch_orders(ccxt_symbol(s), limit=1000)]
+        open_orders = [o for s in symbols for o in client.fetch_open_orders(ccxt_symbol(s))]
+        after = trades()
+        if [t["id"] for t in before] == [t["id"] for t in after]:
+            break
     return Snapshot(
         balances={str(a): float(v or 0.0) for a, v in totals.items()},
-        orders=[o for s in symbols for o in client.fetch_orders(ccxt_symbol(s), limit=1000)],
-        open_orders=[o for s in symbols for o in client.fetch_open_orders(ccxt_symbol(s))],
-        trades=[t for s in symbols for t in client.fetch_my_trades(ccxt_symbol(s), limit=1000)],
+        orders=orders, open_orders=open_orders, trades=after,
         prices={s: float(client.fetch_ticker(ccxt_symbol(s))["bid"]) for s in symbols},
         filters=filters)
 

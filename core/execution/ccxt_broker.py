@@ -578,9 +578,18 @@ class CcxtBroker:
                 trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol),
                                    None, None, {"orderId": order.exchange_order_id})
                 entries = [e for t in trades for e in _fee_entries(t)]
-            except ExchangeError:  # an estimate at the base rate; the holding check corrects the quantity (R9.1)
-                return Fees(order.filled_qty * order.avg_fill_price * 0.001, 0.0, QUOTE)
+            except ExchangeError:  # unreadable now: estimated as Binance charges without BNB (R9.1)
+                return self._estimated_fees(order)
         return self.value_fees(order.symbol, order.avg_fill_price, entries)
+
+    def _estimated_fees(self, order: Order) -> Fees:
+        """The commission at the account's taker rate in the coin received: a buy's in the base asset (it reduces
+        what is held, so the stop and the exit sell what the account has), a sell's in quote."""
+        rate = self.taker_rate
+        if order.side is Side.BUY:
+            base_fee = order.filled_qty * rate
+            return Fees(base_fee * order.avg_fill_price, base_fee, base_asset(order.symbol))
+        return Fees(order.filled_qty * order.avg_fill_price * rate, 0.0, QUOTE)
 
     def value_fees(self, symbol: str, fill_price: float, entries: list[tuple[float, str]]) -> Fees:
         """(cost, asset) commissions valued in quote: the base at the fill price, the quote as it is, any other

@@ -74,6 +74,8 @@ def preflight(settings: Settings, venue: Venue, broker: CcxtBroker, store: Store
         if credentials is not None:
             found = check_account(settings, venue, broker, instruments)
             failures.extend(found.failures)
+            if found.taker > 0:  # the broker's fee estimates and OTO stop quantities use the account's own rate
+                broker.taker_rate = found.taker
             account = found.event(venue, skew)
     except AuthenticationError as exc:
         failures.append(f"CREDENTIALS_REFUSED: the exchange refused the API key or secret ({exc}); "

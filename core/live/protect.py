@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from core.domain import Order, OrderTag
+from core.domain import Order, OrderTag, Side
 from core.errors import ExchangeError
 from core.events import Event, EventCode, Protection
 from core.market.candles import base_asset
@@ -99,22 +99,25 @@ class Protector:
         if first:
             why = "no stop working" if not stops else f"stops cover {covered:g} of {sellable:g}"
             self.engine.emit(self._event(EventCode.UNPROTECTED, bar, sellable, covered, why))
+        if not pending and self._holding_short(bar):  # the books now hold the account's quantity: a stop or a
+            pos = bar.position  # sale for more than that is refused, so both are sized from it
+            if pos is None or inst.round_qty(pos.qty) <= covered * (1 + 1e-9):
+                return  # covered after all: the next check records it restored
         if now - since >= self.within_ms:
             self._sell(bar, stops, "DEADLINE", f"unprotected for {(now - since) / 1000:.0f} s")
             return
         if pending or pos.stop is None:
             return  # a stop whose outcome is being asked for; or no stop price: the deadline sells
         self._attempts[bar.symbol] = self._attempts.get(bar.symbol, 0) + 1
-        if self._holding_short(bar):
-            return  # the books took the account's quantity: the next poll places for that
         for order in stops[1:]:  # a stop for too little is replaced by one for the whole quantity: extra ones go,
             self.broker.cancel(order, bar, now)  # the last is swapped in one request where the venue can (R9.3)
         self.engine.place_stop(bar.symbol, pos.stop, seq=10 + self._attempts[bar.symbol])
 
     def _holding_short(self, bar: Bar) -> bool:
-        """After a stop refused for want of balance: the account's quantity becomes the position's (R9.1)."""
+        """After a stop or a protective sale refused (for want of balance, say): the account's quantity becomes the
+        position's (R9.1). True when the books changed."""
         last = next((o for o in reversed(self.engine.result.orders) if o.symbol == bar.symbol
-                     and o.tag is OrderTag.STOP), None)
+                     and o.side is Side.SELL), None)
         if last is None or last.status.value != "rejected":
             return False
         totals = self.broker.read("fetch_balance", self.broker.client.fetch_balance).get("total", {})
