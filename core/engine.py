@@ -394,6 +394,10 @@ class Engine:
                 attached = self._attached.pop(order.client_order_id, None)
                 if attached is not None and self.broker.arm(attached, book, fill.ts):
                     position.stop = order.stop_price  # on the exchange since the fill: no window without it
+                    if (attached.status is OrderStatus.ACCEPTED
+                            and attached.remaining < inst.round_qty(position.qty) - 1e-12):
+                        # dust already held joined the position: one stop for all of it, swapped in one request
+                        self._place_stop(book, order.stop_price, fill.ts, seq=1)
                 elif not any(o.tag is OrderTag.STOP and o.is_open for o in book.working):
                     self._place_stop(book, order.stop_price, fill.ts)
             elif trade is not None:

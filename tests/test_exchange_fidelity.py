@@ -8,6 +8,7 @@ own Retry-After, in seconds, is waited in real time (and then only "nothing befo
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from datetime import date
@@ -20,6 +21,7 @@ import pytest
 
 from core.control.emergency import emergency_stop
 from core.execution.ccxt_client import make_binance
+from core.execution.order_lists import ListSupport
 from core.reporting.daily.builder import build_daily_report
 from core.reporting.daily.candles import default_source
 from core.store import Store
@@ -110,6 +112,39 @@ def test_a_fill_whose_trades_cannot_be_read_books_the_commission_in_the_coin_rec
                                             [rig.session.session_id]).rows(named=True)
     assert fill["fee_asset"] == "BTC" and fill["fee"] == pytest.approx(0.000005 * fill["price"], rel=1e-6)
     assert "UNPROTECTED" not in codes(rig)
+
+
+@pytest.mark.req("R9.1")
+@pytest.mark.req("R9.3")
+@pytest.mark.parametrize("kind", ["opo", "oto"])
+def test_dust_from_an_earlier_trade_is_covered_by_the_next_stop_without_an_alert(
+    tmp_path: Path, creds: None, kind: str
+) -> None:
+    """The first round trip leaves 0.000005 BTC below the lot step; with the next buy's coins one more lot step
+    can be sold. faqs/opo: an OPO's pending sell takes what the buy received, the commission taken from the free
+    balance first, so it covers that step. An OTO's pending quantity is fixed when it is sent (the buy less its
+    commission): its stop is swapped in one request for one covering the whole sellable quantity — a routine
+    step, not an UNPROTECTED alert."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 10, [ETH] * 10) as server:
+        rig = Rig(server, settings)
+        if kind == "oto":  # a venue that advertises OTO and cancelReplace but not OPO
+            rig.session.broker.support["BTCUSDT"] = ListSupport(opo=False, oto=True, cancel_replace=True)
+        rig.bar(BTCUSDT=enter(0.04))
+        rig.bar(BTCUSDT=leave("done"))
+        assert held(server, "BTC") == pytest.approx(0.000005)
+        rig.bar(BTCUSDT=enter(0.04, "again"))
+        rig.bar()
+        account = held(server, "BTC")
+        buy = [o for o in exchange(server).fetch_orders("BTC/USDT") if o["side"] == "buy"][-1]
+        brought = float(buy["filled"]) * (1 - 0.001)  # what the second buy left after its commission
+        sellable, alone = math.floor(account / 1e-5 + 1e-6) * 1e-5, math.floor(brought / 1e-5 + 1e-6) * 1e-5
+        assert sellable == pytest.approx(alone + 1e-5)  # the dust makes one more lot step sellable
+        assert [float(o["amount"]) for o in stop_orders(server)] == [pytest.approx(sellable)]
+        assert rig.engine.portfolio.positions["BTCUSDT"].qty == pytest.approx(account)
+        rig.bar()
+        rig.stop()
+    assert "UNPROTECTED" not in codes(rig) and "ORDER_REJECTED" not in codes(rig)
 
 
 # --- R9.2: a commission paid in BNB is valued at BNBUSDT ------------------------------------------------------
