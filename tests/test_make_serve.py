@@ -100,8 +100,16 @@ def test_make_serve_brings_up_server_deployments_with_schedules_and_a_worker_tha
         "deployments": {"id": {"any_": [review]}}, "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json(),
         proc, log)
 
-    run = httpx.post(f"{api}/deployments/{found['backtest']['id']}/create_flow_run", timeout=5,
-                     json={"parameters": {"days": 3, "data_dir": str(tmp_path / "data")}}).json()
+    def create() -> dict[str, Any] | None:
+        # a loaded machine can make the server's SQLite answer 5xx: asked again with an idempotency key, so a
+        # request the server did take still makes exactly one run
+        reply = httpx.post(f"{api}/deployments/{found['backtest']['id']}/create_flow_run", timeout=30,
+                           json={"parameters": {"days": 3, "data_dir": str(tmp_path / "data")},
+                                 "idempotency_key": f"make-serve-{tmp_path.name}"})
+        body: dict[str, Any] = reply.json()
+        return body if reply.status_code < 300 and "id" in body else None
+
+    run = wait_for("the triggered backtest run to be created", create, proc, log)
 
     def finished() -> str | None:
         state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=5).json()["state"]["type"]
