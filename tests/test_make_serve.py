@@ -106,7 +106,10 @@ def test_make_serve_brings_up_server_deployments_with_schedules_and_a_worker_tha
         reply = httpx.post(f"{api}/deployments/{found['backtest']['id']}/create_flow_run", timeout=30,
                            json={"parameters": {"days": 3, "data_dir": str(tmp_path / "data")},
                                  "idempotency_key": f"make-serve-{tmp_path.name}"})
-        body: dict[str, Any] = reply.json()
+        try:
+            body: dict[str, Any] = reply.json()
+        except ValueError:  # a plain-text error page
+            return None
         return body if reply.status_code < 300 and "id" in body else None
 
     run = wait_for("the triggered backtest run to be created", create, proc, log)
