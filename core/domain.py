@@ -99,6 +99,7 @@ class Reason(StrEnum):
     INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
     ORDER_PENDING = "ORDER_PENDING"
     ALREADY_IN_POSITION = "ALREADY_IN_POSITION"
+    STALE_SIGNAL = "STALE_SIGNAL"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from core.domain import (
     OrderTag,
     OrderType,
     Position,
+    Reason,
     Side,
     Signal,
     dt_to_ms,
@@ -73,6 +74,10 @@ class Engine:
         self._i: int | None = None
         self._start_ts: int | None = None
         self.clock: Callable[[], int] | None = None  # live on a real exchange: wall clock; else bar time
+        # live: an entry decided on a bar this much older than the newest closed bar of the same poll (a loop
+        # catching up after an outage) is refused — the market has moved on since; None = never (replays)
+        self.max_signal_age_ms: int | None = None
+        self._newest_ts: int | None = None
         # live: the exchange's bid/ask for a symbol, read when a signal is decided (R3.5 spread); None = no call
         self.quote: Callable[[str], dict[str, Any]] | None = None
         self._quote: dict[str, Any] = {}
@@ -138,6 +143,7 @@ class Engine:
             raise ValueError(f"live candles are not aligned across symbols (lengths {sorted(lengths)})")
         self.risk.prepare({b.symbol: b.close for b in self.books})
         ts = self.books[0].ts
+        self._newest_ts = ts[-1] if len(ts) > before else None
         for i in range(before, len(ts)):
             self.result.ts.append(ts[i])
             try:
@@ -456,6 +462,10 @@ class Engine:
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
                 self._place_stop(book, pos.stop, ts, seq=1)
             return
+        stale = self._stale(signal.symbol, ts)
+        if stale is not None:
+            self._decide(ts, signal, stale, i=i)
+            return
         # entries sent but not filled yet count as exposure already, and their cost as spent
         pending = sum(o.qty * b.close[i] for b in self.books for o in b.working if o.tag is OrderTag.ENTRY)
         open_notional = equity - self.portfolio.cash + pending
@@ -486,6 +496,19 @@ class Engine:
             self.result.orders.append(attached)
         self._submit(book, order, ts, attached)
         self._decide(ts, signal, order, verdict, i=i)
+
+    def _stale(self, symbol: str, ts: int) -> OrderDenied | None:
+        """Live catch-up: the refusal of an entry decided on a bar too far behind the newest closed one."""
+        newest, limit = self._newest_ts, self.max_signal_age_ms
+        if newest is None or limit is None or newest - ts <= limit:
+            return None
+        behind = (newest - ts) // self.timeframe_ms
+        check = {"check": "signal_age", "result": "fail", "bar": ms_to_dt(ts).isoformat(),
+                 "newest": ms_to_dt(newest).isoformat(), "bars_behind": behind, "max_age_s": limit / 1000}
+        detail = (f"bar {ms_to_dt(ts):%Y-%m-%d %H:%M} is {behind} bar(s) behind the newest closed bar "
+                  f"({ms_to_dt(newest):%H:%M}, more than {limit / 1000:g} s): the loop is catching up, and entries "
+                  "act only on current prices")
+        return OrderDenied(symbol, Reason.STALE_SIGNAL, detail, ts, (check,))
 
     def _market(self, symbol: str, i: int | None) -> dict[str, Any]:
         """Market conditions at a decision (R3.5): price, the risk engine's volatility ratio, latency."""

@@ -483,6 +483,39 @@ def test_nothing_reaches_the_exchange_before_a_retry_after_expires_and_an_ip_ban
     assert "waited:" in report.text()
 
 
+@pytest.mark.req("R9.6")
+@pytest.mark.req("R10.3")
+def test_a_loop_catching_up_sends_no_entry_for_a_stale_bar_but_still_exits(tmp_path: Path, creds: None) -> None:
+    """One poll brings ten closed bars (the loop was held up): every bar is decided, in order, but an entry on a bar
+    more than ``live.max_signal_age_s`` (300 s: five 1-minute bars) behind the newest is refused STALE_SIGNAL —
+    its price is history. (Found by the chaos bench: an OPO decided 46 bars late filled below its own stop.) An
+    exit on such a bar still goes; the next entry, on a current bar, is sent."""
+    settings = settings_for(tmp_path)
+    with sandbox([BTC] * 30, [ETH] * 30) as server:
+        rig = Rig(server, settings)
+        rig.bar(BTCUSDT=enter(0.04))
+        assert held(server, "BTC") > 0
+        rig.cues["BTCUSDT"].cue = leave("late exit")
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 10 * 60_000}).raise_for_status()
+        assert rig.session.step() and rig.session.bars == 11
+        assert held(server, "BTC") < 1e-4  # the exit went
+        rig.cues["ETHUSDT"].cue = enter(0.04, "late entry")
+        httpx.post(f"{server.url}/sandbox/advance", json={"ms": 10 * 60_000}).raise_for_status()
+        assert rig.session.step() and rig.session.bars == 21
+        assert held(server, "ETH") == 0  # the entry did not
+        rig.bar(ETHUSDT=enter(0.04, "current entry"))
+        assert held(server, "ETH") > 0
+        rig.stop()
+    decisions = rig.decisions()
+    stale = decisions.filter(pl.col("code") == "STALE_SIGNAL").rows(named=True)
+    details = json.loads(stale[0]["details"])
+    assert [d["symbol"] for d in stale] == ["ETHUSDT"] and stale[0]["reason"] == "late entry"
+    assert "9 bar(s) behind the newest closed bar" in details["denied"]
+    assert details["checks"][-1]["check"] == "signal_age" and details["checks"][-1]["bars_behind"] == 9
+    entries = decisions.filter((pl.col("symbol") == "ETHUSDT") & (pl.col("kind") == "order"))
+    assert entries.height == 1 and "current entry" in entries["reason"][0]
+
+
 @pytest.mark.req("R1.6")
 def test_a_session_with_a_bar_budget_runs_exactly_that_many_bars_when_one_poll_brings_more(
     tmp_path: Path, creds: None

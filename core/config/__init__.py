@@ -87,6 +87,9 @@ class LiveConfig(_Frozen):
                                    "far from the exchange's or more (Binance rejects requests 1,000 ms ahead)")
     clock_sync_s: float = Field(300.0, ge=10, le=86_400, description="R9.8: the clock's offset to the exchange is "
                                 "measured again this often during a session (a -1021 answer also resynchronises)")
+    max_signal_age_s: float = Field(300.0, ge=0, le=86_400 * 7, description="a loop catching up after an outage "
+                                    "decides every closed bar, but sends no entry for a bar more than this much "
+                                    "older than the newest closed bar (STALE_SIGNAL); exits always go")
 
 
 class EmergencyConfig(_Frozen):

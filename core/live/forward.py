@@ -92,6 +92,7 @@ class ForwardSession(LiveSession):
                                                                    "state": self.state.trading_state})
         engine.result.scale = sizing.scale
         engine.clock = self.venue.engine_clock()
+        engine.max_signal_age_ms = int(self.settings.live.max_signal_age_s * 1000)  # as live: no stale entries
         engine.quote = self.quote
         broker.clock = self._market_now
         broker.before_submit = self.recorder.journal

@@ -169,6 +169,7 @@ class LiveSession:
         report = reconcile(self.broker, self.state, self.symbols)
         engine = self._build_engine(instruments, report.cash)
         engine.clock = self.venue.engine_clock()  # SPEC: wall clock on a real exchange, the sandbox's own time
+        engine.max_signal_age_ms = int(self.settings.live.max_signal_age_s * 1000)
         engine.quote = self.quote
         self.engine = engine
         self.broker.on_latency = self._on_latency
