@@ -325,11 +325,12 @@ def test_a_running_live_session_stops_on_the_halt_flag_and_keeps_the_halted_stat
     runner = threading.Thread(target=session.run, args=(stop,), daemon=True)
     runner.start()
     report = emergency_stop(settings, "test: concurrent", "tester", sandbox_at(sandbox.url))
-    runner.join(timeout=3)
-    if runner.is_alive():  # the live loop does not watch the HALT flag yet (the lead wires it in)
+    runner.join(timeout=60)  # it stops at its next poll (every 0.05 s); the bound only matters on a loaded machine
+    stopped_by_itself = not runner.is_alive()
+    if not stopped_by_itself:
         stop.set()
         runner.join(timeout=30)
-        pytest.skip("the live session does not stop on the HALT flag yet")
+    assert stopped_by_itself, "the live session did not stop on the HALT flag"
     assert report.flat
     assert_halted_and_flat(sandbox, settings, state.baseline, "test: concurrent")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import RateLimited
-from core.execution.ccxt_broker import CcxtBroker, fee_in_quote
+from core.execution.ccxt_broker import CcxtBroker
+from core.execution.fees import fee_in_quote
 from core.execution.limits import RequestBudget
 
 

@@ -42,7 +42,8 @@ from core.errors import (
     RateLimited,
 )
 from core.execution.broker import OUR_PREFIX
-from core.execution.ccxt_broker import CallRecord, CcxtBroker, fee_in_quote
+from core.execution.ccxt_broker import CallRecord, CcxtBroker
+from core.execution.fees import fee_in_quote
 from core.market.candles import base_asset, symbol_to_ccxt
 
 T = TypeVar("T")

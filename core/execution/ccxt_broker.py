@@ -7,8 +7,8 @@
 - Protective stops are STOP_LOSS_LIMIT orders on the exchange: a position stays protected if Rampart dies.
 - Every call goes through the IP's ``RequestBudget`` (R9.5): nothing is sent during a Retry-After or a ban, and
   routine reads stay under the configured share of the request weight. A -1021 answer resynchronises the clock.
-- Fees are valued in their own asset (R9.2): a commission in the base asset at the fill price (and it reduces what
-  the buy holds, ``fee_qty``, R9.1), in the quote as it is, in BNB (or any other asset) at that asset's USDT price.
+- Fees are valued in their own asset (R9.2, ``core.execution.fees``): a commission in the base asset at the fill
+  price (and it reduces what the buy holds, R9.1), in the quote as it is, in BNB at that asset's USDT price.
 - Every call is timed; ``listeners`` see each one. ccxt errors are translated here, once, into ``core.errors``.
 """
 
@@ -38,9 +38,10 @@ from core.errors import (
 from core.events import Event, EventCode, OrderProblem
 from core.execution import order_lists
 from core.execution.broker import reference_price, slippage_cost
+from core.execution.fees import QUOTE, Fees, estimated_fees, fee_entries, value_fees
 from core.execution.limits import RequestBudget
 from core.execution.order_lists import STOP_LIMIT_OFFSET, ListSupport
-from core.market.candles import base_asset, symbol_to_ccxt
+from core.market.candles import symbol_to_ccxt
 from core.redact import redact
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("rampart.execution")
-QUOTE = "USDT"
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,6 @@ class CallRecord:
     kwargs: dict[str, Any] = field(default_factory=dict)
     result: Any = None
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class Fees:
-    """An order's commission so far: its value in quote, the base units it took from a buy, and its asset."""
-
-    value: float
-    base_qty: float
-    asset: str
 
 
 PRICE_TTL_S = 60.0  # a fee asset's USDT price is read at most this often
@@ -572,43 +563,22 @@ class CcxtBroker:
     # --- fees (R9.1, R9.2) ----------------------------------------------------------------------------------
     def _fees(self, order: Order, info: dict[str, Any]) -> Fees:
         """The order's commission so far. Binance's order lookup carries none: then its trades are asked."""
-        entries = _fee_entries(info)
+        entries = fee_entries(info)
         if not entries and order.exchange_order_id:
             try:
                 trades = self.call("fetch_my_trades", self.client.fetch_my_trades, symbol_to_ccxt(order.symbol),
                                    None, None, {"orderId": order.exchange_order_id})
-                entries = [e for t in trades for e in _fee_entries(t)]
+                entries = [e for t in trades for e in fee_entries(t)]
             except ExchangeError:  # unreadable now: estimated as Binance charges without BNB (R9.1)
                 return self._estimated_fees(order)
         return self.value_fees(order.symbol, order.avg_fill_price, entries)
 
     def _estimated_fees(self, order: Order) -> Fees:
-        """The commission at the account's taker rate in the coin received: a buy's in the base asset (it reduces
-        what is held, so the stop and the exit sell what the account has), a sell's in quote."""
-        rate = self.taker_rate
-        if order.side is Side.BUY:
-            base_fee = order.filled_qty * rate
-            return Fees(base_fee * order.avg_fill_price, base_fee, base_asset(order.symbol))
-        return Fees(order.filled_qty * order.avg_fill_price * rate, 0.0, QUOTE)
+        return estimated_fees(order, self.taker_rate)
 
     def value_fees(self, symbol: str, fill_price: float, entries: list[tuple[float, str]]) -> Fees:
-        """(cost, asset) commissions valued in quote: the base at the fill price, the quote as it is, any other
-        asset (BNB) at its own USDT price (R9.2)."""
-        base = base_asset(symbol)
-        value = base_qty = 0.0
-        asset = QUOTE
-        for cost, currency in entries:
-            if cost <= 0:
-                continue
-            asset = currency or QUOTE
-            if asset == QUOTE:
-                value += cost
-            elif asset == base:
-                value += cost * fill_price
-                base_qty += cost
-            else:
-                value += cost * self.usdt_price(asset)
-        return Fees(value, base_qty, asset)
+        """(cost, asset) commissions valued in quote, another asset (BNB) at its own USDT price (R9.2)."""
+        return value_fees(symbol, fill_price, entries, self.usdt_price)
 
     def usdt_price(self, asset: str) -> float:
         """The asset's last USDT price (read at most once a minute); NaN if the exchange cannot tell."""
@@ -628,28 +598,6 @@ class CcxtBroker:
 def _problem(code: EventCode, order: Order, ts: int, exc: Exception | None = None) -> Event:
     return Event.of(code, OrderProblem(client_order_id=order.client_order_id, symbol=order.symbol,
                                        error=str(exc) if exc is not None else None), ts=ts)
-
-
-def _fee_entries(info: dict[str, Any]) -> list[tuple[float, str]]:
-    """(cost, currency) of each fee ccxt parsed for an order or a trade."""
-    fees = info.get("fees") or ([info["fee"]] if info.get("fee") else [])
-    return [(float(f.get("cost") or 0.0), str(f.get("currency") or "")) for f in fees if isinstance(f, dict)]
-
-
-def fee_in_quote(info: dict[str, Any], price: float, symbol: str | None = None,
-                 usdt_price: Callable[[str], float] | None = None) -> float:
-    """An order's (or trade's) total fee valued in quote: the base at ``price``, another asset (BNB) at its USDT
-    price from ``usdt_price`` (NaN when that is not given: never at the traded symbol's price, R9.2)."""
-    base = base_asset(symbol) if symbol else None
-    total = 0.0
-    for cost, currency in _fee_entries(info):
-        if currency in (QUOTE, ""):
-            total += cost
-        elif base is None or currency == base:
-            total += cost * price
-        else:
-            total += cost * (usdt_price(currency) if usdt_price is not None else math.nan)
-    return total
 
 
 def _round_price(price: float, tick: float) -> float:
