@@ -570,11 +570,8 @@ class CcxtBroker:
                                    None, None, {"orderId": order.exchange_order_id})
                 entries = [e for t in trades for e in fee_entries(t)]
             except ExchangeError:  # unreadable now: estimated as Binance charges without BNB (R9.1)
-                return self._estimated_fees(order)
+                return estimated_fees(order, self.taker_rate)
         return self.value_fees(order.symbol, order.avg_fill_price, entries)
-
-    def _estimated_fees(self, order: Order) -> Fees:
-        return estimated_fees(order, self.taker_rate)
 
     def value_fees(self, symbol: str, fill_price: float, entries: list[tuple[float, str]]) -> Fees:
         """(cost, asset) commissions valued in quote, another asset (BNB) at its own USDT price (R9.2)."""

@@ -61,20 +61,11 @@ def estimated_fees(order: Order, taker_rate: float) -> Fees:
     return Fees(order.filled_qty * order.avg_fill_price * taker_rate, 0.0, QUOTE)
 
 
-def fee_in_quote(info: dict[str, Any], price: float, symbol: str | None = None,
+def fee_in_quote(info: dict[str, Any], price: float, symbol: str,
                  usdt_price: Callable[[str], float] | None = None) -> float:
-    """An order's (or trade's) total fee valued in quote: the base at ``price``, another asset (BNB) at its USDT
-    price from ``usdt_price`` (NaN when that is not given: never at the traded symbol's price, R9.2)."""
-    base = base_asset(symbol) if symbol else None
-    total = 0.0
-    for cost, currency in fee_entries(info):
-        if currency in (QUOTE, ""):
-            total += cost
-        elif base is None or currency == base:
-            total += cost * price
-        else:
-            total += cost * (usdt_price(currency) if usdt_price is not None else math.nan)
-    return total
+    """An order's (or trade's) total fee valued in quote (``value_fees``): another asset (BNB) at its USDT price
+    from ``usdt_price`` — NaN when that is not given, never at the traded symbol's price (R9.2)."""
+    return value_fees(symbol, price, fee_entries(info), usdt_price or (lambda _asset: math.nan)).value
 
 
 __all__ = ["QUOTE", "Fees", "estimated_fees", "fee_entries", "fee_in_quote", "value_fees"]
