@@ -39,18 +39,20 @@ from core.domain import (
     dt_to_ms,
     ms_to_dt,
 )
-from core.errors import LookAheadError, StrategyError, TradingHalted
+from core.errors import TradingHalted
 from core.events import DustLeft, Event, EventCode, SessionError
-from core.execution.book import Book
+from core.execution.book import Book, series_stuck
 from core.execution.broker import Broker, client_order_id
 from core.market.candles import CandleSet, timeframe_ms
 from core.portfolio import Portfolio
+from core.quiet import Pending, quiet, settle
 from core.result import TRADE_SCHEMA, SessionResult
 from core.risk.breakers import BreakerTripped
 from core.risk.engine import EntryApproved, RiskEngine
 from core.strategy.base import Strategy
 
 PROGRESS_CHUNK = 50_000  # bars between two progress reports of a long run
+_NO_QUOTE: dict[str, Any] = {}  # a decision's quote when no exchange is asked (replays): read, never written
 
 
 class Engine:
@@ -60,6 +62,7 @@ class Engine:
                  instruments: dict[str, Instrument], risk: RiskEngine, broker: Broker, portfolio: Portfolio,
                  config_hash: str, timeframe: str, strategy_name: str, record_decisions: bool = True) -> None:
         self.session_id = session_id
+        self._id8 = session_id[:8]  # decision ids start with it
         self.risk = risk
         self.broker = broker
         self.portfolio = portfolio
@@ -71,6 +74,7 @@ class Engine:
         self._orders: dict[str, Order] = {}
         self._attached: dict[str, Order] = {}  # entry client id -> the protective stop sent with it (order lists)
         self._sells = 0  # market sells the protection invariant made (their client ids count them)
+        self.pending_marks: list[Pending] = []  # a replay's equity marks not written yet (core.quiet.settle)
         self._i: int | None = None
         self._start_ts: int | None = None
         self.clock: Callable[[], int] | None = None  # live on a real exchange: wall clock; else bar time
@@ -92,7 +96,12 @@ class Engine:
         ``trade_from`` (epoch ms): the bars before it are history only — the strategy's series hold them, nothing
         is decided or marked — as a live session's window is (a comparison run starts where live started)."""
         t0 = time.perf_counter()
-        gc.freeze()  # what exists now (imports, settings, candles) is not walked again by every collection of the run
+        # No garbage collection during a replay: what it creates (orders, fills, decisions) is kept in the result,
+        # so a collection would only walk that growing result again and again (a twentieth of the run's time);
+        # what exists before it (imports, settings, candles) is frozen out of the later collections.
+        collecting = gc.isenabled()
+        gc.disable()
+        gc.freeze()
         try:
             self.load(candle_sets)
             ts = self.books[0].ts if self.books else []
@@ -102,6 +111,8 @@ class Engine:
             self.record_error(exc)
         finally:
             gc.unfreeze()
+            if collecting:
+                gc.enable()
         self.result.loop_seconds = time.perf_counter() - t0
         return self.finish()
 
@@ -120,12 +131,29 @@ class Engine:
             book.fast_forward(start)
         self.result.ts = self.books[0].ts[start:end] if self.books else array("q")
         if self.progress is None:
-            self.step_range(start, end)
+            self.replay(start, end)
             return
         for lo in range(start, end, PROGRESS_CHUNK):  # in chunks: the terminal shows how far a long run is
             hi = min(lo + PROGRESS_CHUNK, end)
-            self.step_range(lo, hi)
+            self.replay(lo, hi)
             self.progress(hi - start, end - start)
+
+    def replay(self, start: int, end: int) -> None:
+        """Bars [start, end) of a replay: quiet stretches through ``quiet`` (``core.quiet``), every other bar —
+        a fill, a stop or limit in reach, a new day, a monitor threshold — through ``step_range``. The result is
+        the same as ``step_range(start, end)``, bar for bar (tests/test_quiet.py)."""
+        i = start
+        try:
+            while i < end:
+                try:
+                    i = quiet(self, i, end)
+                except BufferError as exc:
+                    raise series_stuck(self.books[0].ts[self._i or 0]) from exc
+                if i < end:
+                    self.step_range(i, i + 1)
+                    i += 1
+        finally:
+            settle(self)
 
     def advance(self, candle_sets: list[CandleSet], limit: int | None = None) -> int:
         """Live: closed candles newer than the last one join each Book (indicators computed again over the whole
@@ -227,6 +255,9 @@ class Engine:
                 ts = ts_list[i]
                 if (ts >= day_end or equity <= daily_floor or equity <= dd_floor
                         or (unrealized < ul_limit * equity) is not tightened):
+                    if self.pending_marks:  # the monitors read the marks: the replay's pending ones first
+                        settle(self)
+                        prev_equity = res.equity[-2] if len(res.equity) > 1 else None
                     self._monitor(i, ts, equity, unrealized, prev_equity)
                     day_end, daily_floor, dd_floor = risk.day_end, risk.daily_floor, risk.dd_floor
                     tightened = risk.tightened
@@ -243,14 +274,11 @@ class Engine:
                         try:
                             signal = decide(bar)
                         except IndexError as exc:
-                            raise _read_beyond(book, i, exc) from exc
+                            raise book.read_beyond(i, exc) from exc
                         if signal is not None:
                             self._on_signal(book, signal, i, equity)
         except BufferError as exc:  # a series could not grow: something holds a numpy view of the whole of it
-            raise StrategyError(
-                f"a strategy series could not grow by the bar at {ms_to_dt(ts_list[self._i]).isoformat()}: the "
-                "strategy keeps a numpy view of a whole series (np.asarray(bar.close) stored in an attribute); keep "
-                "a copy (np.array(...)) or a slice (bar.close[-50:]) instead") from exc
+            raise series_stuck(ts_list[self._i]) from exc
 
     def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
         """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""
@@ -404,9 +432,9 @@ class Engine:
                             and attached.remaining < inst.round_qty(position.qty) - 1e-12):
                         # dust already held joined the position: one stop for all of it, swapped in one request
                         self._place_stop(book, order.stop_price, fill.ts, seq=1)
-                elif not any(o.tag is OrderTag.STOP and o.is_open for o in book.working):
+                elif not _has_stop(book):
                     self._place_stop(book, order.stop_price, fill.ts)
-            elif trade is not None:
+            elif trade is not None and book.working:
                 for other in [o for o in book.working if o.tag is OrderTag.STOP]:
                     self.broker.cancel(other, book, fill.ts)
 
@@ -440,13 +468,12 @@ class Engine:
     def _on_signal(self, book: Book, signal: Signal, i: int, equity: float) -> None:
         ts = book.ts[i]
         price = book.close[i]
-        self._quote = self.quote(signal.symbol) if self.quote is not None else {}  # before any order is sent
-        if any(o.tag is not OrderTag.STOP for o in book.working):
-            working = [o.client_order_id for o in book.working if o.tag is not OrderTag.STOP]
+        self._quote = self.quote(signal.symbol) if self.quote is not None else _NO_QUOTE  # before any order is sent
+        working = [o.client_order_id for o in book.working if o.tag is not OrderTag.STOP] if book.working else None
+        if working:
             refused = ({"check": "order_pending", "result": "fail", "working": working},)
-            self._decide(ts, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working", ts,
-                                                 refused),
-                         i=i)
+            self._decide(book, i, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working",
+                                                      ts, refused))
             return
         if signal.action == "exit":
             pos = book.position
@@ -458,29 +485,36 @@ class Engine:
             order = Order(client_order_id(self.session_id, book.symbol, ts, "exit"), book.symbol, Side.SELL,
                           OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason, code=signal.code)
             self._replace_stop(book, order, ts)
-            self._decide(ts, signal, order, i=i)
+            self._decide(book, i, signal, order)
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
                 self._place_stop(book, pos.stop, ts, seq=1)
             return
-        stale = self._stale(signal.symbol, ts)
+        stale = self._stale(signal.symbol, ts) if self._newest_ts is not None else None
         if stale is not None:
-            self._decide(ts, signal, stale, i=i)
+            self._decide(book, i, signal, stale)
             return
         # entries sent but not filled yet count as exposure already, and their cost as spent
-        pending = sum(o.qty * b.close[i] for b in self.books for o in b.working if o.tag is OrderTag.ENTRY)
+        pending = 0.0
+        held: list[str] = []  # symbols with a position or an entry on the way
+        for b in self.books:
+            entering = False
+            for o in b.working:
+                if o.tag is OrderTag.ENTRY:
+                    pending += o.qty * b.close[i]
+                    entering = True
+            if entering or b.position is not None:
+                held.append(b.symbol)
         open_notional = equity - self.portfolio.cash + pending
-        held = tuple(b.symbol for b in self.books if b.position is not None or
-                     any(o.tag is OrderTag.ENTRY for o in b.working))
         verdict = self.risk.check_entry(signal, price, equity, self.portfolio.cash - pending, open_notional, ts, i,
-                                        held)
+                                        tuple(held))
         if isinstance(verdict, OrderDenied):
-            self._decide(ts, signal, verdict, i=i)
+            self._decide(book, i, signal, verdict)
             return
         if book.position is not None:  # one position per symbol: a strategy does not add to it
             checks = (*verdict.checks, {"check": "position", "result": "fail", "held": book.position.qty})
-            self._decide(ts, signal, OrderDenied(signal.symbol, "ALREADY_IN_POSITION",
-                                                 f"already holding {book.position.qty:g} {book.symbol}", ts, checks),
-                         i=i)
+            self._decide(book, i, signal, OrderDenied(signal.symbol, "ALREADY_IN_POSITION",
+                                                      f"already holding {book.position.qty:g} {book.symbol}", ts,
+                                                      checks))
             return
         order = Order(client_order_id(self.session_id, book.symbol, ts, "entry"), book.symbol, Side.BUY,
                       OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
@@ -495,7 +529,7 @@ class Engine:
             self._orders[attached.client_order_id] = attached
             self.result.orders.append(attached)
         self._submit(book, order, ts, attached)
-        self._decide(ts, signal, order, verdict, i=i)
+        self._decide(book, i, signal, order, verdict)
 
     def _stale(self, symbol: str, ts: int) -> OrderDenied | None:
         """Live catch-up: the refusal of an entry decided on a bar too far behind the newest closed one."""
@@ -510,12 +544,9 @@ class Engine:
                   "act only on current prices")
         return OrderDenied(symbol, Reason.STALE_SIGNAL, detail, ts, (check,))
 
-    def _market(self, symbol: str, i: int | None) -> dict[str, Any]:
+    def _market(self, book: Book, i: int) -> dict[str, Any]:
         """Market conditions at a decision (R3.5): price, the risk engine's volatility ratio, latency."""
-        if i is None:
-            return {}
-        book = self._book(symbol)
-        ratio = self.risk.vol_ratio.get(symbol)
+        ratio = self.risk.vol_ratio.get(book.symbol)
         return {"price": book.close[i], "high": book.high[i], "low": book.low[i], "volume": book.volume[i],
                 "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
                 "latency_s": self.risk.latency, **self._quote}
@@ -528,13 +559,15 @@ class Engine:
         else:
             self.broker.submit(order, book, ts, attached)
 
-    def _decide(self, ts: int, signal: Signal, outcome: Order | OrderDenied,
-                approved: EntryApproved | None = None, i: int | None = None) -> None:
+    def _decide(self, book: Book, i: int, signal: Signal, outcome: Order | OrderDenied,
+                approved: EntryApproved | None = None) -> None:
+        """Record a decision on bar ``i`` of ``book``: the signal, what became of it, the checks with their numbers
+        and the market conditions (R3.5)."""
         if not self.record_decisions:
             return
         details: dict[str, Any] = {"indicators": signal.indicators, "stop": signal.stop, "target": signal.target,
-                                   "signal_code": signal.code, "state": self.risk.state.value,
-                                   "market": self._market(signal.symbol, i)}
+                                   "signal_code": signal.code, "state": str(self.risk.state),
+                                   "market": self._market(book, i)}
         if isinstance(outcome, OrderDenied):
             kind, code, details["denied"] = "denied", outcome.code, outcome.detail
             if outcome.checks:
@@ -546,8 +579,8 @@ class Engine:
         if approved is not None:
             details["sizing"] = approved.inputs
             details["checks"] = list(approved.checks)
-        self.result.decisions.append({"decision_id": f"{self.session_id[:8]}-{len(self.result.decisions) + 1}",
-                                      "ts": ts, "symbol": signal.symbol, "kind": kind, "action": signal.action,
+        self.result.decisions.append({"decision_id": f"{self._id8}-{len(self.result.decisions) + 1}",
+                                      "ts": book.ts[i], "symbol": signal.symbol, "kind": kind, "action": signal.action,
                                       "code": code, "reason": signal.reason, "details": details})
 
     # --- errors and end ------------------------------------------------------------------------------------
@@ -589,6 +622,14 @@ class Engine:
         return res
 
 
+def _has_stop(book: Book) -> bool:
+    """A protective stop is working on the book (a loop: no generator set up on every fill)."""
+    for o in book.working:  # noqa: SIM110
+        if o.tag is OrderTag.STOP and o.is_open:
+            return True
+    return False
+
+
 def _first_new(frames: dict[str, pl.DataFrame], lead: str, last: int, n: int) -> dict[str, pl.DataFrame]:
     """The frames cut after the ``n``-th candle newer than ``last`` (epoch ms) of the ``lead`` symbol."""
     ms = pl.col("ts").dt.epoch("ms")
@@ -597,16 +638,6 @@ def _first_new(frames: dict[str, pl.DataFrame], lead: str, last: int, n: int) ->
         return frames
     cutoff = last if n == 0 else int(fresh[n - 1])
     return {sym: frame.filter(ms <= cutoff) for sym, frame in frames.items()}
-
-
-def _read_beyond(book: Book, i: int, exc: IndexError) -> LookAheadError:
-    """An IndexError inside ``on_bar``: every series ends at the bar being decided, so the strategy read a bar
-    that does not exist for it — after this one (look-ahead) or before the first."""
-    return LookAheadError(
-        f"{type(book.strategy).__name__} read a bar it cannot see while deciding {book.symbol} at "
-        f"{ms_to_dt(book.ts[i]).isoformat()} ({exc}): its series end at this bar ([-1]) and hold "
-        f"{i + 1} bar(s); nothing after it exists in any mode. Read [-1], [-2]... only, and raise `warmup` if an "
-        "early bar reads further back than the data goes")
 
 
 __all__ = ["TRADE_SCHEMA", "Engine", "SessionResult"]

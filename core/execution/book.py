@@ -12,10 +12,11 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 
+import numpy as np
 import polars as pl
 
-from core.domain import Instrument, Order, Position
-from core.errors import LookAheadError
+from core.domain import Instrument, Order, Position, ms_to_dt
+from core.errors import LookAheadError, StrategyError
 from core.packed import floats, ints
 from core.strategy.bar import Bar
 from core.strategy.base import Strategy
@@ -27,8 +28,8 @@ _REPAINT_TOL = 1e-9
 class Book:
     """One symbol in the engine. ``feeds`` grow the strategy's series; ``warm`` is the first bar it decides on."""
 
-    __slots__ = ("bar", "close", "dust", "feeds", "frame", "high", "indicators", "instrument", "low", "n_market",
-                 "open", "position", "strategy", "symbol", "ts", "volume", "wake_high", "wake_low", "warm",
+    __slots__ = ("_lowest", "bar", "close", "dust", "feeds", "frame", "high", "indicators", "instrument", "low",
+                 "n_market", "open", "position", "strategy", "symbol", "ts", "volume", "wake_high", "wake_low", "warm",
                  "working")
 
     def __init__(self, symbol: str, instrument: Instrument, strategy: Strategy, frame: pl.DataFrame,
@@ -45,6 +46,7 @@ class Book:
         self.wake_low = -math.inf
         self.wake_high = math.inf
         self.warm = max(int(strategy.warmup), 1) - 1
+        self._lowest = (-1, math.nan)  # (closes seen, the lowest of them)
         self.frame = frame
         self._columns(frame)
         self.indicators = strategy.compute(frame)
@@ -74,6 +76,13 @@ class Book:
         self.low: array[float] = floats(frame["low"])
         self.close: array[float] = floats(frame["close"])
         self.volume: array[float] = floats(frame["volume"])
+
+    def lowest_close(self) -> float:
+        """The lowest close so far (computed once per length of the history; NaN in the data makes it NaN)."""
+        n = len(self.close)
+        if self._lowest[0] != n:
+            self._lowest = (n, float(np.frombuffer(self.close, dtype=np.float64).min()) if n else math.nan)
+        return self._lowest[1]
 
     def set_position(self, position: Position | None) -> None:
         """The engine's position for this symbol, seen by the strategy too."""
@@ -120,6 +129,24 @@ class Book:
                     "(shift(-n), whole-series statistics); make it depend only on the bars up to each one")
             old.extend(fresh[n:])
         return new.height
+
+
+    def read_beyond(self, i: int, exc: IndexError) -> LookAheadError:
+        """An IndexError inside ``on_bar``: every series ends at the bar being decided, so the strategy read a bar
+        that does not exist for it — after this one (look-ahead) or before the first."""
+        return LookAheadError(
+            f"{type(self.strategy).__name__} read a bar it cannot see while deciding {self.symbol} at "
+            f"{ms_to_dt(self.ts[i]).isoformat()} ({exc}): its series end at this bar ([-1]) and hold "
+            f"{i + 1} bar(s); nothing after it exists in any mode. Read [-1], [-2]... only, and raise `warmup` if "
+            "an early bar reads further back than the data goes")
+
+
+def series_stuck(ts: int) -> StrategyError:
+    """A series could not grow by the bar at ``ts``: the strategy holds a numpy view of the whole of it."""
+    return StrategyError(
+        f"a strategy series could not grow by the bar at {ms_to_dt(ts).isoformat()}: the strategy keeps a numpy "
+        "view of a whole series (np.asarray(bar.close) stored in an attribute); keep a copy (np.array(...)) or a "
+        "slice (bar.close[-50:]) instead")
 
 
 def _same(a: float, b: float) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Protocol
 
-from core.domain import Order, OrderFilled, OrderType
+from core.domain import Order, OrderFilled, OrderType, Side
 
 if TYPE_CHECKING:
     from core.execution.book import Book
@@ -20,13 +20,16 @@ _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 OUR_PREFIX = "rp"  # every client order id Rampart makes starts with it
 
 
+_PAIRS = [a + b for a in _B36 for b in _B36]  # two base-36 digits per step: half the divisions
+
+
 def base36(n: int) -> str:
+    """``n`` (not negative) in base 36, lowercase, no leading zeros."""
     out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = _B36[r] + out
-        if n == 0:
-            return out
+    while n >= 36:
+        n, r = divmod(n, 1296)
+        out = _PAIRS[r] + out
+    return (_B36[n] + out) if n or not out else out
 
 
 def client_order_id(session_id: str, symbol: str, ts: int, tag: str, seq: int = 0) -> str:
@@ -74,4 +77,4 @@ def reference_price(order: Order, book: Book, ts: int) -> float:
 
 def slippage_cost(order: Order, price: float, qty: float, ref: float) -> float:
     """The signed quote cost of filling ``qty`` at ``price`` against ``ref``: positive when worse."""
-    return (price - ref) * qty if order.side.value == "buy" else (ref - price) * qty
+    return (price - ref) * qty if order.side is Side.BUY else (ref - price) * qty

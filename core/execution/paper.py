@@ -52,7 +52,7 @@ class PaperBroker:
         order.apply(OrderStatus.ACCEPTED, ts)
         self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
-        _rewake(bar)
+        _wake_on(bar, order)
 
     def attaches_stops(self, symbol: str) -> bool:
         """Paper books an entry's fill and places its stop in the same step: nothing can fall between them."""
@@ -79,12 +79,13 @@ class PaperBroker:
         fills: list[OrderFilled] = []
         ts = bar.ts[i]
         op = bar.open[i]
-        for order in [o for o in bar.working if o.type is OrderType.MARKET]:
-            self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
-                       ts, fills, taker=True)
-        if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
-            _rewake(bar)
-            return fills
+        if bar.n_market:
+            for order in [o for o in bar.working if o.type is OrderType.MARKET]:
+                self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
+                           ts, fills, taker=True)
+            if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
+                _rewake(bar)
+                return fills
         low = bar.low[i]
         high = bar.high[i]
         for order in [o for o in bar.working if o.type is not OrderType.MARKET]:
@@ -154,6 +155,16 @@ class PaperBroker:
             order.qty = order.filled_qty + max_qty
             return max_qty
         return qty
+
+
+def _wake_on(bar: Bar, o: Order) -> None:
+    """One more working order: ``_rewake``'s result without going over the others again."""
+    if o.type is OrderType.MARKET:
+        bar.n_market += 1
+    elif (o.type is OrderType.STOP) is (o.side is Side.SELL):
+        bar.wake_low = max(bar.wake_low, (o.stop_price if o.type is OrderType.STOP else o.price) or 0.0)
+    else:
+        bar.wake_high = min(bar.wake_high, (o.stop_price if o.type is OrderType.STOP else o.price) or math.inf)
 
 
 def _rewake(bar: Bar) -> None:

@@ -70,6 +70,12 @@ class EntryApproved:
     checks: tuple[dict[str, Any], ...] = field(default=())
 
 
+def _denied(sym: str, ts: int, checks: list[dict[str, Any]], code: str, detail: str) -> OrderDenied:
+    """The refusal by the last check that ran (marked failed), with every check up to it."""
+    checks[-1]["result"] = "fail"
+    return OrderDenied(sym, code, detail, ts, tuple(checks))
+
+
 def _check(name: str, **numbers: Any) -> dict[str, Any]:
     return {"check": name, "result": "pass", **numbers}
 
@@ -159,46 +165,48 @@ class RiskEngine:
         sym = signal.symbol
         checks: list[dict[str, Any]] = []
 
-        def deny(code: str, detail: str) -> OrderDenied:
-            checks[-1]["result"] = "fail"
-            return OrderDenied(sym, code, detail, ts, tuple(checks))
-
-        checks.append(_check("allow_list", symbol=sym, allowed=list(cfg.allowed_symbols)))
+        checks.append({"check": "allow_list", "result": "pass", "symbol": sym,
+                       "allowed": list(cfg.allowed_symbols)})
         if sym not in cfg.allowed_symbols:
-            return deny(Reason.NOT_ALLOWED_SYMBOL, f"{sym} not in {','.join(cfg.allowed_symbols)}")
-        checks.append(_check("trading_state", state=self.state.value))
+            return _denied(sym, ts, checks, Reason.NOT_ALLOWED_SYMBOL,
+                           f"{sym} not in {','.join(cfg.allowed_symbols)}")
+        checks.append({"check": "trading_state", "result": "pass", "state": str(self.state)})
         if self.state not in ENTRY_STATES:
-            return deny(Reason.TRADING_STATE, f"state {self.state} allows no new entries")
+            return _denied(sym, ts, checks, Reason.TRADING_STATE, f"state {self.state} allows no new entries")
         if self.breakers is None:
-            checks.append(_off("breakers"))
+            checks.append({"check": "breakers", "result": "off"})
         else:
             blocked = self.breakers.blocking(ts)
-            checks.append(_check("breakers", blocking=blocked[0] if blocked else None,
-                                 hours_left=round(blocked[1] / 3_600_000, 4) if blocked else 0.0))
+            checks.append({"check": "breakers", "result": "pass", "blocking": blocked[0] if blocked else None,
+                           "hours_left": round(blocked[1] / 3_600_000, 4) if blocked else 0.0})
             if blocked is not None:
-                return deny("BREAKER_COOLDOWN", f"{blocked[0]} breaker blocks entries for another "
-                            f"{blocked[1] / 3_600_000:.2f} h")
+                return _denied(sym, ts, checks, "BREAKER_COOLDOWN",
+                               f"{blocked[0]} breaker blocks entries for another {blocked[1] / 3_600_000:.2f} h")
         if not self.controls:
-            checks.append(_off("latency"))
+            checks.append({"check": "latency", "result": "off"})
         else:
-            checks.append(_check("latency", latency_s=round(self.latency, 4), limit_s=lim.latency_limit_s,
-                                 calls=len(self._latency), paused=self.latency_paused))
+            checks.append({"check": "latency", "result": "pass", "latency_s": round(self.latency, 4),
+                           "limit_s": lim.latency_limit_s, "calls": len(self._latency),
+                           "paused": self.latency_paused})
             if self.latency_paused:
-                return deny("LATENCY_PAUSE", f"exchange latency {self.latency:.2f}s > {lim.latency_limit_s:.2f}s "
-                            f"(rolling {len(self._latency)} calls)")
+                return _denied(sym, ts, checks, "LATENCY_PAUSE",
+                               f"exchange latency {self.latency:.2f}s > {lim.latency_limit_s:.2f}s "
+                               f"(rolling {len(self._latency)} calls)")
         if not self.controls:
-            checks.append(_off("correlation"))
+            checks.append({"check": "correlation", "result": "off"})
         else:
             pairs: list[dict[str, Any]] = [{"with": other, "rho": rho[i]} for other in open_symbols
                      if other != sym and (rho := self.corr.get((sym, other))) is not None and 0 <= i < len(rho)]
-            checks.append(_check("correlation", pairs=pairs, max=lim.corr_max))
+            checks.append({"check": "correlation", "result": "pass", "pairs": pairs, "max": lim.corr_max})
             for pair in pairs:
                 if pair["rho"] > lim.corr_max:
-                    return deny("CORRELATION_BLOCK", f"{sym}~{pair['with']} rho={pair['rho']:.2f}>{lim.corr_max:.2f}")
+                    return _denied(sym, ts, checks, "CORRELATION_BLOCK",
+                                   f"{sym}~{pair['with']} rho={pair['rho']:.2f}>{lim.corr_max:.2f}")
         stop = signal.stop
-        checks.append(_check("stop", stop=stop, price=price))
+        checks.append({"check": "stop", "result": "pass", "stop": stop, "price": price})
         if stop is None or not 0 < stop < price:
-            return deny(Reason.INVALID_STOP, f"stop {stop} must be between 0 and the price {price:.2f}")
+            return _denied(sym, ts, checks, Reason.INVALID_STOP,
+                           f"stop {stop} must be between 0 and the price {price:.2f}")
         return self._size(signal, price, equity, cash, open_notional, ts, i, checks)
 
     def _size(self, signal: Signal, price: float, equity: float, cash: float, open_notional: float, ts: int,
@@ -228,7 +236,7 @@ class RiskEngine:
                       "risk_per_trade": risk, "derisked": self.derisked, "size_multiplier": mult,
                       "vol_ratio": vol_ratio, "exposure_cap": cap, "open_notional": open_notional,
                       "new_symbol_half_risk": half}
-        checks.extend(dict(c) for c in sized.checks)
+        checks.extend(sized.checks)  # made for this call: the decision log keeps them as they are
         if isinstance(sized, SizeRefused):
             return OrderDenied(sym, sized.code, sized.detail, ts, tuple(checks))
         inputs["qty"] = sized.qty

@@ -1,0 +1,269 @@
+"""The replay's fast path: run a stretch of bars on which nothing but the strategies' decisions can happen.
+
+Most bars of a replay are quiet: no market order waits, no working stop or limit is within the bar's range,
+the day does not change and no monitor threshold (daily loss, drawdown, unrealized loss) is crossed. On such a
+bar the engine's full step (``Engine.step_range``) only marks equity and asks the strategies, so ``quiet`` does
+just that, with everything the full step would look up per bar held in locals: the books' marks, the orders'
+trigger prices, the monitors' thresholds. Cash is constant through a stretch, and so is equity while every book
+is flat: those marks are written in bulk.
+
+A stretch ends before the first bar where anything else can happen (the engine runs that bar through the full
+step) and after a bar on which a strategy signalled (handled here, exactly as the full step would). The result is
+the same as running every bar through the full step: same marks to the bit, same decisions, orders and events
+(``tests/test_quiet.py``). Live sessions always take the full step.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from core.domain import Signal
+    from core.engine import Engine
+    from core.execution.book import Book, Feed
+    from core.strategy.bar import Bar
+
+Decider = tuple["Book", "Bar", "Callable[[Bar], Signal | None]", "list[Feed]", int]  # as Engine.step_range has it
+Mark = tuple["array[float]", float, float | None]  # a holding book's closes, its quantity, its cost (None: dust)
+Pending = tuple[int, int, int, float, tuple[Mark, ...]]  # where in the marks, first bar, bars, cash, holdings
+_NAN = array("d", [math.nan])
+Wake = tuple["array[float]", float, "array[float]", float]  # lows, the price a low reaches to wake, highs, same
+
+
+def quiet(engine: Engine, i: int, end: int) -> int:
+    """Run the quiet bars from ``i`` on, up to ``end``; return the first bar not run (``end`` when all were)."""
+    books = engine.books
+    marks: list[Mark] = []  # per book holding a position or dust: its closes, the quantity, its cost (None: dust)
+    wakes: list[Wake] = []  # per book with working orders: its lows and highs, the prices that trigger them
+    floor = engine.portfolio.cash  # the least equity can be on any bar: every holding at its lowest close
+    for book in books:
+        if book.n_market:
+            return i
+        if book.working:
+            wakes.append((book.low, book.wake_low, book.high, book.wake_high))
+        pos = book.position
+        if pos is not None:
+            marks.append((book.close, pos.qty, pos.avg_price))
+        elif book.dust:
+            marks.append((book.close, book.dust, None))
+        else:
+            continue
+        floor += marks[-1][1] * book.lowest_close() if marks[-1][1] >= 0.0 else -math.inf
+    ts_list = books[0].ts if books else array("q")
+    risk = engine.risk
+    stop = bisect_left(ts_list, risk.day_end, i, end)  # a new day's first bar is the monitors' (full step)
+    if stop == i:
+        return i
+    if marks:
+        if not (floor >= 0.0 and _unwatched(engine)):
+            return _watched(engine, _deciders(books), ts_list, marks, wakes, i, stop)
+    else:  # flat: equity is the cash on every bar, so a threshold not crossed now is not crossed later
+        cash = engine.portfolio.cash
+        ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
+        if cash <= risk.daily_floor or cash <= risk.dd_floor or (ul_limit * cash > 0.0) is not risk.tightened:
+            return i
+    if len(books) == 1 and i >= books[0].warm and len(wakes) <= 1:
+        return _single(engine, books[0], ts_list, marks, wakes, i, stop)
+    return _unwatched_run(engine, _deciders(books), ts_list, marks, wakes, i, stop)
+
+
+def _deciders(books: list[Book]) -> list[Decider]:
+    """Per symbol, looked up once for a stretch: its view, its strategy's on_bar, the feeds, its first bar."""
+    return [(book, book.bar, book.strategy.on_bar, book.feeds, book.warm) for book in books]
+
+
+def _unwatched(engine: Engine) -> bool:
+    """True when no monitor can act while equity is not negative: the risk controls are off (no daily-loss or
+    drawdown floor, no unrealized-loss limit, no episode open)."""
+    risk = engine.risk
+    return not risk.controls and risk.daily_floor == -math.inf and risk.dd_floor == -math.inf and not risk.tightened
+
+
+def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int], marks: list[Mark],
+                   wakes: list[Wake], i: int, stop: int) -> int:
+    """No monitor can act: the bars are only checked against the orders' trigger prices, the strategies decide,
+    and the equity marks are written in bulk (at once before a signal is handled, so it sees them all)."""
+    cash = engine.portfolio.cash
+    k = i
+    marked = reached = i  # bars [i, marked) have their equity and cash marks; bars [i, reached) were run
+    try:
+        for k in range(i, stop):
+            for low, wake_low, high, wake_high in wakes:
+                if low[k] <= wake_low or high[k] >= wake_high:
+                    return k
+            reached = k + 1
+            fired = False
+            for book, bar, decide, feeds, warm in deciders:
+                for append, source in feeds:
+                    append(source[k])
+                if k >= warm:
+                    bar.ts = ts_list[k]
+                    try:
+                        signal = decide(bar)
+                    except IndexError as exc:
+                        raise book.read_beyond(k, exc) from exc
+                    if signal is not None:
+                        if not fired:
+                            _mark(engine, cash, marks, marked, k + 1)
+                            marked, fired = k + 1, True
+                            engine._i = k
+                        engine._on_signal(book, signal, k, _equity_at(cash, marks, k))
+            if fired:
+                return k + 1
+    finally:
+        engine._i = k
+        _mark(engine, cash, marks, marked, reached)
+    return stop
+
+
+def _single(engine: Engine, book: Book, ts_list: array[int], marks: list[Mark], wakes: list[Wake], i: int,
+            stop: int) -> int:
+    """``_unwatched_run`` for the common case — one symbol, past its warm-up, at most one order working — with
+    nothing looked up per bar but the series and the order's trigger prices."""
+    bar, decide, feeds = book.bar, book.strategy.on_bar, book.feeds
+    low, wake_low, high, wake_high = wakes[0] if wakes else (book.low, -math.inf, book.high, math.inf)
+    watch = bool(wakes)
+    cash = engine.portfolio.cash
+    k = marked = i  # bars [i, marked) have their marks; [i, k) were run
+    try:
+        for k in range(i, stop):
+            if watch and (low[k] <= wake_low or high[k] >= wake_high):
+                return k
+            for append, source in feeds:
+                append(source[k])
+            bar.ts = ts_list[k]
+            try:
+                signal = decide(bar)
+            except IndexError as exc:
+                raise book.read_beyond(k, exc) from exc
+            if signal is not None:
+                _mark(engine, cash, marks, marked, k + 1)
+                marked = k + 1
+                engine._i = k
+                engine._on_signal(book, signal, k, _equity_at(cash, marks, k))
+                return k + 1
+        k = stop
+    except BaseException:
+        engine._i = k
+        k += 1  # the full step marks a bar before its strategy decides: so does this one
+        raise
+    finally:
+        _mark(engine, cash, marks, marked, k)
+    engine._i = stop - 1
+    return stop
+
+
+def _equity_at(cash: float, marks: list[Mark], k: int) -> float:
+    """Equity at bar ``k``'s close, summed in the full step's order (the same float, to the bit)."""
+    equity = cash
+    for close, qty, _ in marks:
+        equity += qty * close[k]
+    return equity
+
+
+def _mark(engine: Engine, cash: float, marks: list[Mark], lo: int, hi: int) -> None:
+    """Bars [lo, hi) marked. Cash is unchanged through a stretch and so is equity while nothing is held: both are
+    written at once. Equity at each close of a holding is left to ``settle`` (NaN until then), which computes
+    every pending stretch of the run in a few array operations instead of a few per stretch."""
+    n = hi - lo
+    if n <= 0:
+        return
+    res = engine.result
+    if marks:
+        engine.pending_marks.append((len(res.equity), lo, n, cash, tuple(marks)))
+        res.equity.extend(_NAN * n)
+    else:
+        res.equity.extend(array("d", [cash]) * n)
+        if cash > engine.risk.hwm:
+            engine.risk.new_high(cash)
+    res.cash.extend(array("d", [cash]) * n)
+
+
+def settle(engine: Engine) -> None:
+    """Write the pending equity marks (``_mark``): cash plus each holding at the bar's close, added in the full
+    step's order, so every value is the float the full step computes; then the new high, if any, to the risk
+    engine. Runs when a replay ends and before a monitor reads the marks."""
+    pending, engine.pending_marks = engine.pending_marks, []
+    groups: dict[tuple[int, ...], list[Pending]] = {}
+    for item in pending:  # stretches holding the same books are computed together
+        groups.setdefault(tuple(id(close) for close, _, _ in item[4]), []).append(item)
+    marks = np.frombuffer(engine.result.equity, dtype=np.float64)  # writable view: released on return
+    top = -math.inf
+    for items in groups.values():
+        at = np.array([item[0] for item in items], dtype=np.int64)
+        lo = np.array([item[1] for item in items], dtype=np.int64)
+        n = np.array([item[2] for item in items], dtype=np.int64)
+        step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)  # 0.. within a stretch
+        bars = np.repeat(lo, n) + step
+        equity = np.repeat(np.array([item[3] for item in items]), n)
+        for j, (close, _, _) in enumerate(items[0][4]):
+            qty = np.repeat(np.array([item[4][j][1] for item in items]), n)
+            equity += qty * np.frombuffer(close, dtype=np.float64)[bars]
+        marks[np.repeat(at, n) + step] = equity
+        top = max(top, float(equity.max()))
+    del marks
+    if top > engine.risk.hwm:
+        engine.risk.new_high(top)
+
+
+def _watched(engine: Engine, deciders: list[Decider], ts_list: array[int],
+             marks: list[Mark],
+             wakes: list[Wake], i: int, stop: int) -> int:
+    """Holdings the monitors watch (risk controls on): each bar is marked to its close and checked against the
+    monitors and the orders' trigger prices before the strategies decide."""
+    risk = engine.risk
+    res = engine.result
+    cash = engine.portfolio.cash
+    daily_floor, dd_floor, hwm, tightened = risk.daily_floor, risk.dd_floor, risk.hwm, risk.tightened
+    ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
+    equities = res.equity
+    eq_append = equities.append
+    k = i - 1
+    try:
+        for k in range(i, stop):
+            for low, wake_low, high, wake_high in wakes:
+                if low[k] <= wake_low or high[k] >= wake_high:
+                    return k
+            equity = cash
+            unrealized = 0.0
+            for close, qty, cost in marks:
+                price = close[k]
+                equity += qty * price
+                if cost is not None:
+                    unrealized += qty * (price - cost)
+            if equity <= daily_floor or equity <= dd_floor or (unrealized < ul_limit * equity) is not tightened:
+                return k
+            eq_append(equity)
+            if equity > hwm:
+                hwm = equity
+                risk.new_high(equity)
+                dd_floor = risk.dd_floor
+            fired = False
+            for book, bar, decide, feeds, warm in deciders:
+                for append, source in feeds:
+                    append(source[k])
+                if k >= warm:
+                    bar.ts = ts_list[k]
+                    try:
+                        signal = decide(bar)
+                    except IndexError as exc:
+                        raise book.read_beyond(k, exc) from exc
+                    if signal is not None:
+                        if not fired:
+                            res.cash.extend(array("d", [cash]) * (len(equities) - len(res.cash)))
+                            fired = True
+                            engine._i = k
+                        engine._on_signal(book, signal, k, equity)
+            if fired:
+                return k + 1
+    finally:
+        engine._i = max(k, i)
+        res.cash.extend(array("d", [cash]) * (len(equities) - len(res.cash)))
+    return stop
