@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.errors import OrderError
+from core.quickinit import quick_init
 
 
 def ms_to_dt(ms: int) -> datetime:
@@ -119,6 +120,7 @@ class Instrument:
         return round(steps * self.lot_step, 12)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """What a strategy wants: enter long with a protective stop, or exit; always with its reason in words and a
@@ -213,6 +215,7 @@ class Order:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     """Event: (part of) an order was executed. ``fee`` is the commission valued in quote (R9.2), ``fee_asset`` the
@@ -246,6 +249,7 @@ class OrderFilled:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
     """Event: the risk engine refused an order. ``code`` is a Reason, ``detail`` carries the numbers; ``checks``
@@ -286,6 +290,7 @@ class Position:
         return self.avg_price
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Trade:
     """A closed round trip, with the reasons in words for entering and leaving."""

@@ -239,7 +239,7 @@ class Engine:
                         fills = on_bar(book, i)
                         while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
                             self._book_fills(book, fills)
-                            fills = on_bar(book, i)
+                            fills = on_bar(book, i) if book.working else None
                 equity = port.cash
                 unrealized = 0.0
                 for book in books:
@@ -574,8 +574,8 @@ class Engine:
                 details["checks"] = list(outcome.checks)
         else:
             kind, code = "order", "SUBMITTED"
-            details["order"] = {"client_order_id": outcome.client_order_id, "side": outcome.side.value,
-                                "type": outcome.type.value, "qty": outcome.qty, "quote_qty": outcome.quote_qty}
+            details["order"] = {"client_order_id": outcome.client_order_id, "side": str(outcome.side),
+                                "type": str(outcome.type), "qty": outcome.qty, "quote_qty": outcome.quote_qty}
         if approved is not None:
             details["sizing"] = approved.inputs
             details["checks"] = list(approved.checks)

@@ -176,14 +176,15 @@ def _mark(engine: Engine, cash: float, marks: list[Mark], lo: int, hi: int) -> N
     if n <= 0:
         return
     res = engine.result
+    cash_marks = array("d", [cash]) * n
     if marks:
         engine.pending_marks.append((len(res.equity), lo, n, cash, tuple(marks)))
         res.equity.extend(_NAN * n)
     else:
-        res.equity.extend(array("d", [cash]) * n)
+        res.equity.extend(cash_marks)
         if cash > engine.risk.hwm:
             engine.risk.new_high(cash)
-    res.cash.extend(array("d", [cash]) * n)
+    res.cash.extend(cash_marks)
 
 
 def settle(engine: Engine) -> None:

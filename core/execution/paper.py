@@ -79,6 +79,7 @@ class PaperBroker:
         fills: list[OrderFilled] = []
         ts = bar.ts[i]
         op = bar.open[i]
+        working = len(bar.working)
         if bar.n_market:
             for order in [o for o in bar.working if o.type is OrderType.MARKET]:
                 self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
@@ -86,6 +87,9 @@ class PaperBroker:
             if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
                 _rewake(bar)
                 return fills
+            if len(bar.working) != working:  # refused for want of cash: gone from the book
+                _rewake(bar)
+                working = len(bar.working)
         low = bar.low[i]
         high = bar.high[i]
         for order in [o for o in bar.working if o.type is not OrderType.MARKET]:
@@ -101,7 +105,8 @@ class PaperBroker:
                     self._fill(bar, order, min(op, limit), ts, fills, taker=False)
                 elif order.side is Side.SELL and high >= limit:
                     self._fill(bar, order, max(op, limit), ts, fills, taker=False)
-        _rewake(bar)
+        if len(bar.working) != working:  # filled (or cancelled) orders left the book: its wake prices change
+            _rewake(bar)
         return fills
 
     def _fill(self, bar: Bar, order: Order, price: float, ts: int, fills: list[OrderFilled], *,

@@ -32,6 +32,7 @@ from core.events import (
     UnrealizedRecovered,
 )
 from core.packed import floats
+from core.quickinit import quick_init
 from core.risk.sizing import SizeRefused, SizingInputs, size_all_in, size_by_risk
 
 DAY_MS = 86_400_000
@@ -60,6 +61,7 @@ class RiskConfig:
     hard_caps: bool = False  # live: sizes never above the R5.5 caps, whatever the rung says
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EntryApproved:
     """An entry passed every check; ``checks`` lists each that ran, in order, with its numbers (decision log)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.domain import Instrument, Reason
+from core.quickinit import quick_init
 
 # A market buy fills at the next price, not the one it was sized on: keep this much cash aside for the move.
 CASH_BUFFER = 0.01
@@ -30,6 +31,7 @@ class SizingInputs:
     fee_rate: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Sized:
     """An approved size. ``quote_qty`` is set for all-in orders: spend that much cash at the fill price."""
@@ -40,6 +42,7 @@ class Sized:
     checks: Checks = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SizeRefused:
     code: str
