@@ -239,7 +239,7 @@ class Engine:
                         fills = on_bar(book, i)
                         while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
                             self._book_fills(book, fills)
-                            fills = on_bar(book, i) if book.working else None
+                            fills = on_bar(book, i) if book.working else []
                 equity = port.cash
                 unrealized = 0.0
                 for book in books:
