@@ -98,7 +98,7 @@ class Engine:
         t0 = time.perf_counter()
         # No garbage collection during a replay: what it creates (orders, fills, decisions) is kept in the result,
         # so a collection would only walk that growing result again and again (a twentieth of the run's time);
-        # what exists before it (imports, settings, candles) is frozen out of the later collections.
+        # what exists before it (imports, settings, candles) is frozen out of the collections meanwhile.
         collecting = gc.isenabled()
         gc.disable()
         gc.freeze()
@@ -110,6 +110,9 @@ class Engine:
         except Exception as exc:  # R1.5: any error fails the session, with its context, never silently
             self.record_error(exc)
         finally:
+            # what the run made joins the oldest generation as it is, as if it had survived the collections it
+            # skipped (it did: the result holds it), instead of one walk over all of it at the next allocation
+            gc.freeze()
             gc.unfreeze()
             if collecting:
                 gc.enable()

@@ -71,7 +71,11 @@ def reference_price(order: Order, book: Book, ts: int) -> float:
         return order.stop_price
     if order.type is OrderType.LIMIT and order.price:
         return order.price
-    i = bisect.bisect_right(book.ts, ts) - 1
+    times = book.ts
+    # a decision's time is a bar's open time: found by arithmetic on a regular timeline, else by search
+    i = (ts - times[0]) // book.bar.timeframe_ms if times else -1
+    if not (0 <= i < len(times) and times[i] == ts):
+        i = bisect.bisect_right(times, ts) - 1
     return book.close[i] if 0 <= i < len(book.close) else (book.close[-1] if book.close else 0.0)
 
 
