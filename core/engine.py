@@ -273,7 +273,7 @@ class Engine:
                     for append, source in feeds:  # the strategy's series now end at this bar
                         append(source[i])
                     if i >= warm:
-                        bar.ts = ts
+                        bar.at = i
                         try:
                             signal = decide(bar)
                         except IndexError as exc:
@@ -550,9 +550,12 @@ class Engine:
     def _market(self, book: Book, i: int) -> dict[str, Any]:
         """Market conditions at a decision (R3.5): price, the risk engine's volatility ratio, latency."""
         ratio = self.risk.vol_ratio.get(book.symbol)
-        return {"price": book.close[i], "high": book.high[i], "low": book.low[i], "volume": book.volume[i],
-                "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
-                "latency_s": self.risk.latency, **self._quote}
+        market = {"price": book.close[i], "high": book.high[i], "low": book.low[i], "volume": book.volume[i],
+                  "vol_ratio": ratio[i] if ratio is not None and i < len(ratio) else None,
+                  "latency_s": self.risk.latency}
+        if self._quote:
+            market.update(self._quote)
+        return market
 
     def _submit(self, book: Book, order: Order, ts: int, attached: Order | None = None) -> None:
         self._orders[order.client_order_id] = order

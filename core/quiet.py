@@ -58,7 +58,8 @@ def quiet(engine: Engine, i: int, end: int) -> int:
         floor += marks[-1][1] * book.lowest_close() if marks[-1][1] >= 0.0 else -math.inf
     ts_list = books[0].ts if books else array("q")
     risk = engine.risk
-    stop = bisect_left(ts_list, risk.day_end, i, end)  # a new day's first bar is the monitors' (full step)
+    day_end = risk.day_end  # a new day's first bar is the monitors' (full step)
+    stop = end if not ts_list or day_end > ts_list[end - 1] else bisect_left(ts_list, day_end, i, end)
     if stop == i:
         return i
     if marks:
@@ -104,7 +105,7 @@ def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int],
                 for append, source in feeds:
                     append(source[k])
                 if k >= warm:
-                    bar.ts = ts_list[k]
+                    bar.at = k
                     try:
                         signal = decide(bar)
                     except IndexError as exc:
@@ -138,7 +139,7 @@ def _single(engine: Engine, book: Book, ts_list: array[int], marks: list[Mark], 
                 return k
             for append, source in feeds:
                 append(source[k])
-            bar.ts = ts_list[k]
+            bar.at = k
             try:
                 signal = decide(bar)
             except IndexError as exc:
@@ -251,7 +252,7 @@ def _watched(engine: Engine, deciders: list[Decider], ts_list: array[int],
                 for append, source in feeds:
                     append(source[k])
                 if k >= warm:
-                    bar.ts = ts_list[k]
+                    bar.at = k
                     try:
                         signal = decide(bar)
                     except IndexError as exc:

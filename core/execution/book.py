@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_right
 from collections.abc import Callable
 
 import numpy as np
@@ -50,20 +49,20 @@ class Book:
         self.frame = frame
         self._columns(frame)
         self.indicators = strategy.compute(frame)
-        self.bar = Bar(symbol, instrument, timeframe_ms, self.follow)
+        self.bar = Bar(symbol, instrument, timeframe_ms, self.follow, self.ts)
         self.feeds: list[Feed] = [(series.append, values)
                                   for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
 
     def use(self, strategy: Strategy) -> None:
         """Swap the strategy (a test that cues signals): its indicators over the history, its series filled up to
         the bar the book has reached."""
-        upto = bisect_right(self.ts, self.bar.ts) if self.ts else 0
+        upto = self.bar.at + 1
         self.strategy = strategy
         self.warm = max(int(strategy.warmup), 1) - 1
         self.indicators = strategy.compute(self.frame)
         self.feeds = [(series.append, values)
                       for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
-        self.bar = Bar(self.symbol, self.instrument, self.bar.timeframe_ms, self.follow)
+        self.bar = Bar(self.symbol, self.instrument, self.bar.timeframe_ms, self.follow, self.ts)
         self.bar.position = self.position
         self.fast_forward(upto)
 
@@ -92,7 +91,7 @@ class Book:
         """The strategy read ``bar.<column>`` for the first time: a series filled up to the bar being decided,
         fed one value per bar from now on."""
         source: array[float] = getattr(self, column)
-        upto = bisect_right(self.ts, self.bar.ts)
+        upto = self.bar.at + 1
         series = source[:upto]
         self.feeds.append((series.append, source))
         return series
@@ -104,7 +103,7 @@ class Book:
             for value in source[:upto]:
                 append(value)
         if upto:
-            self.bar.ts = self.ts[upto - 1]
+            self.bar.at = upto - 1
 
     def extend(self, frame: pl.DataFrame) -> int:
         """Live: closed candles newer than the last one join the columns, and every indicator is computed again

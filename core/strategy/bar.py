@@ -30,13 +30,19 @@ class Bar:
     # every bar) through a slow path; the series are cached properties instead, filled on first read.
 
     def __init__(self, symbol: str, instrument: Instrument, timeframe_ms: int,
-                 follow: Callable[[str], array[float]]) -> None:
+                 follow: Callable[[str], array[float]], times: array[int]) -> None:
         self.symbol = symbol
         self.instrument = instrument
         self.timeframe_ms = timeframe_ms
-        self.ts = 0
+        self.at = -1  # the engine's: where this bar is in the book's columns (set bar by bar; not for strategies)
         self.position: Position | None = None
         self._follow = follow  # the engine's: a candle series that ends at this bar, kept up to date from now on
+        self._times = times
+
+    @property
+    def ts(self) -> int:
+        """The bar's open time, epoch ms UTC (0 before the first bar)."""
+        return self._times[self.at] if self.at >= 0 else 0
 
     @cached_property
     def open(self) -> array[float]:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.domain import Signal
 from core.errors import StrategyError
+from core.packed import floats
 
 if TYPE_CHECKING:
     from core.strategy.bar import Bar
@@ -138,9 +139,7 @@ class Strategy:
 
 
 def _packed(values: np.ndarray) -> Series:
-    out = array("d")
-    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-    return out
+    return floats(values)
 
 
 def _as_floats(value: Any, n: int, what: str) -> Series:
