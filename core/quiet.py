@@ -71,7 +71,7 @@ def quiet(engine: Engine, i: int, end: int) -> int:
         if cash <= risk.daily_floor or cash <= risk.dd_floor or (ul_limit * cash > 0.0) is not risk.tightened:
             return i
     if len(books) == 1 and i >= books[0].warm and len(wakes) <= 1:
-        return _single(engine, books[0], ts_list, marks, wakes, i, stop)
+        return _single(engine, books[0], marks, wakes, i, stop)
     return _unwatched_run(engine, _deciders(books), ts_list, marks, wakes, i, stop)
 
 
@@ -124,18 +124,17 @@ def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int],
     return stop
 
 
-def _single(engine: Engine, book: Book, ts_list: array[int], marks: list[Mark], wakes: list[Wake], i: int,
-            stop: int) -> int:
+def _single(engine: Engine, book: Book, marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """``_unwatched_run`` for the common case — one symbol, past its warm-up, at most one order working — with
     nothing looked up per bar but the series and the order's trigger prices."""
     bar, decide, feeds = book.bar, book.strategy.on_bar, book.feeds
     low, wake_low, high, wake_high = wakes[0] if wakes else (book.low, -math.inf, book.high, math.inf)
-    watch = bool(wakes)
+    on_low, on_high = wake_low > -math.inf, wake_high < math.inf  # a sell stop watches only the lows
     cash = engine.portfolio.cash
     k = marked = i  # bars [i, marked) have their marks; [i, k) were run
     try:
         for k in range(i, stop):
-            if watch and (low[k] <= wake_low or high[k] >= wake_high):
+            if (on_low and low[k] <= wake_low) or (on_high and high[k] >= wake_high):
                 return k
             for append, source in feeds:
                 append(source[k])
