@@ -230,8 +230,6 @@ class Engine:
         tightened = risk.tightened
         prev_equity = res.equity[-1] if res.equity else None
         eq_append, cash_append = res.equity.append, res.cash.append
-        # per symbol, looked up once: its view, its strategy's on_bar, the feeds of its series, its first bar
-        deciders = [(book, book.bar, book.strategy.on_bar, book.feeds, book.warm) for book in books]
         self._i = start
         try:
             for i in range(start, end):
@@ -269,17 +267,10 @@ class Engine:
                     risk.new_high(equity)
                     dd_floor = risk.dd_floor
                 prev_equity = equity
-                for book, bar, decide, feeds, warm in deciders:
-                    for append, source in feeds:  # the strategy's series now end at this bar
-                        append(source[i])
-                    if i >= warm:
-                        bar.at = i
-                        try:
-                            signal = decide(bar)
-                        except IndexError as exc:
-                            raise book.read_beyond(i, exc) from exc
-                        if signal is not None:
-                            self._on_signal(book, signal, i, equity)
+                for book in books:
+                    signal = book.ask(i)  # the strategy's series now end at this bar
+                    if signal is not None:
+                        self._on_signal(book, signal, i, equity)
         except BufferError as exc:  # a series could not grow: something holds a numpy view of the whole of it
             raise series_stuck(ts_list[self._i]) from exc
 

@@ -23,14 +23,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
-    from core.domain import Signal
     from core.engine import Engine
-    from core.execution.book import Book, Feed
-    from core.strategy.bar import Bar
+    from core.execution.book import Book
 
-Decider = tuple["Book", "Bar", "Callable[[Bar], Signal | None]", "list[Feed]", int]  # as Engine.step_range has it
 Mark = tuple["array[float]", float, float | None]  # a holding book's closes, its quantity, its cost (None: dust)
 Pending = tuple[int, int, int, float, tuple[Mark, ...]]  # where in the marks, first bar, bars, cash, holdings
 _NAN = array("d", [math.nan])
@@ -64,7 +60,7 @@ def quiet(engine: Engine, i: int, end: int) -> int:
         return i
     if marks:
         if not (floor >= 0.0 and _unwatched(engine)):
-            return _watched(engine, _deciders(books), ts_list, marks, wakes, i, stop)
+            return _watched(engine, books, marks, wakes, i, stop)
     else:  # flat: equity is the cash on every bar, so a threshold not crossed now is not crossed later
         cash = engine.portfolio.cash
         ul_limit = -risk.limits.unrealized_loss_limit if risk.controls else -math.inf
@@ -72,12 +68,8 @@ def quiet(engine: Engine, i: int, end: int) -> int:
             return i
     if len(books) == 1 and i >= books[0].warm and len(wakes) <= 1:
         return _single(engine, books[0], marks, wakes, i, stop)
-    return _unwatched_run(engine, _deciders(books), ts_list, marks, wakes, i, stop)
+    return _unwatched_run(engine, books, marks, wakes, i, stop)
 
-
-def _deciders(books: list[Book]) -> list[Decider]:
-    """Per symbol, looked up once for a stretch: its view, its strategy's on_bar, the feeds, its first bar."""
-    return [(book, book.bar, book.strategy.on_bar, book.feeds, book.warm) for book in books]
 
 
 def _unwatched(engine: Engine) -> bool:
@@ -87,8 +79,7 @@ def _unwatched(engine: Engine) -> bool:
     return not risk.controls and risk.daily_floor == -math.inf and risk.dd_floor == -math.inf and not risk.tightened
 
 
-def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int], marks: list[Mark],
-                   wakes: list[Wake], i: int, stop: int) -> int:
+def _unwatched_run(engine: Engine, books: list[Book], marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """No monitor can act: the bars are only checked against the orders' trigger prices, the strategies decide,
     and the equity marks are written in bulk (at once before a signal is handled, so it sees them all)."""
     cash = engine.portfolio.cash
@@ -101,21 +92,14 @@ def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int],
                     return k
             reached = k + 1
             fired = False
-            for book, bar, decide, feeds, warm in deciders:
-                for append, source in feeds:
-                    append(source[k])
-                if k >= warm:
-                    bar.at = k
-                    try:
-                        signal = decide(bar)
-                    except IndexError as exc:
-                        raise book.read_beyond(k, exc) from exc
-                    if signal is not None:
-                        if not fired:
-                            _mark(engine, cash, marks, marked, k + 1)
-                            marked, fired = k + 1, True
-                            engine._i = k
-                        engine._on_signal(book, signal, k, _equity_at(cash, marks, k))
+            for book in books:
+                signal = book.ask(k)
+                if signal is not None:
+                    if not fired:
+                        _mark(engine, cash, marks, marked, k + 1)
+                        marked, fired = k + 1, True
+                        engine._i = k
+                    engine._on_signal(book, signal, k, _equity_at(cash, marks, k))
             if fired:
                 return k + 1
     finally:
@@ -126,7 +110,8 @@ def _unwatched_run(engine: Engine, deciders: list[Decider], ts_list: array[int],
 
 def _single(engine: Engine, book: Book, marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """``_unwatched_run`` for the common case — one symbol, past its warm-up, at most one order working — with
-    nothing looked up per bar but the series and the order's trigger prices."""
+    nothing looked up per bar but the series and the order's trigger prices (``Book.ask`` written out in the loop:
+    a call per bar is a tenth of the loop)."""
     bar, decide, feeds = book.bar, book.strategy.on_bar, book.feeds
     low, wake_low, high, wake_high = wakes[0] if wakes else (book.low, -math.inf, book.high, math.inf)
     on_low, on_high = wake_low > -math.inf, wake_high < math.inf  # a sell stop watches only the lows
@@ -214,9 +199,7 @@ def settle(engine: Engine) -> None:
         engine.risk.new_high(top)
 
 
-def _watched(engine: Engine, deciders: list[Decider], ts_list: array[int],
-             marks: list[Mark],
-             wakes: list[Wake], i: int, stop: int) -> int:
+def _watched(engine: Engine, books: list[Book], marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """Holdings the monitors watch (risk controls on): each bar is marked to its close and checked against the
     monitors and the orders' trigger prices before the strategies decide."""
     risk = engine.risk
@@ -247,21 +230,14 @@ def _watched(engine: Engine, deciders: list[Decider], ts_list: array[int],
                 risk.new_high(equity)
                 dd_floor = risk.dd_floor
             fired = False
-            for book, bar, decide, feeds, warm in deciders:
-                for append, source in feeds:
-                    append(source[k])
-                if k >= warm:
-                    bar.at = k
-                    try:
-                        signal = decide(bar)
-                    except IndexError as exc:
-                        raise book.read_beyond(k, exc) from exc
-                    if signal is not None:
-                        if not fired:
-                            res.cash.extend(array("d", [cash]) * (len(equities) - len(res.cash)))
-                            fired = True
-                            engine._i = k
-                        engine._on_signal(book, signal, k, equity)
+            for book in books:
+                signal = book.ask(k)
+                if signal is not None:
+                    if not fired:
+                        res.cash.extend(array("d", [cash]) * (len(equities) - len(res.cash)))
+                        fired = True
+                        engine._i = k
+                    engine._on_signal(book, signal, k, equity)
             if fired:
                 return k + 1
     finally:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from core.domain import Instrument, Order, Position, ms_to_dt
+from core.domain import Instrument, Order, Position, Signal, ms_to_dt
 from core.errors import LookAheadError, StrategyError
 from core.packed import floats, ints
 from core.strategy.bar import Bar
@@ -129,6 +129,19 @@ class Book:
             old.extend(fresh[n:])
         return new.height
 
+
+    def ask(self, k: int) -> Signal | None:
+        """Bar ``k`` closed: the strategy's series grow by it and, once its warm-up is over, the strategy decides on
+        it. An IndexError inside ``on_bar`` is a read past the bar: a LookAheadError saying so."""
+        for append, source in self.feeds:
+            append(source[k])
+        if k < self.warm:
+            return None
+        self.bar.at = k
+        try:
+            return self.strategy.on_bar(self.bar)
+        except IndexError as exc:
+            raise self.read_beyond(k, exc) from exc
 
     def read_beyond(self, i: int, exc: IndexError) -> LookAheadError:
         """An IndexError inside ``on_bar``: every series ends at the bar being decided, so the strategy read a bar
