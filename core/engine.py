@@ -483,7 +483,7 @@ class Engine:
             if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
                 self._place_stop(book, pos.stop, ts, seq=1)
             return
-        stale = self._stale(signal.symbol, ts) if self._newest_ts is not None else None
+        stale = self._stale(signal.symbol, ts)
         if stale is not None:
             self._decide(book, i, signal, stale)
             return

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-
     from core.engine import Engine
     from core.execution.book import Book
 
@@ -69,7 +68,6 @@ def quiet(engine: Engine, i: int, end: int) -> int:
     if len(books) == 1 and i >= books[0].warm and len(wakes) <= 1:
         return _single(engine, books[0], marks, wakes, i, stop)
     return _unwatched_run(engine, books, marks, wakes, i, stop)
-
 
 
 def _unwatched(engine: Engine) -> bool:

@@ -163,27 +163,19 @@ class PaperBroker:
 
 
 def _wake_on(bar: Bar, o: Order) -> None:
-    """One more working order: ``_rewake``'s result without going over the others again."""
+    """One more working order: the prices at which the bar's orders can trigger (see Bar.wake_low) take it in."""
     if o.type is OrderType.MARKET:
         bar.n_market += 1
-    elif (o.type is OrderType.STOP) is (o.side is Side.SELL):
+    elif (o.type is OrderType.STOP) is (o.side is Side.SELL):  # sell stop or buy limit: fires on the low
         bar.wake_low = max(bar.wake_low, (o.stop_price if o.type is OrderType.STOP else o.price) or 0.0)
-    else:
+    else:  # buy stop or sell limit: fires on the high
         bar.wake_high = min(bar.wake_high, (o.stop_price if o.type is OrderType.STOP else o.price) or math.inf)
 
 
 def _rewake(bar: Bar) -> None:
-    """Recompute the prices at which this bar's working orders can trigger (see Bar.wake_low)."""
-    n_market = 0
-    wake_low = -math.inf
-    wake_high = math.inf
+    """Recompute the prices at which this bar's working orders can trigger, from all of them."""
+    bar.n_market = 0
+    bar.wake_low = -math.inf
+    bar.wake_high = math.inf
     for o in bar.working:
-        if o.type is OrderType.MARKET:
-            n_market += 1
-        elif (o.type is OrderType.STOP) is (o.side is Side.SELL):  # sell stop or buy limit: fires on the low
-            wake_low = max(wake_low, (o.stop_price if o.type is OrderType.STOP else o.price) or 0.0)
-        else:  # buy stop or sell limit: fires on the high
-            wake_high = min(wake_high, (o.stop_price if o.type is OrderType.STOP else o.price) or math.inf)
-    bar.n_market = n_market
-    bar.wake_low = wake_low
-    bar.wake_high = wake_high
+        _wake_on(bar, o)
