@@ -149,12 +149,13 @@ class Engine:
         try:
             while i < end:
                 try:
-                    i = quiet(self, i, end)
+                    j = quiet(self, i, end)
                 except BufferError as exc:
                     raise series_stuck(self.books[0].ts[self._i or 0]) from exc
-                if i < end:
+                if j == i:  # the fast path could not run bar i
                     self.step_range(i, i + 1)
-                    i += 1
+                    j = i + 1
+                i = j
         finally:
             settle(self)
 
@@ -221,7 +222,6 @@ class Engine:
         books = self.books
         port = self.portfolio
         risk = self.risk
-        on_bar = self.broker.on_bar
         res = self.result
         ts_list = books[0].ts if books else []
         # the monitors' thresholds as locals: a bar pays a few comparisons unless one is crossed
@@ -234,13 +234,7 @@ class Engine:
         try:
             for i in range(start, end):
                 self._i = i
-                for book in books:
-                    if book.working and (book.n_market or book.low[i] <= book.wake_low
-                                         or book.high[i] >= book.wake_high):
-                        fills = on_bar(book, i)
-                        while fills:  # book, then ask again: a stop placed on an entry is live for the rest of the bar
-                            self._book_fills(book, fills)
-                            fills = on_bar(book, i) if book.working else []
+                self.fill_bar(i)
                 equity = port.cash
                 unrealized = 0.0
                 for book in books:
@@ -273,6 +267,18 @@ class Engine:
                         self._on_signal(book, signal, i, equity)
         except BufferError as exc:  # a series could not grow: something holds a numpy view of the whole of it
             raise series_stuck(ts_list[self._i]) from exc
+
+    def fill_bar(self, i: int) -> None:
+        """Bar ``i``'s fills, booked: market orders at the open, then stops and limits within the bar's range —
+        asked again after each booking, since a stop placed on an entry is live for the rest of the bar. Once done,
+        nothing working can fill on the bar any more: running it again on the same bar finds nothing."""
+        on_bar = self.broker.on_bar
+        for book in self.books:
+            while book.working and (book.n_market or book.low[i] <= book.wake_low or book.high[i] >= book.wake_high):
+                fills = on_bar(book, i)
+                if not fills:
+                    break
+                self._book_fills(book, fills)
 
     def _monitor(self, i: int, ts: int, equity: float, unrealized: float, prev_equity: float | None) -> None:
         """A monitor threshold was crossed: let the risk engine act, then carry out and record what it did."""

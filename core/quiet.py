@@ -18,11 +18,14 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from core.domain import Signal
     from core.engine import Engine
     from core.execution.book import Book
 
@@ -33,14 +36,23 @@ Wake = tuple["array[float]", float, "array[float]", float]  # lows, the price a 
 
 
 def quiet(engine: Engine, i: int, end: int) -> int:
-    """Run the quiet bars from ``i`` on, up to ``end``; return the first bar not run (``end`` when all were)."""
+    """Run the quiet bars from ``i`` on, up to ``end``; return the first bar not run (``end`` when all were; ``i``
+    when bar ``i`` needs the full step)."""
     books = engine.books
+    ts_list = books[0].ts if books else array("q")
+    risk = engine.risk
+    day_end = risk.day_end  # a new day's first bar is the monitors' (full step)
+    stop = end if not ts_list or day_end > ts_list[end - 1] else bisect_left(ts_list, day_end, i, end)
+    if stop == i:
+        return i
+    # The bar's fills come first, as in the full step (which finds nothing more to fill if it runs the bar after
+    # all): a bar on which orders fill is then marked and decided like any other.
+    engine._i = i
+    engine.fill_bar(i)
     marks: list[Mark] = []  # per book holding a position or dust: its closes, the quantity, its cost (None: dust)
     wakes: list[Wake] = []  # per book with working orders: its lows and highs, the prices that trigger them
     floor = engine.portfolio.cash  # the least equity can be on any bar: every holding at its lowest close
     for book in books:
-        if book.n_market:
-            return i
         if book.working:
             wakes.append((book.low, book.wake_low, book.high, book.wake_high))
         pos = book.position
@@ -51,12 +63,6 @@ def quiet(engine: Engine, i: int, end: int) -> int:
         else:
             continue
         floor += marks[-1][1] * book.lowest_close() if marks[-1][1] >= 0.0 else -math.inf
-    ts_list = books[0].ts if books else array("q")
-    risk = engine.risk
-    day_end = risk.day_end  # a new day's first bar is the monitors' (full step)
-    stop = end if not ts_list or day_end > ts_list[end - 1] else bisect_left(ts_list, day_end, i, end)
-    if stop == i:
-        return i
     if marks:
         if not (floor >= 0.0 and _unwatched(engine)):
             return _watched(engine, books, marks, wakes, i, stop)
@@ -108,39 +114,50 @@ def _unwatched_run(engine: Engine, books: list[Book], marks: list[Mark], wakes: 
 
 def _single(engine: Engine, book: Book, marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """``_unwatched_run`` for the common case — one symbol, past its warm-up, at most one order working — with
-    nothing looked up per bar but the series and the order's trigger prices (``Book.ask`` written out in the loop:
-    a call per bar is a tenth of the loop)."""
-    bar, decide, feeds = book.bar, book.strategy.on_bar, book.feeds
+    nothing looked up per bar but the series and the order's trigger prices (``_stretch``)."""
+    bar, feeds = book.bar, book.feeds
     low, wake_low, high, wake_high = wakes[0] if wakes else (book.low, -math.inf, book.high, math.inf)
-    on_low, on_high = wake_low > -math.inf, wake_high < math.inf  # a sell stop watches only the lows
     cash = engine.portfolio.cash
-    k = marked = i  # bars [i, marked) have their marks; [i, k) were run
     try:
-        for k in range(i, stop):
-            if (on_low and low[k] <= wake_low) or (on_high and high[k] >= wake_high):
-                return k
-            for append, source in feeds:
-                append(source[k])
-            bar.at = k
-            try:
-                signal = decide(bar)
-            except IndexError as exc:
-                raise book.read_beyond(k, exc) from exc
-            if signal is not None:
-                _mark(engine, cash, marks, marked, k + 1)
-                marked = k + 1
-                engine._i = k
-                engine._on_signal(book, signal, k, _equity_at(cash, marks, k))
-                return k + 1
-        k = stop
-    except BaseException:
-        engine._i = k
-        k += 1  # the full step marks a bar before its strategy decides: so does this one
+        k, signal = _stretch(len(feeds))(
+            book, feeds, book.strategy.on_bar, bar, i, stop, low, wake_low, wake_low > -math.inf, high, wake_high,
+            wake_high < math.inf, *[x for feed in feeds for x in feed])
+    except BaseException as exc:  # on bar.at, which was set before anything else on it
+        engine._i = bar.at
+        _mark(engine, cash, marks, i, bar.at + 1)  # the full step marks a bar before its strategy decides
+        if isinstance(exc, IndexError):
+            raise book.read_beyond(bar.at, exc) from exc
         raise
-    finally:
-        _mark(engine, cash, marks, marked, k)
-    engine._i = stop - 1
-    return stop
+    _mark(engine, cash, marks, i, k)
+    if k > i:
+        engine._i = k - 1
+    if signal is not None:
+        engine._on_signal(book, signal, k - 1, _equity_at(cash, marks, k - 1))
+    return k
+
+
+@cache
+def _stretch(n: int) -> Callable[..., tuple[int, Signal | None]]:
+    """The single-symbol stretch for a strategy fed ``n`` series, the feeds written out one by one (a loop over
+    them is a tenth of the time a bar takes). It runs bars from ``k`` until a bar where an order can trigger
+    (returned as is), or a bar whose decision is a signal or made the strategy read a new series (returned as the
+    next bar, with the signal), or ``stop``."""
+    args = "".join(f", a{j}, s{j}" for j in range(n))
+    feed = "".join(f"        a{j}(s{j}[k])\n" for j in range(n))
+    code = (f"def stretch(book, feeds, decide, bar, k, stop, low, wake_low, on_low, high, wake_high, on_high{args}):\n"
+            "    for k in range(k, stop):\n"
+            "        if (on_low and low[k] <= wake_low) or (on_high and high[k] >= wake_high):\n"
+            "            return k, None\n"
+            "        bar.at = k\n"
+            f"{feed}"
+            "        signal = decide(bar)\n"
+            "        if signal is not None or book.feeds is not feeds:\n"
+            "            return k + 1, signal\n"
+            "    return stop, None\n")
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # our own template; n is an int
+    stretch: Callable[..., tuple[int, Signal | None]] = namespace["stretch"]
+    return stretch
 
 
 def _equity_at(cash: float, marks: list[Mark], k: int) -> float:

@@ -19,6 +19,7 @@ from core.domain import Mode
 from core.engine import SessionResult
 from core.market.synthetic import generate
 from core.quiet import quiet
+from core.strategy import Bar, Signal, Strategy, sma
 
 
 def _run(params: dict[str, Any], fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[SessionResult, dict, int]:
@@ -93,3 +94,50 @@ def test_the_fast_path_gives_the_full_steps_result_bar_for_bar(case: str, monkey
 
 def settings_on(params: dict[str, Any]) -> bool:
     return bool(params.get("paper", {}).get("risk_controls", True))
+
+
+class LateReader(Strategy):
+    """Reads no candle series until its 300th bar, then ``bar.close`` and ``bar.high`` on every bar, and trades on
+    them: a series first read in the middle of a quiet stretch must grow from the next bar on there too."""
+
+    name = "late_reader"
+
+    def init(self) -> None:
+        self.fast = self.indicator(sma("close", 5))
+        self.seen: list[tuple[int, int, float, float]] = []
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        if len(self.fast) < 300:
+            return None
+        close, high = bar.close, bar.high  # the first read happens on a bar that does not signal
+        self.seen.append((bar.ts, len(close), close[-1], high[-1]))
+        if len(self.fast) == 300:
+            return None
+        if bar.position is None and close[-1] > self.fast[-1] * 1.002:
+            return Signal.enter(bar.symbol, close[-1] * 0.98, "close above its SMA5")
+        if bar.position is not None and close[-1] < self.fast[-1]:
+            return Signal.exit(bar.symbol, "close below its SMA5")
+        return None
+
+
+@pytest.mark.req("R10.3")
+def test_a_series_first_read_mid_stretch_grows_bar_by_bar_in_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(market={"symbols": ["BTCUSDT"], "timeframe": "15m"}, paper={"risk_controls": False},
+                             sizing={"mode": "all_in"})
+    sets = generate(["BTCUSDT"], "15m", 30.0, 5)
+    runs = []
+    for fast in (True, False):
+        monkeypatch.setattr(core.engine, "quiet", quiet if fast else (lambda eng, i, end: i))
+        strategy = LateReader()
+        engine = build_paper_engine(settings, Mode.BACKTEST, session_id="f" * 32, as_live=False,
+                                    strategies={"BTCUSDT": strategy})
+        result = engine.run(sets)
+        closes, highs = engine.books[0].close, engine.books[0].high
+        first = len(closes) - len(strategy.seen)
+        # every bar saw its own close and high, the series ending at it
+        assert [(n, c, h) for _, n, c, h in strategy.seen] == [
+            (k + 1, closes[k], highs[k]) for k in range(first, len(closes))]
+        runs.append((strategy.seen, result))
+    (fast_seen, fast_result), (full_seen, full_result) = runs
+    assert fast_seen == full_seen and len(fast_result.trades) >= 5
+    assert fast_result.trades == full_result.trades and fast_result.decisions == full_result.decisions

@@ -93,7 +93,8 @@ class Book:
         source: array[float] = getattr(self, column)
         upto = self.bar.at + 1
         series = source[:upto]
-        self.feeds.append((series.append, source))
+        # a new list, not appended to: a running stretch of the replay sees that its feeds changed (core.quiet)
+        self.feeds = [*self.feeds, (series.append, source)]
         return series
 
     def fast_forward(self, upto: int) -> None:

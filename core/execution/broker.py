@@ -25,6 +25,10 @@ _PAIRS = [a + b for a in _B36 for b in _B36]  # two base-36 digits per step: hal
 
 def base36(n: int) -> str:
     """``n`` (not negative) in base 36, lowercase, no leading zeros."""
+    if 0 <= n < 2_176_782_336:  # six digits (epoch seconds until 2038): three pairs, no loop
+        high, low = divmod(n, 1_679_616)
+        mid, low = divmod(low, 1296)
+        return (_PAIRS[high] + _PAIRS[mid] + _PAIRS[low]).lstrip("0") or "0"
     out = ""
     while n >= 36:
         n, r = divmod(n, 1296)
