@@ -20,6 +20,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable
 from functools import cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -119,9 +120,9 @@ def _single(engine: Engine, book: Book, marks: list[Mark], wakes: list[Wake], i:
     low, wake_low, high, wake_high = wakes[0] if wakes else (book.low, -math.inf, book.high, math.inf)
     cash = engine.portfolio.cash
     try:
-        k, signal = _stretch(len(feeds))(
-            book, feeds, book.strategy.on_bar, bar, i, stop, low, wake_low, wake_low > -math.inf, high, wake_high,
-            wake_high < math.inf, *[x for feed in feeds for x in feed])
+        run = _stretch(len(feeds), wake_low > -math.inf, wake_high < math.inf)
+        k, signal = run(book, feeds, book.strategy.on_bar, bar, i, stop, low, wake_low, high, wake_high,
+                        *chain.from_iterable(feeds))
     except BaseException as exc:  # on bar.at, which was set before anything else on it
         engine._i = bar.at
         _mark(engine, cash, marks, i, bar.at + 1)  # the full step marks a bar before its strategy decides
@@ -137,17 +138,20 @@ def _single(engine: Engine, book: Book, marks: list[Mark], wakes: list[Wake], i:
 
 
 @cache
-def _stretch(n: int) -> Callable[..., tuple[int, Signal | None]]:
+def _stretch(n: int, on_low: bool, on_high: bool) -> Callable[..., tuple[int, Signal | None]]:
     """The single-symbol stretch for a strategy fed ``n`` series, the feeds written out one by one (a loop over
-    them is a tenth of the time a bar takes). It runs bars from ``k`` until a bar where an order can trigger
-    (returned as is), or a bar whose decision is a signal or made the strategy read a new series (returned as the
-    next bar, with the signal), or ``stop``."""
+    them is a tenth of the time a bar takes) and only the trigger prices that exist checked (``on_low``: a sell
+    stop or a buy limit is working; ``on_high``: a buy stop or a sell limit). It runs bars from ``k`` until a bar
+    where an order can trigger (returned as is), or a bar whose decision is a signal or made the strategy read a
+    new series (returned as the next bar, with the signal), or ``stop``."""
     args = "".join(f", a{j}, s{j}" for j in range(n))
     feed = "".join(f"        a{j}(s{j}[k])\n" for j in range(n))
-    code = (f"def stretch(book, feeds, decide, bar, k, stop, low, wake_low, on_low, high, wake_high, on_high{args}):\n"
+    tests = (("low[k] <= wake_low", on_low), ("high[k] >= wake_high", on_high))
+    reach = " or ".join(test for test, on in tests if on)
+    wake = f"        if {reach}:\n            return k, None\n" if reach else ""
+    code = (f"def stretch(book, feeds, decide, bar, k, stop, low, wake_low, high, wake_high{args}):\n"
             "    for k in range(k, stop):\n"
-            "        if (on_low and low[k] <= wake_low) or (on_high and high[k] >= wake_high):\n"
-            "            return k, None\n"
+            f"{wake}"
             "        bar.at = k\n"
             f"{feed}"
             "        signal = decide(bar)\n"
