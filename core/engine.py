@@ -24,17 +24,22 @@ from typing import Any
 import polars as pl
 
 from core.domain import (
+    ACCEPTED,
+    BUY,
+    MARKET,
+    REJECTED,
+    SELL,
+    STOP,
+    TAG_ENTRY,
+    TAG_EXIT,
+    TAG_STOP,
     Instrument,
     Mode,
     Order,
     OrderDenied,
     OrderFilled,
-    OrderStatus,
-    OrderTag,
-    OrderType,
     Position,
     Reason,
-    Side,
     Signal,
     dt_to_ms,
     ms_to_dt,
@@ -333,8 +338,8 @@ class Engine:
         ts = self.now()
         self._sells += 1
         qty = book.instrument.round_qty(pos.qty) or pos.qty
-        order = Order(client_order_id(self.session_id, symbol, ts, "protect", self._sells), symbol, Side.SELL,
-                      OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=reason, code="PROTECT")
+        order = Order(client_order_id(self.session_id, symbol, ts, "protect", self._sells), symbol, SELL,
+                      MARKET, qty, TAG_EXIT, ts, reason=reason, code="PROTECT")
         self._replace_stop(book, order, ts)
 
     def collect_fills(self) -> None:
@@ -400,10 +405,10 @@ class Engine:
         for fill in fills:
             order = self._orders[fill.client_order_id]
             self.result.fills.append(fill)
-            kind = "stop" if fill.tag is OrderTag.STOP else "signal"
+            kind = "stop" if fill.tag is TAG_STOP else "signal"
             inst = book.instrument
             dust_below = max(inst.lot_step, inst.min_notional / fill.price if fill.price > 0 else 0.0)
-            code = "STOP" if fill.tag is OrderTag.STOP else order.code
+            code = "STOP" if fill.tag is TAG_STOP else order.code
             trade = self.portfolio.apply_fill(fill, order.reason, kind, dust_below, code)
             dust = self.portfolio.dust.get(book.symbol, 0.0)
             if dust > book.dust:  # R9.1: what the lot step cannot sell stays, tracked and reported
@@ -421,21 +426,21 @@ class Engine:
                 if trade is not None:
                     self._tripped(breakers.on_trade_closed(trade.net_pnl, since), fill.ts)
             position = self.portfolio.positions.get(book.symbol)
-            if fill.tag is OrderTag.ENTRY and position is not None and position.signal_ts is None:
+            if fill.tag is TAG_ENTRY and position is not None and position.signal_ts is None:
                 position.signal_ts, position.target = order.created_ts, order.target  # what the strategy said
             book.set_position(position)
-            if fill.tag is OrderTag.ENTRY and not order.is_open and position is not None:
+            if fill.tag is TAG_ENTRY and not order.is_open and position is not None:
                 attached = self._attached.pop(order.client_order_id, None)
                 if attached is not None and self.broker.arm(attached, book, fill.ts):
                     position.stop = order.stop_price  # on the exchange since the fill: no window without it
-                    if (attached.status is OrderStatus.ACCEPTED
+                    if (attached.status is ACCEPTED
                             and attached.remaining < inst.round_qty(position.qty) - 1e-12):
                         # dust already held joined the position: one stop for all of it, swapped in one request
                         self._place_stop(book, order.stop_price, fill.ts, seq=1)
                 elif not _has_stop(book):
                     self._place_stop(book, order.stop_price, fill.ts)
             elif trade is not None and book.working:
-                for other in [o for o in book.working if o.tag is OrderTag.STOP]:
+                for other in [o for o in book.working if o.tag is TAG_STOP]:
                     self.broker.cancel(other, book, fill.ts)
 
     def _place_stop(self, book: Book, stop: float | None, ts: int, seq: int = 0) -> None:
@@ -446,15 +451,15 @@ class Engine:
         qty = book.instrument.round_qty(pos.qty)  # the sellable quantity (R9.1): what the lot step lets us sell
         if qty <= 0:
             return
-        order = Order(client_order_id(self.session_id, book.symbol, ts, "stop", seq), book.symbol, Side.SELL,
-                      OrderType.STOP, qty, OrderTag.STOP, ts, reason=f"protective stop {stop:.2f} hit",
+        order = Order(client_order_id(self.session_id, book.symbol, ts, "stop", seq), book.symbol, SELL,
+                      STOP, qty, TAG_STOP, ts, reason=f"protective stop {stop:.2f} hit",
                       stop_price=stop, code="STOP")
         self._replace_stop(book, order, ts)
 
     def _replace_stop(self, book: Book, order: Order, ts: int) -> None:
         """Send ``order`` (a sell or a new stop) in place of the working protective stop: one request where the
         exchange takes cancel-replace, so a crash never leaves the position between the two (R9.3)."""
-        stops = [o for o in book.working if o.tag is OrderTag.STOP]
+        stops = [o for o in book.working if o.tag is TAG_STOP]
         self._orders[order.client_order_id] = order
         self.result.orders.append(order)
         if len(stops) == 1:
@@ -469,7 +474,7 @@ class Engine:
         ts = book.ts[i]
         price = book.close[i]
         self._quote = self.quote(signal.symbol) if self.quote is not None else _NO_QUOTE  # before any order is sent
-        working = [o.client_order_id for o in book.working if o.tag is not OrderTag.STOP] if book.working else None
+        working = [o.client_order_id for o in book.working if o.tag is not TAG_STOP] if book.working else None
         if working:
             refused = ({"check": "order_pending", "result": "fail", "working": working},)
             self._decide(book, i, signal, OrderDenied(signal.symbol, "ORDER_PENDING", "an order is already working",
@@ -482,11 +487,11 @@ class Engine:
             # On the exchange the stop holds the coins: the sell replaces it (one request where the exchange takes
             # it), and the stop is put back if the sell is refused.
             qty = book.instrument.round_qty(pos.qty) or pos.qty  # the sellable quantity (R9.1)
-            order = Order(client_order_id(self.session_id, book.symbol, ts, "exit"), book.symbol, Side.SELL,
-                          OrderType.MARKET, qty, OrderTag.EXIT, ts, reason=signal.reason, code=signal.code)
+            order = Order(client_order_id(self.session_id, book.symbol, ts, "exit"), book.symbol, SELL,
+                          MARKET, qty, TAG_EXIT, ts, reason=signal.reason, code=signal.code)
             self._replace_stop(book, order, ts)
             self._decide(book, i, signal, order)
-            if order.status is OrderStatus.REJECTED and not any(o.tag is OrderTag.STOP for o in book.working):
+            if order.status is REJECTED and not any(o.tag is TAG_STOP for o in book.working):
                 self._place_stop(book, pos.stop, ts, seq=1)
             return
         stale = self._stale(signal.symbol, ts)
@@ -499,7 +504,7 @@ class Engine:
         for b in self.books:
             entering = False
             for o in b.working:
-                if o.tag is OrderTag.ENTRY:
+                if o.tag is TAG_ENTRY:
                     pending += o.qty * b.close[i]
                     entering = True
             if entering or b.position is not None:
@@ -516,14 +521,14 @@ class Engine:
                                                       f"already holding {book.position.qty:g} {book.symbol}", ts,
                                                       checks))
             return
-        order = Order(client_order_id(self.session_id, book.symbol, ts, "entry"), book.symbol, Side.BUY,
-                      OrderType.MARKET, verdict.qty, OrderTag.ENTRY, ts, reason=signal.reason,
+        order = Order(client_order_id(self.session_id, book.symbol, ts, "entry"), book.symbol, BUY,
+                      MARKET, verdict.qty, TAG_ENTRY, ts, reason=signal.reason,
                       stop_price=signal.stop, quote_qty=verdict.quote_qty, target=signal.target, code=signal.code)
         attached = None
         if order.quote_qty is None and signal.stop is not None and self.broker.attaches_stops(book.symbol):
             # the protective stop rides on the entry (an order list): on the exchange the moment the buy fills
-            attached = Order(client_order_id(self.session_id, book.symbol, ts, "attached"), book.symbol, Side.SELL,
-                             OrderType.STOP, order.qty, OrderTag.STOP, ts,
+            attached = Order(client_order_id(self.session_id, book.symbol, ts, "attached"), book.symbol, SELL,
+                             STOP, order.qty, TAG_STOP, ts,
                              reason=f"protective stop {signal.stop:.2f} hit", stop_price=signal.stop, code="STOP")
             self._attached[order.client_order_id] = attached
             self._orders[attached.client_order_id] = attached
@@ -628,7 +633,7 @@ class Engine:
 def _has_stop(book: Book) -> bool:
     """A protective stop is working on the book (a loop: no generator set up on every fill)."""
     for o in book.working:  # noqa: SIM110
-        if o.tag is OrderTag.STOP and o.is_open:
+        if o.tag is TAG_STOP and o.is_open:
             return True
     return False
 

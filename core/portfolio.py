@@ -9,7 +9,7 @@ the minimum notional) is dust: the trade closes and the dust is kept apart, valu
 
 from __future__ import annotations
 
-from core.domain import OrderFilled, Position, Side, Trade
+from core.domain import BUY, OrderFilled, Position, Trade
 from core.errors import OrderError
 
 _FLAT = 1e-12
@@ -32,7 +32,7 @@ class Portfolio:
         """Book a fill; returns the Trade when it closes a position. ``reason`` is the order's reason in words and
         ``exit_code`` its code; after a sell, a remainder below ``dust_below`` units is dust."""
         self.fees_paid += fill.fee
-        if fill.side is Side.BUY:
+        if fill.side is BUY:
             self._buy(fill, reason)
             return None
         return self._sell(fill, reason, exit_kind, dust_below, exit_code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Protocol
 
-from core.domain import Order, OrderFilled, OrderType, Side
+from core.domain import BUY, LIMIT, STOP, Order, OrderFilled
 
 if TYPE_CHECKING:
     from core.execution.book import Book
@@ -71,9 +71,9 @@ class Broker(Protocol):
 def reference_price(order: Order, book: Book, ts: int) -> float:
     """What a fill is measured against, in paper and live alike: a stop's trigger, a limit's price, else the
     close of the bar the order was decided on (the latest bar at or before ``ts``)."""
-    if order.type is OrderType.STOP and order.stop_price:
+    if order.type is STOP and order.stop_price:
         return order.stop_price
-    if order.type is OrderType.LIMIT and order.price:
+    if order.type is LIMIT and order.price:
         return order.price
     times = book.ts
     # a decision's time is a bar's open time: found by arithmetic on a regular timeline, else by search
@@ -85,4 +85,4 @@ def reference_price(order: Order, book: Book, ts: int) -> float:
 
 def slippage_cost(order: Order, price: float, qty: float, ref: float) -> float:
     """The signed quote cost of filling ``qty`` at ``price`` against ``ref``: positive when worse."""
-    return (price - ref) * qty if order.side is Side.BUY else (ref - price) * qty
+    return (price - ref) * qty if order.side is BUY else (ref - price) * qty

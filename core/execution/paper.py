@@ -19,7 +19,19 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.domain import Order, OrderFilled, OrderStatus, OrderType, Side
+from core.domain import (
+    ACCEPTED,
+    BUY,
+    CANCELED,
+    LIMIT,
+    MARKET,
+    REJECTED,
+    SELL,
+    STOP,
+    SUBMITTED,
+    Order,
+    OrderFilled,
+)
 from core.events import Event, EventCode, PaperFill
 from core.execution.broker import reference_price, slippage_cost
 from core.market.candles import base_asset
@@ -48,8 +60,8 @@ class PaperBroker:
         self._refs: dict[str, float] = {}  # client order id -> the price its slippage is measured against
 
     def submit(self, order: Order, bar: Bar, ts: int, attached: Order | None = None) -> None:
-        order.apply(OrderStatus.SUBMITTED, ts)
-        order.apply(OrderStatus.ACCEPTED, ts)
+        order.apply(SUBMITTED, ts)
+        order.apply(ACCEPTED, ts)
         self._refs[order.client_order_id] = reference_price(order, bar, ts)
         bar.working.append(order)
         _wake_on(bar, order)
@@ -68,7 +80,7 @@ class PaperBroker:
     def cancel(self, order: Order, bar: Bar, ts: int) -> None:
         self._refs.pop(order.client_order_id, None)
         if order.is_open:
-            order.apply(OrderStatus.CANCELED, ts)
+            order.apply(CANCELED, ts)
         if order in bar.working:
             bar.working.remove(order)
             _rewake(bar)
@@ -81,8 +93,8 @@ class PaperBroker:
         op = bar.open[i]
         working = len(bar.working)
         if bar.n_market:
-            for order in [o for o in bar.working if o.type is OrderType.MARKET]:
-                self._fill(bar, order, op * (1.0 + self._slip if order.side is Side.BUY else 1.0 - self._slip),
+            for order in [o for o in bar.working if o.type is MARKET]:
+                self._fill(bar, order, op * (1.0 + self._slip if order.side is BUY else 1.0 - self._slip),
                            ts, fills, taker=True)
             if fills:  # let the engine book the open's fills (and place or cancel stops) before the intrabar pass
                 _rewake(bar)
@@ -92,18 +104,18 @@ class PaperBroker:
                 working = len(bar.working)
         low = bar.low[i]
         high = bar.high[i]
-        for order in [o for o in bar.working if o.type is not OrderType.MARKET]:
-            if order.type is OrderType.STOP:
+        for order in [o for o in bar.working if o.type is not MARKET]:
+            if order.type is STOP:
                 stop = order.stop_price or 0.0
-                if order.side is Side.SELL and low <= stop:
+                if order.side is SELL and low <= stop:
                     self._fill(bar, order, min(op, stop) * (1.0 - self._slip), ts, fills, taker=True)
-                elif order.side is Side.BUY and high >= stop:
+                elif order.side is BUY and high >= stop:
                     self._fill(bar, order, max(op, stop) * (1.0 + self._slip), ts, fills, taker=True)
-            elif order.type is OrderType.LIMIT:
+            elif order.type is LIMIT:
                 limit = order.price or 0.0
-                if order.side is Side.BUY and low <= limit:
+                if order.side is BUY and low <= limit:
                     self._fill(bar, order, min(op, limit), ts, fills, taker=False)
-                elif order.side is Side.SELL and high >= limit:
+                elif order.side is SELL and high >= limit:
                     self._fill(bar, order, max(op, limit), ts, fills, taker=False)
         if len(bar.working) != working:  # filled (or cancelled) orders left the book: its wake prices change
             _rewake(bar)
@@ -113,10 +125,10 @@ class PaperBroker:
               taker: bool) -> None:
         fee_rate = self.config.taker_fee if taker else self.config.maker_fee
         qty = order.remaining
-        if order.side is Side.BUY:
+        if order.side is BUY:
             qty = self._affordable(bar, order, qty, price, fee_rate, ts)
             if qty <= 0:
-                order.apply(OrderStatus.REJECTED, ts)
+                order.apply(REJECTED, ts)
                 bar.working.remove(order)
                 self.notices.append(Event.of(EventCode.INSUFFICIENT_BALANCE, PaperFill(
                     client_order_id=order.client_order_id, symbol=order.symbol, price=price), ts=ts))
@@ -125,13 +137,13 @@ class PaperBroker:
             pos = self.portfolio.positions.get(order.symbol)
             qty = min(qty, pos.qty) if pos is not None else 0.0
             if qty <= 0:
-                order.apply(OrderStatus.CANCELED, ts)
+                order.apply(CANCELED, ts)
                 bar.working.remove(order)
                 self._refs.pop(order.client_order_id, None)
                 return
         fee = qty * price * fee_rate
         # Binance: a buy pays its commission in the coin received; a sell in the quote it receives
-        in_base = order.side is Side.BUY and self.config.commission == "base"
+        in_base = order.side is BUY and self.config.commission == "base"
         fee_qty, fee_asset = (qty * fee_rate, base_asset(order.symbol)) if in_base else (0.0, "USDT")
         order.record_fill(qty, price, ts)
         if not order.is_open:
@@ -164,12 +176,12 @@ class PaperBroker:
 
 def _wake_on(bar: Bar, o: Order) -> None:
     """One more working order: the prices at which the bar's orders can trigger (see Bar.wake_low) take it in."""
-    if o.type is OrderType.MARKET:
+    if o.type is MARKET:
         bar.n_market += 1
-    elif (o.type is OrderType.STOP) is (o.side is Side.SELL):  # sell stop or buy limit: fires on the low
-        bar.wake_low = max(bar.wake_low, (o.stop_price if o.type is OrderType.STOP else o.price) or 0.0)
+    elif (o.type is STOP) is (o.side is SELL):  # sell stop or buy limit: fires on the low
+        bar.wake_low = max(bar.wake_low, (o.stop_price if o.type is STOP else o.price) or 0.0)
     else:  # buy stop or sell limit: fires on the high
-        bar.wake_high = min(bar.wake_high, (o.stop_price if o.type is OrderType.STOP else o.price) or math.inf)
+        bar.wake_high = min(bar.wake_high, (o.stop_price if o.type is STOP else o.price) or math.inf)
 
 
 def _rewake(bar: Bar) -> None:
