@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 from pathlib import Path
@@ -27,7 +28,7 @@ from core.node import open_live
 from core.sandbox.config import SandboxConfig
 from core.sandbox.server import SandboxServer
 from core.store import Store
-from core.strategy import BUILTINS, build_params, resolve
+from core.strategy import BUILTINS, Bar, Signal, Strategy, build_params, resolve, sma
 from core.validation import run_paper_validation
 from core.venue import sandbox_at
 
@@ -306,7 +307,7 @@ class Sees(Strategy):
     seen: list = []
 
     def on_bar(self, bar: Bar) -> Signal | None:
-        Sees.seen.append((bar.symbol, bar.ts, len(bar.close), bar.close[-1], bar.high[-1]))
+        Sees.seen.append((bar.symbol, bar.ts, len(bar.close), bar.close[-1], bar.high[-1], bar.price))
         return None
 '''
 
@@ -338,8 +339,39 @@ def test_a_poll_that_brings_several_closed_bars_decides_each_with_only_the_bars_
         session.run(stopped)
     seen = cls.seen  # type: ignore[attr-defined]
     assert [s[2] for s in seen if s[0] == "BTCUSDT"] == [history + 1, history + 2, history + 3]
-    for symbol, ts, _, close, high in seen:  # the last value of every series is the bar being decided
+    for symbol, ts, _, close, high, price in seen:  # the last value of every series is the bar being decided
         assert (close, high) == candle[(symbol, ts)]
+        assert price == close
+
+
+class PriceOnly(Strategy):
+    """Reads this bar's close as ``bar.price`` and nothing else of the candles."""
+
+    def init(self) -> None:
+        self.mean = self.indicator(sma("close", 10))
+        self.seen: list[tuple[int, float]] = []
+
+    def on_bar(self, bar: Bar) -> Signal | None:
+        self.seen.append((bar.ts, bar.price))
+        if bar.position is None and bar.price > self.mean[-1]:
+            return Signal.enter(bar.symbol, bar.price * 0.99, "close above its SMA10")
+        if bar.position is not None and bar.price < self.mean[-1]:
+            return Signal.exit(bar.symbol, "close below its SMA10")
+        return None
+
+
+@pytest.mark.req("R10.3")
+def test_bar_price_is_the_close_of_the_bar_being_decided_and_keeps_no_series() -> None:
+    strategy = PriceOnly()
+    engine = build_paper_engine(load_settings(paper={"risk_controls": False}), Mode.BACKTEST,
+                                strategies={"BTCUSDT": strategy})
+    sets = generate(["BTCUSDT"], "15m", 20.0, seed=9)
+    result = engine.run(sets)
+    assert result.errors == [] and len(result.trades) >= 5
+    book = engine.books[0]
+    assert strategy.seen == list(zip(book.ts, book.close, strict=True))  # every bar, its own close, in order
+    assert len(book.feeds) == 1  # only the indicator's series is grown: no close series kept for bar.price
+    assert math.isnan(Bar("X", book.instrument, 60_000, book.follow, book.ts, book.close).price)  # before any bar
 
 
 def backtest_file(tmp_path: Path, name: str, text: str, days: float) -> Any:

@@ -49,7 +49,7 @@ class Book:
         self.frame = frame
         self._columns(frame)
         self.indicators = strategy.compute(frame)
-        self.bar = Bar(symbol, instrument, timeframe_ms, self.follow, self.ts)
+        self.bar = Bar(symbol, instrument, timeframe_ms, self.follow, self.ts, self.close)
         self.feeds: list[Feed] = [(series.append, values)
                                   for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
 
@@ -62,7 +62,7 @@ class Book:
         self.indicators = strategy.compute(self.frame)
         self.feeds = [(series.append, values)
                       for (_, series), values in zip(strategy.declared(), self.indicators, strict=True)]
-        self.bar = Bar(self.symbol, self.instrument, self.bar.timeframe_ms, self.follow, self.ts)
+        self.bar = Bar(self.symbol, self.instrument, self.bar.timeframe_ms, self.follow, self.ts, self.close)
         self.bar.position = self.position
         self.fast_forward(upto)
 

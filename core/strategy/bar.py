@@ -4,12 +4,14 @@ and the open position. Nothing after the bar exists in it, in any mode.
 The engine keeps one per symbol and moves it along bar by bar (``core.execution.book.Book``). The candle series
 (``bar.open``, ``bar.high``, ``bar.low``, ``bar.close``, ``bar.volume``) are packed float arrays (read them as you
 would lists) that end at the bar being decided: ``bar.close[-1]`` is its close, ``bar.close[-2]`` the one before;
-reading ``bar.close[i + 1]`` raises.
-A series is filled from the first time the strategy reads it, so a strategy pays only for what it uses.
+reading ``bar.close[i + 1]`` raises. ``bar.price`` is the close of the bar being decided, read without a series.
+A series is filled from the first time the strategy reads it, so a strategy pays only for what it uses: one that
+needs only this bar's close reads ``bar.price`` and no series is kept for it.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -24,13 +26,14 @@ if TYPE_CHECKING:
 
 class Bar:
     """One symbol at a decision: ``symbol``, ``ts`` (the bar's open time, epoch ms UTC: its identity in every mode
-    and across restarts), the candle series, ``position`` (None when flat) and ``bars_held``."""
+    and across restarts), ``price`` (its close), the candle series, ``position`` (None when flat) and
+    ``bars_held``."""
 
     # No __slots__ and no __getattr__: a class with __getattr__ sends every attribute read (``bar.position`` on
     # every bar) through a slow path; the series are cached properties instead, filled on first read.
 
     def __init__(self, symbol: str, instrument: Instrument, timeframe_ms: int,
-                 follow: Callable[[str], array[float]], times: array[int]) -> None:
+                 follow: Callable[[str], array[float]], times: array[int], closes: array[float]) -> None:
         self.symbol = symbol
         self.instrument = instrument
         self.timeframe_ms = timeframe_ms
@@ -38,11 +41,18 @@ class Bar:
         self.position: Position | None = None
         self._follow = follow  # the engine's: a candle series that ends at this bar, kept up to date from now on
         self._times = times
+        self._closes = closes  # the engine's column: read at ``at`` only, never past it
 
     @property
     def ts(self) -> int:
         """The bar's open time, epoch ms UTC (0 before the first bar)."""
         return self._times[self.at] if self.at >= 0 else 0
+
+    @property
+    def price(self) -> float:
+        """The close of the bar being decided — ``bar.close[-1]`` without the series (NaN before the first bar).
+        Read this when the latest close is all you need: no series is kept for it."""
+        return self._closes[self.at] if self.at >= 0 else math.nan
 
     @cached_property
     def open(self) -> array[float]:

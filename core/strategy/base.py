@@ -18,7 +18,7 @@ A strategy on one screen::
 
         def on_bar(self, bar: Bar) -> Signal | None:  # every closed bar, in every mode
             if bar.position is None and self.fast[-1] > self.slow[-1]:
-                return Signal.enter(bar.symbol, stop=bar.close[-1] * 0.95, reason="fast above slow")
+                return Signal.enter(bar.symbol, stop=bar.price * 0.95, reason="fast above slow")
             if bar.position is not None and self.fast[-1] < self.slow[-1]:
                 return Signal.exit(bar.symbol, reason="fast below slow", code="CROSS_DOWN")
             return None

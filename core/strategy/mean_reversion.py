@@ -43,7 +43,7 @@ class MeanReversion(Strategy):
         self.trend = self.indicator(ema("close", self.p.trend), "ema_trend") if self.p.trend else None
 
     def on_bar(self, bar: Bar) -> Signal | None:
-        close, mean, std = bar.close[-1], self.mean[-1], self.std[-1]
+        close, mean, std = bar.price, self.mean[-1], self.std[-1]
         if not std > 0:
             return None
         z = (close - mean) / std

@@ -35,7 +35,7 @@ class SmaCross(Strategy):
         s = self.slow[-1]
         if bar.position is None:
             if f > s:
-                close = bar.close[-1]
+                close = bar.price
                 stop = close * (1.0 - self.p.stop_pct)
                 return Signal.enter(
                     bar.symbol, stop,
@@ -44,7 +44,7 @@ class SmaCross(Strategy):
                     code="CROSS_UP", sma_fast=f, sma_slow=s, close=close,
                 )
         elif f < s:
-            close = bar.close[-1]
+            close = bar.price
             return Signal.exit(
                 bar.symbol, f"SMA{self.p.fast} {f:.2f} < SMA{self.p.slow} {s:.2f} at close {close:.2f}",
                 code="CROSS_DOWN", sma_fast=f, sma_slow=s, close=close,

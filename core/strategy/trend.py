@@ -45,7 +45,7 @@ class TrendFollower(Strategy):
 
     def on_bar(self, bar: Bar) -> Signal | None:
         f, s, pf, ps = self.fast[-1], self.slow[-1], self.fast[-2], self.slow[-2]
-        close = bar.close[-1]
+        close = bar.price
         pos = bar.position
         if pos is None:
             if f > s and pf <= ps and close > self.trend[-1]:
