@@ -224,6 +224,8 @@ class Engine:
 
     def step_range(self, start: int, end: int) -> None:
         """The hot loop over bars [start, end). Keep per-bar work to a few attribute reads."""
+        if self.pending_marks:  # a replay's quiet stretches are marked before this bar
+            settle(self)
         books = self.books
         port = self.portfolio
         risk = self.risk
@@ -255,9 +257,6 @@ class Engine:
                 ts = ts_list[i]
                 if (ts >= day_end or equity <= daily_floor or equity <= dd_floor
                         or (unrealized < ul_limit * equity) is not tightened):
-                    if self.pending_marks:  # the monitors read the marks: the replay's pending ones first
-                        settle(self)
-                        prev_equity = res.equity[-2] if len(res.equity) > 1 else None
                     self._monitor(i, ts, equity, unrealized, prev_equity)
                     day_end, daily_floor, dd_floor = risk.day_end, risk.daily_floor, risk.dd_floor
                     tightened = risk.tightened

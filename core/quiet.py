@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from core.execution.book import Book
 
 Mark = tuple["array[float]", float, float | None]  # a holding book's closes, its quantity, its cost (None: dust)
-Pending = tuple[int, int, int, float, tuple[Mark, ...]]  # where in the marks, first bar, bars, cash, holdings
+Pending = tuple[int, int, float, tuple[Mark, ...]]  # a quiet stretch: first bar, bars, cash, holdings
 _NAN = array("d", [math.nan])
 Wake = tuple["array[float]", float, "array[float]", float]  # lows, the price a low reaches to wake, highs, same
 
@@ -173,47 +173,52 @@ def _equity_at(cash: float, marks: list[Mark], k: int) -> float:
 
 
 def _mark(engine: Engine, cash: float, marks: list[Mark], lo: int, hi: int) -> None:
-    """Bars [lo, hi) marked. Cash is unchanged through a stretch and so is equity while nothing is held: both are
-    written at once. Equity at each close of a holding is left to ``settle`` (NaN until then), which computes
-    every pending stretch of the run in a few array operations instead of a few per stretch."""
-    n = hi - lo
-    if n <= 0:
-        return
-    res = engine.result
-    cash_marks = array("d", [cash]) * n
-    if marks:
-        engine.pending_marks.append((len(res.equity), lo, n, cash, tuple(marks)))
-        res.equity.extend(_NAN * n)
-    else:
-        res.equity.extend(cash_marks)
-        if cash > engine.risk.hwm:
+    """Bars [lo, hi) marked: the stretch is noted for ``settle``, which writes the cash and equity marks of every
+    pending stretch in a few array operations instead of a few per stretch. Cash is unchanged through a stretch,
+    and so is equity while nothing is held (its new high, if any, goes to the risk engine now)."""
+    if hi > lo:
+        engine.pending_marks.append((lo, hi - lo, cash, tuple(marks)))
+        if not marks and cash > engine.risk.hwm:
             engine.risk.new_high(cash)
-    res.cash.extend(cash_marks)
 
 
 def settle(engine: Engine) -> None:
-    """Write the pending equity marks (``_mark``): cash plus each holding at the bar's close, added in the full
-    step's order, so every value is the float the full step computes; then the new high, if any, to the risk
-    engine. Runs when a replay ends and before a monitor reads the marks."""
+    """Write the pending marks (``_mark``) after those already written: cash, and equity — the cash, plus each
+    holding at the bar's close, added in the full step's order, so every value is the float the full step
+    computes; then a holding's new high, if any, to the risk engine. Runs before anything else appends a mark or
+    reads them, and when a replay ends."""
     pending, engine.pending_marks = engine.pending_marks, []
-    groups: dict[tuple[int, ...], list[Pending]] = {}
-    for item in pending:  # stretches holding the same books are computed together
-        groups.setdefault(tuple(id(close) for close, _, _ in item[4]), []).append(item)
-    marks = np.frombuffer(engine.result.equity, dtype=np.float64)  # writable view: released on return
+    if not pending:
+        return
+    res = engine.result
+    n = np.array([item[1] for item in pending], dtype=np.int64)
+    start = np.cumsum(n) - n  # where each stretch begins among the new marks
+    step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(start, n)  # 0.. within a stretch
+    at = len(res.equity)
+    res.equity.extend(_NAN * len(step))
+    res.cash.extend(_NAN * len(step))
+    equities = np.frombuffer(res.equity, dtype=np.float64)[at:]  # writable views: released on return
+    cashes = np.frombuffer(res.cash, dtype=np.float64)[at:]
+    cashes[:] = np.repeat(np.array([item[2] for item in pending]), n)
+    equities[:] = cashes  # a flat stretch's equity is its cash
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j, item in enumerate(pending):  # stretches holding the same books are computed together
+        if item[3]:
+            groups.setdefault(tuple(id(close) for close, _, _ in item[3]), []).append(j)
     top = -math.inf
-    for items in groups.values():
-        at = np.array([item[0] for item in items], dtype=np.int64)
-        lo = np.array([item[1] for item in items], dtype=np.int64)
-        n = np.array([item[2] for item in items], dtype=np.int64)
-        step = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)  # 0.. within a stretch
-        bars = np.repeat(lo, n) + step
-        equity = np.repeat(np.array([item[3] for item in items]), n)
-        for j, (close, _, _) in enumerate(items[0][4]):
-            qty = np.repeat(np.array([item[4][j][1] for item in items]), n)
+    for js in groups.values():
+        these = np.array(js, dtype=np.int64)
+        count = n[these]
+        where = np.repeat(start[these], count) + (np.arange(int(count.sum()), dtype=np.int64)
+                                                  - np.repeat(np.cumsum(count) - count, count))
+        bars = np.repeat(np.array([pending[j][0] for j in js], dtype=np.int64), count) + step[where]
+        equity = cashes[where].copy()
+        for m, (close, _, _) in enumerate(pending[js[0]][3]):
+            qty = np.repeat(np.array([pending[j][3][m][1] for j in js]), count)
             equity += qty * np.frombuffer(close, dtype=np.float64)[bars]
-        marks[np.repeat(at, n) + step] = equity
+        equities[where] = equity
         top = max(top, float(equity.max()))
-    del marks
+    del equities, cashes
     if top > engine.risk.hwm:
         engine.risk.new_high(top)
 
@@ -221,6 +226,7 @@ def settle(engine: Engine) -> None:
 def _watched(engine: Engine, books: list[Book], marks: list[Mark], wakes: list[Wake], i: int, stop: int) -> int:
     """Holdings the monitors watch (risk controls on): each bar is marked to its close and checked against the
     monitors and the orders' trigger prices before the strategies decide."""
+    settle(engine)  # this path appends its marks one by one: the pending ones go first
     risk = engine.risk
     res = engine.result
     cash = engine.portfolio.cash
