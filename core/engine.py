@@ -147,9 +147,9 @@ class Engine:
             self.progress(hi - start, end - start)
 
     def replay(self, start: int, end: int) -> None:
-        """Bars [start, end) of a replay: quiet stretches through ``quiet`` (``core.quiet``), every other bar —
-        a fill, a stop or limit in reach, a new day, a monitor threshold — through ``step_range``. The result is
-        the same as ``step_range(start, end)``, bar for bar (tests/test_quiet.py)."""
+        """Bars [start, end) of a replay: quiet stretches through ``quiet`` (``core.quiet``: a bar's fills first,
+        then marks and decisions), every bar it cannot run — a new day, a monitor threshold — through
+        ``step_range``. The result is the same as ``step_range(start, end)``, bar for bar (tests/test_quiet.py)."""
         i = start
         try:
             while i < end:

@@ -1,16 +1,17 @@
 """The replay's fast path: run a stretch of bars on which nothing but the strategies' decisions can happen.
 
-Most bars of a replay are quiet: no market order waits, no working stop or limit is within the bar's range,
-the day does not change and no monitor threshold (daily loss, drawdown, unrealized loss) is crossed. On such a
-bar the engine's full step (``Engine.step_range``) only marks equity and asks the strategies, so ``quiet`` does
-just that, with everything the full step would look up per bar held in locals: the books' marks, the orders'
-trigger prices, the monitors' thresholds. Cash is constant through a stretch, and so is equity while every book
-is flat: those marks are written in bulk.
+Most bars of a replay are quiet: once the bar's fills are booked (``Engine.fill_bar``, the full step's first
+step too), no working stop or limit is within the bar's range, the day does not change and no monitor threshold
+(daily loss, drawdown, unrealized loss) is crossed. On such a bar the engine's full step (``Engine.step_range``)
+only marks equity and asks the strategies, so ``quiet`` does just that, with everything the full step would look
+up per bar held in locals: the books' marks, the orders' trigger prices, the monitors' thresholds. Cash is
+constant through a stretch, and so is equity while every book is flat: those marks are written in bulk.
 
-A stretch ends before the first bar where anything else can happen (the engine runs that bar through the full
-step) and after a bar on which a strategy signalled (handled here, exactly as the full step would). The result is
-the same as running every bar through the full step: same marks to the bit, same decisions, orders and events
-(``tests/test_quiet.py``). Live sessions always take the full step.
+A stretch ends before the first bar where anything else can happen (an order can trigger: the next stretch books
+it first; a new day or a monitor: the engine runs that bar through the full step) and after a bar on which a
+strategy signalled (handled here, exactly as the full step would). The result is the same as running every bar
+through the full step: same marks to the bit, same decisions, orders and events (``tests/test_quiet.py``). Live
+sessions always take the full step.
 """
 
 from __future__ import annotations
