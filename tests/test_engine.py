@@ -228,3 +228,17 @@ def test_exit_at_the_open_and_a_stop_in_the_same_bar_sell_once() -> None:
     assert trade.exit_kind == "signal" and trade.exit_price == pytest.approx(99.0)
     assert [f.side for f in res.fills] == [Side.BUY, Side.SELL]
     assert eng.portfolio.cash == pytest.approx(10_000 + trade.net_pnl)
+
+
+@pytest.mark.req("R1.2")
+def test_client_order_ids_are_deterministic_base36_within_binances_36_characters() -> None:
+    from core.execution.broker import base36, client_order_id
+
+    edges = [0, 1, 35, 36, 1295, 1296, 46_655, 46_656, 1_679_615, 1_679_616, 2_176_782_335, 2_176_782_336,
+             1_641_000_240, 10**15]
+    for n in edges + list(range(0, 3_000_000_000, 7_777_777)):
+        digits = base36(n)
+        assert int(digits, 36) == n and (digits == "0" or not digits.startswith("0")), n
+    cid = client_order_id(SID, "BTCUSDT", 1_641_000_240_000, "entry")
+    assert cid == client_order_id(SID, "BTCUSDT", 1_641_000_240_000, "entry") == "rpaaaaaaaa-BTCUSDT-r50bw0e"
+    assert len(client_order_id(SID, "BTCUSDT", 10**18, "stop", 12)) <= 36
